@@ -1,0 +1,28 @@
+"""resmo: momentum self-supervised pretraining with residual momentum (ResMo).
+
+The ResMo term any training loop can call::
+
+    from resmo import residual_momentum_loss
+    loss = ssl_loss + 1.0 * residual_momentum_loss([s1, s2], teacher=[t1, t2])
+
+and whole methods::
+
+    from resmo import create_backbone, create_method
+    method = create_method("mocov3", create_backbone("resnet18", cifar_stem=True))
+    result = method(views, step=step); result.loss.backward(); optimizer.step()
+    method.after_optimizer_step(result, step=step, total_steps=total_steps)
+"""
+
+from resmo.backbones import backbone_names, create_backbone
+from resmo.eval.gap import intra_gap
+from resmo.losses import ResMoSettings, residual_momentum_loss
+from resmo.methods import MomentumMethod, StepResult, create_method, method_names
+from resmo.momentum import EMATeacher, cosine_momentum
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EMATeacher", "MomentumMethod", "ResMoSettings", "StepResult", "backbone_names",
+    "cosine_momentum", "create_backbone", "create_method", "intra_gap", "method_names",
+    "residual_momentum_loss",
+]

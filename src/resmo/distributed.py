@@ -1,0 +1,42 @@
+"""Collectives that degrade to identities in a single process.
+
+Used for keys that carry no gradient (MoCo keys, DINO centre statistics), so no
+autograd-aware gather is needed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+@torch.no_grad()
+def all_gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` from every rank along dim 0 (rank order)."""
+    if not is_distributed():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+@torch.no_grad()
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean of ``tensor`` over ranks (a new tensor)."""
+    if not is_distributed():
+        return tensor
+    total = tensor.clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()

@@ -1,0 +1,5 @@
+"""Evaluation: gap diagnostics, kNN and linear probes."""
+
+from resmo.eval.gap import intra_gap
+
+__all__ = ["intra_gap"]

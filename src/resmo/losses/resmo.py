@@ -1,0 +1,108 @@
+"""Residual momentum (ResMo; Pham et al., arXiv 2211.09861): pull the student toward the
+teacher on the *same* view.
+
+For views ``v = 1..V`` with student tensors ``s_v`` and teacher tensors ``t_v`` at one level:
+
+    L_resmo = (1 / V) * sum_v mean_batch d(s_v, sg[t_v])
+
+with the distance ``d``:
+
+- ``"cosine"`` (default):   d = 2 - 2 cos(s, t)
+- ``"mse"``:                d = mean_dims (normalize(s) - normalize(t))^2  = (2 - 2 cos) / D
+- ``"kd"``:                 d = -sum_k softmax(t / T)[k] log_softmax(s / T)[k]
+  (knowledge-distillation cross-entropy, which the paper reports as useless for SSL)
+
+``sg`` is stop-gradient: the teacher tensors are detached, so only the student learns. The
+total loss is ``L_ssl + weight(step) * L_resmo`` where ``weight`` ramps linearly from 0 over
+``warmup_steps`` when that is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from resmo.momentum.schedule import linear_warmup
+from resmo.validation import (
+    check_choice,
+    check_non_negative,
+    check_non_negative_int,
+    check_positive,
+)
+
+LEVELS = ("output", "projection", "features")
+DISTANCES = ("cosine", "mse", "kd")
+
+
+def residual_momentum_loss(
+    student: Sequence[torch.Tensor],
+    *,
+    teacher: Sequence[torch.Tensor],
+    distance: str = "cosine",
+    temperature: float = 0.1,
+) -> torch.Tensor:
+    """The ResMo term for same-view lists ``student[v]`` and ``teacher[v]`` (see module doc)."""
+    check_choice("resmo.distance", distance, DISTANCES)
+    check_positive("resmo.temperature", temperature)
+    if len(student) != len(teacher) or not student:
+        raise ValueError(
+            f"ResMo pairs views one to one: got {len(student)} student and {len(teacher)} teacher views"
+        )
+    per_view = [
+        _distance(s, t.detach(), distance, temperature) for s, t in zip(student, teacher, strict=True)
+    ]
+    return torch.stack(per_view).mean()
+
+
+def _distance(student: torch.Tensor, teacher: torch.Tensor, distance: str, temperature: float):
+    if distance == "cosine":
+        return (2.0 - 2.0 * F.cosine_similarity(student, teacher, dim=-1)).mean()
+    if distance == "mse":
+        return F.mse_loss(F.normalize(student, dim=-1), F.normalize(teacher, dim=-1))
+    return kd_cross_entropy(student, teacher=teacher, temperature=temperature)
+
+
+def kd_cross_entropy(
+    student_logits: torch.Tensor, *, teacher: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al. 2015): ``-sum softmax(t/T) log_softmax(s/T)``."""
+    check_positive("temperature", temperature)
+    target = F.softmax(teacher.detach() / temperature, dim=-1)
+    return -(target * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+
+
+@dataclass(frozen=True)
+class ResMoSettings:
+    """How a method adds the ResMo term. ``weight=0`` turns it off.
+
+    - ``weight``: lambda, >= 0 (default 1.0);
+    - ``level``: which same-view tensors are compared: ``"output"`` (what the SSL loss
+      compares: the student's prediction or prototypes vs the teacher's projection or
+      prototypes), ``"projection"`` or ``"features"`` (backbone);
+    - ``distance``: ``"cosine"``, ``"mse"`` or ``"kd"``; ``temperature`` is used by ``"kd"``;
+    - ``warmup_steps``: linear ramp of lambda from 0 (0 = no ramp).
+    """
+
+    weight: float = 1.0
+    level: str = "output"
+    distance: str = "cosine"
+    temperature: float = 0.1
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        check_non_negative("resmo.weight", self.weight)
+        check_choice("resmo.level", self.level, LEVELS)
+        check_choice("resmo.distance", self.distance, DISTANCES)
+        check_positive("resmo.temperature", self.temperature)
+        check_non_negative_int("resmo.warmup_steps", self.warmup_steps)
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+    def weight_at(self, step: int) -> float:
+        """lambda at optimizer step ``step`` (0-based)."""
+        return linear_warmup(step, warmup_steps=self.warmup_steps, start=0.0, end=self.weight)
