@@ -19,7 +19,7 @@ def check_choice(setting: str, value: object, allowed: Iterable[str]) -> str:
 
 def check_non_negative(setting: str, value: float) -> float:
     """Return ``value`` if it is a finite number >= 0."""
-    if not _is_number(value) or value < 0 or value != value:
+    if not _is_number(value) or not 0 <= value < float("inf"):
         raise ValueError(f"{setting}={value!r} is not valid; allowed values: a number >= 0")
     return float(value)
 

@@ -40,7 +40,7 @@ class MoCoV2(MomentumMethod):
         return sum(
             info_nce(student.outputs[s], key=teacher.outputs[t], queue=negatives,
                      temperature=self.temperature)
-            for s, t in cross_view_pairs(len(teacher.outputs), len(teacher.outputs))
+            for s, t in cross_view_pairs(len(student.outputs), len(teacher.outputs))
         )
 
     def update_state(self, result: StepResult) -> None:

@@ -1,0 +1,112 @@
+"""The pretraining recipe: typed sections with documented defaults.
+
+The defaults are the built-in quickstart (``resmo pretrain`` with no arguments): a small
+ResNet on the generated offline dataset, sized to finish in minutes on two CPU cores.
+Recipes in ``configs/`` override them per dataset and method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Small heads per method for the quickstart; paper-size heads are the method defaults
+# (see resmo.nn.heads) and recipes in configs/ set their own.
+SMALL_HEADS: dict[str, dict[str, Any]] = {
+    "mocov3": {"hidden_dim": 512, "out_dim": 128, "predictor_hidden_dim": 512},
+    "byol": {"hidden_dim": 512, "out_dim": 128, "predictor_hidden_dim": 512},
+    "mocov2": {"hidden_dim": 512, "out_dim": 128, "queue_size": 4096},
+    "dino": {"hidden_dim": 512, "bottleneck_dim": 128, "num_prototypes": 1024},
+}
+
+
+@dataclass
+class ResMoSection:
+    """The ResMo term (see resmo.losses.resmo): ``weight`` 0 gives the plain method."""
+
+    weight: float = 1.0
+    level: str = "output"
+    distance: str = "cosine"
+    temperature: float = 0.1
+    warmup_epochs: float = 0.0
+
+
+@dataclass
+class DataSection:
+    """Where images come from and how views are made.
+
+    ``name``: ``synthetic`` (built-in, offline), ``cifar10``, ``cifar100``, ``stl10`` or a
+    folder path. ``image_size`` null means the dataset's own size (32, 96, or 224 for folders).
+    ``views``: options of :func:`resmo.data.build_view_recipe`; ``synthetic``: options of
+    :class:`resmo.data.synthetic.SyntheticShapes`.
+    """
+
+    name: str = "synthetic"
+    image_size: int | None = None
+    cache_dir: str | None = None
+    num_workers: int = 2
+    views: dict[str, Any] = field(default_factory=dict)
+    synthetic: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizerSection:
+    """Optimizer and learning-rate schedule (linear warm-up, then cosine to ``min_lr``).
+
+    ``lr`` is used as given: it is never rescaled by the batch size.
+    Norm and bias parameters get no weight decay (and no LARS adaptation).
+    """
+
+    name: str = "sgd"
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_epochs: float = 1.0
+    min_lr: float = 0.0
+    lars_eta: float = 0.02
+
+
+@dataclass
+class TrainSection:
+    """Loop, hardware and precision: everything Lightning's Trainer is told."""
+
+    epochs: int = 12
+    batch_size: int = 128
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    sync_batchnorm: bool = False
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+
+
+@dataclass
+class MonitorSection:
+    """kNN of student and teacher backbones on the validation split (when labelled)."""
+
+    knn_every_epochs: int = 0
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    knn_max_train: int = 10000
+    knn_max_val: int = 10000
+
+
+@dataclass
+class PretrainConfig:
+    """A whole recipe. ``method_options`` / ``backbone_options`` are keyed by name; only
+    the section of the chosen method / backbone is used."""
+
+    method: str = "mocov3"
+    backbone: str = "resnet_small"
+    seed: int = 0
+    out: str | None = None
+    method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(SMALL_HEADS))
+    backbone_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resmo: ResMoSection = field(default_factory=ResMoSection)
+    data: DataSection = field(default_factory=DataSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    monitor: MonitorSection = field(default_factory=MonitorSection)

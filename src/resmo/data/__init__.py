@@ -1,0 +1,57 @@
+"""Data: datasets (built-in synthetic, torchvision sets, image folders) and view recipes.
+
+Typical use by a trainer::
+
+    from resmo.data import MultiViewDataset, EvalDataset, build_datasets, build_view_recipe, eval_transform
+
+    splits = build_datasets("cifar10")                # or None, "stl10", "/path/to/images"
+    recipe = build_view_recipe("mocov3", splits.image_size)
+    train = MultiViewDataset(splits.train, recipe)     # (list of views, label)
+    if splits.val is not None:
+        memory = EvalDataset(splits.eval_train, eval_transform(splits.image_size))
+        val = EvalDataset(splits.val, eval_transform(splits.image_size))
+    ...
+    if skipped := splits.skipped_files():
+        warn(skipped.message())                        # "skipped N unreadable images (e.g. PATH)"
+
+``SyntheticShapes`` is imported lazily (it lives in :mod:`resmo.data.synthetic`).
+"""
+
+from resmo.data.build import DATASET_NAMES, DataSplits, build_datasets
+from resmo.data.errors import DataError
+from resmo.data.folders import ImageFolderSplits, find_images, load_image_folder
+from resmo.data.images import IMAGE_EXTENSIONS, ImageFiles, SkippedFiles, load_image, to_rgb
+from resmo.data.torchvision_sets import (
+    TorchvisionSplits,
+    cifar10,
+    cifar100,
+    default_cache_dir,
+    stl10,
+)
+from resmo.data.views import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    EvalDataset,
+    MultiViewDataset,
+    ViewRecipe,
+    build_view_recipe,
+    eval_transform,
+    multi_crop_recipe,
+    two_view_recipe,
+)
+
+__all__ = [
+    "DATASET_NAMES", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "DataError", "DataSplits",
+    "EvalDataset", "ImageFiles", "ImageFolderSplits", "MultiViewDataset", "SkippedFiles",
+    "SyntheticShapes", "TorchvisionSplits", "ViewRecipe", "build_datasets", "build_view_recipe",
+    "cifar10", "cifar100", "default_cache_dir", "eval_transform", "find_images", "load_image",
+    "load_image_folder", "multi_crop_recipe", "stl10", "to_rgb", "two_view_recipe",
+]
+
+
+def __getattr__(name: str):
+    if name == "SyntheticShapes":
+        from resmo.data.synthetic import SyntheticShapes
+
+        return SyntheticShapes
+    raise AttributeError(f"module 'resmo.data' has no attribute {name!r}")

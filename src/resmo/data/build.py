@@ -1,0 +1,170 @@
+"""``build_datasets``: from a ``data`` setting to base datasets of ``(PIL image, label)``.
+
+``data`` is one of
+
+- ``None`` or ``"synthetic"``: the built-in offline :class:`~resmo.data.synthetic.SyntheticShapes`;
+- ``"cifar10"``, ``"cifar100"``, ``"stl10"``: torchvision, downloaded on first use into the
+  cache folder (see :mod:`resmo.data.torchvision_sets`);
+- anything else: a folder path (see :mod:`resmo.data.folders` for the layouts). Names win
+  over folders of the same name: write ``./cifar10`` to mean a folder.
+
+View recipes are applied later, by wrapping ``train`` in
+:class:`~resmo.data.views.MultiViewDataset` and the evaluation sets in
+:class:`~resmo.data.views.EvalDataset`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from resmo.data.folders import load_image_folder
+from resmo.data.images import SkippedFiles
+from resmo.data.torchvision_sets import cifar10, cifar100, stl10
+from resmo.validation import check_positive_int
+
+TORCHVISION_SETS = {"cifar10": cifar10, "cifar100": cifar100, "stl10": stl10}
+NATIVE_IMAGE_SIZES = {"synthetic": 32, "cifar10": 32, "cifar100": 32, "stl10": 96}
+DEFAULT_FOLDER_IMAGE_SIZE = 224
+DATASET_NAMES = ("synthetic", *TORCHVISION_SETS)
+
+
+@dataclass
+class DataSplits:
+    """Base datasets of ``(PIL RGB image, int label)`` and what the trainer needs to know.
+
+    - ``train``: pretraining images (labels only feed monitors; ``-1`` = unlabelled);
+    - ``val``: labelled evaluation images, or ``None``;
+    - ``eval_train``: labelled images for the kNN memory bank / linear probe; ``train``
+      itself unless it holds unlabelled images (STL-10), ``None`` without labels;
+    - ``num_classes`` / ``classes``: ``None`` / ``[]`` without labels;
+    - ``has_labels``: whether the images carry class labels (kNN / linear evaluation also
+      needs ``val``);
+    - ``image_size``: the side views should have;
+    - ``notes``: one-line facts worth printing at the start of a run (defaults chosen,
+      evaluation turned off, ...).
+    """
+
+    name: str
+    train: Dataset
+    val: Dataset | None
+    num_classes: int | None
+    has_labels: bool
+    image_size: int
+    eval_train: Dataset | None = None
+    classes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.eval_train is None and self.has_labels:
+            self.eval_train = self.train
+
+    def skipped_files(self) -> SkippedFiles:
+        """Unreadable files skipped so far across all splits (see ``SkippedFiles.message``)."""
+        total, seen = SkippedFiles(), set()
+        for dataset in (self.train, self.eval_train, self.val):
+            if dataset is None or id(dataset) in seen:
+                continue
+            seen.add(id(dataset))
+            report = getattr(dataset, "skipped_files", None)
+            if callable(report):
+                total += report()
+        return total
+
+
+def build_datasets(
+    data: str | os.PathLike | None,
+    *,
+    image_size: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    synthetic_options: dict | None = None,
+) -> DataSplits:
+    """Build the base datasets for ``data`` (see the module docstring).
+
+    ``image_size`` defaults to the data's native size (32 for CIFAR and synthetic, 96 for
+    STL-10) and to 224 for image folders (a note says so). ``cache_dir`` is where
+    torchvision sets live. ``seed`` and ``synthetic_options`` only affect the synthetic
+    data: ``num_samples`` (train), ``val_num_samples`` and any other keyword of
+    ``SyntheticShapes``. Errors: :class:`~resmo.data.errors.DataError` for missing or
+    unreadable data, ``ValueError`` for invalid settings.
+    """
+    if image_size is not None:
+        check_positive_int("image_size", image_size)
+    if data is None:
+        key = "synthetic"
+    elif isinstance(data, str) and data.strip().lower() in DATASET_NAMES:
+        key = data.strip().lower()
+    elif isinstance(data, (str, os.PathLike)):
+        return _folder(data, image_size)
+    else:
+        raise ValueError(
+            f"data={data!r} is not valid; allowed values: {', '.join(DATASET_NAMES)} or a folder path"
+        )
+    size = NATIVE_IMAGE_SIZES[key] if image_size is None else image_size
+    if key == "synthetic":
+        return _synthetic(size, seed, dict(synthetic_options or {}))
+    splits = TORCHVISION_SETS[key](cache_dir)
+    return DataSplits(
+        name=key, train=splits.train, val=splits.val, num_classes=len(splits.classes),
+        has_labels=True, image_size=size, eval_train=splits.eval_train, classes=splits.classes,
+    )
+
+
+def synthetic_option_names() -> list[str]:
+    """Keys ``synthetic_options`` accepts."""
+    from resmo.data.synthetic import SyntheticShapes
+
+    own = inspect.signature(SyntheticShapes).parameters
+    return sorted(set(own) - {"split", "seed", "image_size", "transform"} | {"val_num_samples"})
+
+
+def _synthetic(image_size: int, seed: int, options: dict) -> DataSplits:
+    from resmo.data.synthetic import SyntheticShapes  # lazy: generated in the constructor
+
+    allowed = synthetic_option_names()
+    for name in sorted(options):
+        if name not in allowed:
+            raise ValueError(
+                f"synthetic option {name!r} is not valid; allowed options: {', '.join(allowed)}"
+            )
+    val_options = dict(options)
+    if "val_num_samples" in options:
+        val_options["num_samples"] = val_options.pop("val_num_samples")
+        options.pop("val_num_samples")
+    else:
+        val_options.pop("num_samples", None)  # the val split keeps its own default size
+    train = SyntheticShapes("train", image_size=image_size, seed=seed, **options)
+    val = SyntheticShapes("val", image_size=image_size, seed=seed, **val_options)
+    return DataSplits(
+        name="synthetic", train=train, val=val, num_classes=len(train.classes), has_labels=True,
+        image_size=image_size, classes=list(train.classes),
+    )
+
+
+def _folder(path: str | os.PathLike, image_size: int | None) -> DataSplits:
+    found = load_image_folder(path)
+    notes = list(found.notes)
+    if image_size is None:
+        image_size = DEFAULT_FOLDER_IMAGE_SIZE
+        notes.append(
+            f"image folder: image_size defaults to {DEFAULT_FOLDER_IMAGE_SIZE}; pass image_size to change it"
+        )
+    counts = f"{len(found.train)} train images"
+    if found.val is not None:
+        counts += f", {len(found.val)} evaluation images, {len(found.classes)} classes"
+    notes.insert(0, f"image folder '{found.root}': {found.layout}, {counts}")
+    return DataSplits(
+        name=Path(found.root).resolve().name or str(found.root),
+        train=found.train,
+        val=found.val,
+        num_classes=len(found.classes) if found.has_labels else None,
+        has_labels=found.has_labels,
+        image_size=image_size,
+        classes=list(found.classes),
+        notes=notes,
+    )

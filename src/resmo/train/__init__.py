@@ -1,0 +1,1 @@
+"""Pretraining with Lightning: the module, optimizers, monitors and the run folder."""

@@ -1,0 +1,115 @@
+"""Monitors while pretraining: kNN of student and teacher, throughput, RNG state.
+
+- :class:`KnnMonitor`: weighted kNN top-1 (resmo.eval.knn) of the student and the teacher
+  backbone on the validation split, every ``every_n_epochs`` and after the last epoch, and
+  of the student at initialisation (the random-encoder baseline). Runs on global rank 0.
+- :class:`ThroughputMonitor`: training images per second per epoch (all ranks together).
+- :class:`RngStateCallback`: saves and restores the Python, NumPy and torch RNG states in
+  checkpoints, so a resumed run draws the same augmentations and batches.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from resmo.eval.knn import extract_features, weighted_knn
+
+
+class KnnMonitor(pl.Callback):
+    def __init__(
+        self, train_loader: DataLoader, val_loader: DataLoader, *, every_n_epochs: int,
+        k: int, temperature: float, num_classes: int | None,
+    ) -> None:
+        self.train_loader = train_loader
+        self.val_loader = val_loader
+        self.every_n_epochs = every_n_epochs
+        self.k = k
+        self.temperature = temperature
+        self.num_classes = num_classes
+        self.history: list[dict[str, float]] = []
+        self.random_init_top1: float | None = None
+
+    def knn_top1(self, backbone: torch.nn.Module, device: torch.device) -> float:
+        bank, bank_labels = extract_features(backbone, self.train_loader, device=device)
+        queries, query_labels = extract_features(backbone, self.val_loader, device=device)
+        return weighted_knn(
+            bank, bank_labels, queries, query_labels, k=self.k, temperature=self.temperature,
+            num_classes=self.num_classes,
+        ).top1
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero and self.random_init_top1 is None and trainer.global_step == 0:
+            self.random_init_top1 = self.knn_top1(pl_module.method.backbone, pl_module.device)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        last = epoch == trainer.max_epochs
+        if not trainer.is_global_zero or not (last or (self.every_n_epochs and epoch % self.every_n_epochs == 0)):
+            return
+        method = pl_module.method
+        row = {
+            "epoch": epoch,
+            "knn_top1_student": self.knn_top1(method.backbone, pl_module.device),
+            "knn_top1_teacher": self.knn_top1(method.teacher.module.backbone, pl_module.device),
+        }
+        self.history.append(row)
+        pl_module.log_dict(
+            {"knn/student_top1": row["knn_top1_student"], "knn/teacher_top1": row["knn_top1_teacher"]},
+            rank_zero_only=True,
+        )
+
+    def state_dict(self) -> dict:
+        return {"history": self.history, "random_init_top1": self.random_init_top1}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
+        self.random_init_top1 = state_dict.get("random_init_top1")
+
+
+class ThroughputMonitor(pl.Callback):
+    def __init__(self) -> None:
+        self.per_epoch: list[float] = []
+        self._start = 0.0
+        self._images = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start, self._images = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._images += batch[0][0].shape[0] * trainer.world_size
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = time.perf_counter() - self._start
+        if self._images and seconds > 0:
+            rate = self._images / seconds
+            self.per_epoch.append(rate)
+            pl_module.log("train/images_per_second", rate, rank_zero_only=True)
+
+    def state_dict(self) -> dict:
+        return {"per_epoch": self.per_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.per_epoch = list(state_dict.get("per_epoch", []))
+
+
+class RngStateCallback(pl.Callback):
+    def state_dict(self) -> dict:
+        return {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        random.setstate(state_dict["python"])
+        np.random.set_state(state_dict["numpy"])
+        torch.set_rng_state(state_dict["torch"])
+        if state_dict.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])

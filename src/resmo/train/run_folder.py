@@ -1,0 +1,58 @@
+"""The run folder: resolved config, backbone exports and ``summary.json``.
+
+Layout (``--out``, default ``runs/<method>-<data>-<time>``)::
+
+    config.yaml            the resolved recipe (after defaults and overrides)
+    metrics.csv            every logged value (Lightning CSV logger)
+    tensorboard/           the same for TensorBoard
+    checkpoints/last.ckpt  full training state, written every epoch
+    student_backbone.pt    {"backbone", "options", "state_dict"}: load with load_backbone()
+    teacher_backbone.pt
+    summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resmo.backbones import create_backbone
+from resmo.config.loader import dump_config
+from resmo.config.schema import PretrainConfig
+
+
+def default_out_dir(config: PretrainConfig) -> Path:
+    data = Path(str(config.data.name)).name or "data"
+    return Path("runs") / f"{config.method}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def write_config(out: Path, config: PretrainConfig) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "config.yaml"
+    path.write_text(dump_config(config))
+    return path
+
+
+def export_backbone(path: Path, backbone: nn.Module, *, name: str, options: dict[str, Any]) -> None:
+    """Save ``backbone``'s weights with what is needed to rebuild it."""
+    state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
+    torch.save({"backbone": name, "options": dict(options), "state_dict": state}, path)
+
+
+def load_backbone(path: str | Path) -> nn.Module:
+    """Rebuild a backbone exported by :func:`export_backbone` (``strict=True``)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    backbone = create_backbone(saved["backbone"], **saved["options"])
+    backbone.load_state_dict(saved["state_dict"], strict=True)
+    return backbone
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> Path:
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    return path
