@@ -6,7 +6,7 @@ or command line), the dotted key and the offending value, e.g.::
     configs/x.yaml: unknown key 'train.epoch'; valid keys in 'train': accelerator, ...
     command line: 'train.epochs' expects an integer, got 'abc'
 
-Merging rules: scalars and sections merge key by key; entries of name-keyed option maps
+Merging rules: sections and plain option maps (``data.views``) merge key by key; entries of name-keyed option maps
 (``method_options.<method>``, ``backbone_options.<backbone>``) given in a file replace the
 built-in entry as a whole, while a dotted override sets one option.
 """
@@ -90,6 +90,8 @@ def apply_mapping(
             apply_mapping(current, value, source=source, prefix=f"{dotted}.", replace_entries=replace_entries)
         elif isinstance(current, dict) and _is_nested_options(hints[key]):
             _merge_options(current, value, source, dotted, replace_entries)
+        elif isinstance(current, dict) and isinstance(value, dict):
+            current.update(value)
         else:
             setattr(target, key, coerce(value, hints[key], source=source, key=dotted))
 

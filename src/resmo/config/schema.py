@@ -7,6 +7,7 @@ Recipes in ``configs/`` override them per dataset and method.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,7 @@ class PretrainConfig:
     backbone: str = "resnet_small"
     seed: int = 0
     out: str | None = None
-    method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(SMALL_HEADS))
+    method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(SMALL_HEADS))
     backbone_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     resmo: ResMoSection = field(default_factory=ResMoSection)
     data: DataSection = field(default_factory=DataSection)

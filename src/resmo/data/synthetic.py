@@ -113,6 +113,9 @@ def generate_shapes(
     min_contrast: float = 0.25,
     max_noise: float = 0.08,
     max_ramp: float = 0.25,
+    max_rotation: float = 180.0,
+    radius_range: tuple[float, float] = (0.22, 0.36),
+    palette: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``num_samples`` images (``uint8 [N, S, S, 3]``) and labels (``int64 [N]``).
 
@@ -128,20 +131,25 @@ def generate_shapes(
     labels = rng.permutation(np.arange(n) % len(names))
 
     # per-sample factors
-    background = rng.uniform(0.0, 1.0, (n, 3))
-    foreground = rng.uniform(0.0, 1.0, (n, 3))
+    if palette:
+        colours = rng.uniform(0.0, 1.0, (palette, 3))
+        draw = lambda k: colours[rng.integers(0, palette, k)]  # noqa: E731
+    else:
+        draw = lambda k: rng.uniform(0.0, 1.0, (k, 3))  # noqa: E731
+    background = draw(n)
+    foreground = draw(n)
     for _ in range(100):  # redraw foregrounds too close in luma to their background
         bad = np.abs(_luma(foreground) - _luma(background)) < min_contrast
         if not bad.any():
             break
-        foreground[bad] = rng.uniform(0.0, 1.0, (int(bad.sum()), 3))
+        foreground[bad] = draw(int(bad.sum()))
     ramp_angle = rng.uniform(0.0, 2.0 * np.pi, (2, n))
     ramp_amplitude = rng.uniform(-1.0, 1.0, (2, n, 3)) * max_ramp
     clutter_radius = rng.uniform(0.5, 1.2, (num_distractors, n)) * size / 10
     clutter_centre = rng.uniform(0.0, size, (num_distractors, 2, n))
     clutter_colour = rng.uniform(0.0, 1.0, (num_distractors, n, 3))
-    theta = rng.uniform(0.0, 2.0 * np.pi, n)
-    radius = rng.uniform(0.22, 0.36, n) * size
+    theta = np.deg2rad(rng.uniform(-max_rotation, max_rotation, n))
+    radius = rng.uniform(*radius_range, n) * size
     cx = rng.uniform(0.5 * radius, size - 0.5 * radius)
     cy = rng.uniform(0.5 * radius, size - 0.5 * radius)
     noise = rng.uniform(0.0, max_noise, n)

@@ -102,14 +102,26 @@ class RngStateCallback(pl.Callback):
     def state_dict(self) -> dict:
         return {
             "python": random.getstate(),
-            "numpy": np.random.get_state(),
+            "numpy": _numpy_state_to_tensors(np.random.get_state()),
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
         random.setstate(state_dict["python"])
-        np.random.set_state(state_dict["numpy"])
+        np.random.set_state(_numpy_state_from_tensors(state_dict["numpy"]))
         torch.set_rng_state(state_dict["torch"])
         if state_dict.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+def _numpy_state_to_tensors(state: tuple) -> dict:
+    """NumPy's RNG state as tensors and ints, loadable with ``torch.load(weights_only=True)``."""
+    kind, keys, position, has_gauss, cached_gaussian = state
+    return {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+
+
+def _numpy_state_from_tensors(state: dict) -> tuple:
+    keys = state["keys"].numpy().astype(np.uint32)
+    return (state["kind"], keys, state["position"], state["has_gauss"], state["cached_gaussian"])

@@ -32,6 +32,7 @@ from resmo.data import (
 )
 from resmo.losses.resmo import ResMoSettings
 from resmo.methods import MomentumMethod, create_method, method_names, method_options
+from resmo.train.consistency import RankConsistencyCheck
 from resmo.train.module import PretrainModule
 from resmo.train.monitors import KnnMonitor, RngStateCallback, ThroughputMonitor
 from resmo.train.run_folder import default_out_dir, export_backbone, write_config, write_summary
@@ -51,6 +52,7 @@ class PreparedRun:
     module: PretrainModule
     knn: KnnMonitor | None
     throughput: ThroughputMonitor
+    consistency: RankConsistencyCheck
     backbone_options: dict[str, Any]
     resume: str | None
 
@@ -127,16 +129,23 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     )
     image_size = config.data.image_size or splits.image_size
     recipe = build_view_recipe(config.method, image_size, **config.data.views)
-    trainer = _build_trainer(config, out)
-    global_batch = config.train.batch_size * trainer.world_size
+    processes = expected_world_size(config)
+    global_batch = config.train.batch_size * processes
     if len(splits.train) < global_batch:
         raise ValueError(
-            f"train.batch_size={config.train.batch_size} (x {trainer.world_size} processes) is larger "
+            f"train.batch_size={config.train.batch_size} (x {processes} processes) is larger "
             f"than the {len(splits.train)} training images of '{config.data.name}'; use a smaller --batch-size"
         )
     steps_per_epoch = len(splits.train) // global_batch
     backbone_options = resolve_backbone_options(config, image_size)
     method = _build_method(config, backbone_options, steps_per_epoch)
+    recipe_views = getattr(recipe, "num_global_views", 2)
+    if method.num_teacher_views != recipe_views:
+        raise ValueError(
+            f"method_options.{config.method}.num_teacher_views={method.num_teacher_views} does not match "
+            f"the {recipe_views} global views of the view recipe"
+        )
+    trainer = _build_trainer(config, out)  # last: Lightning starts printing here
     module = PretrainModule(method, config.optimizer)
     train_loader = _loader(
         MultiViewDataset(splits.train, recipe), batch_size=config.train.batch_size, shuffle=True,
@@ -147,8 +156,20 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
         trainer.callbacks.insert(0, knn)
     throughput = ThroughputMonitor()
     trainer.callbacks.insert(0, throughput)
+    consistency = RankConsistencyCheck()
+    trainer.callbacks.append(consistency)
     return PreparedRun(config, out, splits, image_size, train_loader, trainer, module, knn,
-                       throughput, backbone_options, resume)
+                       throughput, consistency, backbone_options, resume)
+
+
+def expected_world_size(config: PretrainConfig) -> int:
+    """Processes the trainer will start: devices per node x nodes (``auto``: all GPUs, or 1)."""
+    devices = config.train.devices
+    if devices == "auto":
+        accelerator = config.train.accelerator
+        use_gpus = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        devices = torch.cuda.device_count() if use_gpus else 1
+    return int(devices) * config.train.num_nodes
 
 
 def _resolve_resume(resume: str | None, out: Path) -> str | None:
@@ -260,4 +281,6 @@ def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
         "skipped_files": skipped.count,
         "skipped_examples": list(skipped.examples),
         "world_size": run.trainer.world_size,
+        "ranks_consistent": run.consistency.consistent,
+        "rank_fingerprints": run.consistency.fingerprints,
     }
