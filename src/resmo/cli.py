@@ -1,6 +1,10 @@
 """The ``resmo`` command.
 
     resmo pretrain [--config FILE.yaml] [flags] [key.sub=value ...]
+    resmo eval knn|linear RUN [--encoder student|teacher|both] [--data NAME|PATH]
+    resmo gap RUN [--data NAME|PATH]
+    resmo report RUN [RUN ...] [--out DIR]
+    resmo export RUN --encoder student|teacher [--out FILE.pt]
 
 Flags are shortcuts for recipe keys; ``key.sub=value`` overrides any key (the value is
 read as YAML). Bad input ends with one line on stderr and exit code 2.
@@ -13,6 +17,10 @@ import sys
 from collections.abc import Sequence
 
 from resmo import __version__
+from resmo.commands import eval_command, export_command, gap_command, report_command
+
+#: Subcommands defined in resmo.commands: name -> module with add_parser() and run().
+COMMANDS = {"eval": eval_command, "gap": gap_command, "report": report_command, "export": export_command}
 
 # flag -> recipe key
 FLAG_KEYS = {
@@ -73,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--precision", help="32-true, bf16-mixed or 16-mixed (key: train.precision)")
     pretrain.add_argument("--resume", metavar="CKPT|auto", help="continue from a checkpoint; 'auto' takes <out>/checkpoints/last.ckpt if present")
     pretrain.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override any recipe key")
+    for module in COMMANDS.values():
+        module.add_parser(commands)
     return parser
 
 
@@ -123,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "pretrain":
         return run_pretrain_command(args)
+    if args.command in COMMANDS:
+        return COMMANDS[args.command].run(args)
     return 2
 
 

@@ -100,6 +100,21 @@ def _build_method(config: PretrainConfig, backbone_options: dict, steps_per_epoc
     return create_method(config.method, backbone, resmo=resmo, **options)
 
 
+def rebuild_method(
+    config: PretrainConfig, image_size: int, *, steps_per_epoch: int = 1
+) -> tuple[MomentumMethod, dict[str, Any]]:
+    """The untrained method of ``config`` and its resolved backbone options, built by the
+    same code as :func:`prepare_run` (for loading a checkpoint's ``method.*`` weights).
+
+    ``steps_per_epoch`` only sets step-based schedules (ResMo and DINO temperature
+    warm-up), never a parameter shape. Raises ``ValueError`` for unknown names.
+    """
+    check_choice("method", config.method, method_names())
+    check_choice("backbone", config.backbone, backbone_names())
+    backbone_options = resolve_backbone_options(config, image_size)
+    return _build_method(config, backbone_options, steps_per_epoch), backbone_options
+
+
 def _loader(dataset, *, batch_size: int, shuffle: bool, drop_last: bool, workers: int) -> DataLoader:
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,

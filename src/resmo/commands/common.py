@@ -1,0 +1,65 @@
+"""Shared command-line pieces: the run argument, evaluation options, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+#: What bad input raises below the CLI (``ConfigError`` and ``DataError`` are ValueErrors).
+USER_ERRORS = (ValueError, OSError)
+
+
+def fail(prog: str, error: BaseException) -> int:
+    """Print ``<prog>: error: <first line>`` on stderr and return exit code 2."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    print(f"{prog}: error: {lines[0]}", file=sys.stderr)
+    return 2
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer >= 1")
+    return number
+
+
+def add_run_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run folder (config.yaml + checkpoints/last.ckpt) or a .ckpt file")
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="the run's recipe, for a checkpoint without config.yaml next to or above it")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data``, feature-extraction and cache options shared by eval and gap."""
+    parser.add_argument("--data", metavar="NAME|PATH", help="labelled data to evaluate on (default: the run's data)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass (default 256)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
+    parser.add_argument("--max-train", type=positive_int, metavar="N", help="use a fixed random subset of N training images")
+    parser.add_argument("--max-val", type=positive_int, metavar="N", help="use a fixed random subset of N validation images")
+    parser.add_argument("--no-cache", action="store_true", help="recompute features instead of using eval/cache/")
+
+
+def extract_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"batch_size": args.batch_size, "device": args.device, "num_workers": args.num_workers,
+            "use_cache": not args.no_cache}
+
+
+def load(args: argparse.Namespace):
+    """The run and its evaluation data from ``args`` (raises ``ValueError``)."""
+    from resmo.eval.features import build_eval_data, resolve_device
+    from resmo.eval.runs import load_run
+
+    resolve_device(args.device)  # fail on a bad device before any work
+    run = load_run(args.run, config=args.config)
+    data = build_eval_data(run, args.data, max_train=args.max_train, max_val=args.max_val)
+    return run, data
+
+
+def describe(payload: dict[str, Any]) -> str:
+    return (f"{payload['data']} ({payload['num_train']} train / {payload['num_val']} val images, "
+            f"{payload['num_classes']} classes), checkpoint {payload['checkpoint']} (step {payload['global_step']})")

@@ -1,0 +1,56 @@
+"""``resmo gap RUN``: intra gap per level on held-out images, accuracy gap, cosine histogram."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from resmo.commands.common import (
+    USER_ERRORS,
+    add_data_arguments,
+    add_run_argument,
+    describe,
+    extract_options,
+    fail,
+    load,
+    positive_int,
+)
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "gap", help="student-teacher gap diagnostics of a run on held-out images",
+        description="Same-view cosine of student and teacher per level (features, projection, output) "
+        "on the held-out split, its histogram (PNG) and the kNN accuracy gap teacher - student. "
+        "Saves <run>/eval/gap-<data>.json and gap_hist-<data>.png.",
+    )
+    add_run_argument(parser)
+    add_data_arguments(parser)
+    parser.add_argument("--k", type=positive_int, default=20, help="kNN neighbours for the accuracy gap (default 20)")
+    parser.add_argument("--temperature", type=float, default=0.07, help="kNN temperature (default 0.07)")
+
+
+def format_gap(payload: dict[str, Any]) -> list[str]:
+    lines = [f"gap on {describe(payload)}", f"{'level':<12}{'intra gap':>11}{'mean cos':>10}{'std cos':>9}"]
+    for level, gap in payload["intra_gap"].items():
+        lines.append(f"{level:<12}{gap:>11.4f}{payload['cosine_mean'][level]:>10.4f}{payload['cosine_std'][level]:>9.4f}")
+    knn = payload["knn"]
+    lines.append(f"kNN k={knn['k']} top-1: student {knn['student']['top1']:.2f}, teacher "
+                 f"{knn['teacher']['top1']:.2f}, teacher - student {knn['teacher_minus_student']['top1']:+.2f}")
+    if payload.get("linear"):
+        lines.append(f"linear top-1 teacher - student: {payload['linear']['teacher_minus_student']['top1']:+.2f}")
+    if payload.get("histogram_png"):
+        lines.append(f"histogram {payload['histogram_png']}")
+    return lines + [f"saved {payload['path']}"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from resmo.eval.gap_diagnostics import measure_gap
+
+    try:
+        run_, data = load(args)
+        payload = measure_gap(run_, data, k=args.k, temperature=args.temperature, **extract_options(args))
+    except USER_ERRORS as error:
+        return fail("resmo gap", error)
+    print("\n".join(format_gap(payload)))
+    return 0

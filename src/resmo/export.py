@@ -1,0 +1,102 @@
+"""``resmo export``: a run's student or teacher backbone as weights of the plain model.
+
+Formats (chosen by the run's backbone):
+
+- ``resnet18`` / ``resnet50`` -> **torchvision**: resmo's ``TorchvisionResNet`` keeps
+  torchvision's module names under ``net.``; the export strips that prefix (and has no
+  ``fc``: resmo replaces it by ``nn.Identity``), so it loads with ``strict=True`` into
+  ``torchvision.models.resnet18()`` after ``model.fc = nn.Identity()``. CIFAR-stem runs
+  (images <= 64 px) also need ``model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)`` and
+  ``model.maxpool = nn.Identity()``;
+- ``vit_tiny`` / ``vit_small`` -> **timm**: the state dict of
+  ``timm.create_model(name, num_classes=0, img_size=..., patch_size=...)``;
+- ``resnet_small`` -> **resmo**: it has no torchvision or timm twin; the file holds the
+  resmo state dict for ``resmo.create_backbone("resnet_small", **options)``.
+
+Next to ``<name>.pt`` (a plain state dict: ``torch.load(path, weights_only=True)``) a
+``<name>.json`` records the format, how to build the model, the normalisation and the
+source checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resmo.data import IMAGENET_MEAN, IMAGENET_STD
+
+TORCHVISION = ("resnet18", "resnet50")
+TIMM = {"vit_tiny": "vit_tiny_patch16_224", "vit_small": "vit_small_patch16_224"}
+
+
+def plain_state_dict(backbone: nn.Module, name: str, options: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state dict of the plain model, how to build it)`` for a resmo backbone."""
+    state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
+    if name in TORCHVISION or name in TIMM:
+        if not all(key.startswith("net.") for key in state):
+            raise ValueError(f"backbone {name!r} does not keep its model under 'net.'; cannot export")
+        state = {key[len("net."):]: value for key, value in state.items()}
+    if name in TORCHVISION:
+        if any(key.startswith("fc.") for key in state):
+            raise ValueError(f"backbone {name!r} has a classifier 'fc'; resmo exports have none")
+        cifar = bool(options.get("cifar_stem", False))
+        build = {"format": "torchvision", "model": f"torchvision.models.{name}", "cifar_stem": cifar,
+                 "changes": ["fc = nn.Identity()"] + (
+                     ["conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)", "maxpool = nn.Identity()"] if cifar else [])}
+    elif name in TIMM:
+        build = {"format": "timm", "model": TIMM[name], "kwargs": {
+            "num_classes": 0, "img_size": options.get("img_size", 224), "patch_size": options.get("patch_size", 16)}}
+    else:
+        build = {"format": "resmo", "model": name, "kwargs": dict(options),
+                 "note": f"{name!r} has no torchvision/timm twin: build it with "
+                         f"resmo.create_backbone({name!r}, **kwargs) and load this state dict"}
+    return state, build
+
+
+def build_plain_model(build: dict[str, Any]) -> nn.Module:
+    """The plain (torchvision / timm / resmo) model an export's ``build`` record describes."""
+    if build["format"] == "torchvision":
+        import torchvision
+
+        model = getattr(torchvision.models, build["model"].rsplit(".", 1)[1])()
+        model.fc = nn.Identity()
+        if build["cifar_stem"]:
+            model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            model.maxpool = nn.Identity()
+        return model
+    if build["format"] == "timm":
+        import timm
+
+        return timm.create_model(build["model"], pretrained=False, **build["kwargs"])
+    from resmo.backbones import create_backbone
+
+    return create_backbone(build["model"], **build["kwargs"])
+
+
+def export_encoder(run_path: str | Path, encoder: str, *, out: str | Path | None = None,
+                   config: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Export ``encoder`` (student / teacher) of a run folder or checkpoint.
+
+    Writes ``out`` (default ``<run>/export/<encoder>-<backbone>.pt``) and ``<out>.json``;
+    returns the weights path and the metadata. Raises ``ValueError`` for bad input.
+    """
+    from resmo.eval.runs import load_run  # lazy: rebuilding a method pulls in Lightning
+
+    run = load_run(run_path, config=config)
+    name = run.config.backbone
+    state, build = plain_state_dict(run.encoder(encoder), name, run.backbone_options)
+    target = Path(out) if out else run.folder / "export" / f"{encoder}-{name}.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target)
+    metadata = {
+        "encoder": encoder, "backbone": name, "backbone_options": run.backbone_options, "build": build,
+        "image_size": run.image_size, "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "feature_dim": int(run.encoder(encoder).feature_dim), "checkpoint": str(run.checkpoint),
+        "checkpoint_sha256": run.checkpoint_sha256, "global_step": run.global_step,
+    }
+    target.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return target, metadata
