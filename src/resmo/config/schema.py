@@ -39,7 +39,7 @@ class DataSection:
     ``name``: ``synthetic`` (built-in, offline), ``cifar10``, ``cifar100``, ``stl10`` or a
     folder path. ``image_size`` null means the dataset's own size (32, 96, or 224 for folders).
     ``views``: options of :func:`resmo.data.build_view_recipe`; ``synthetic``: options of
-    :class:`resmo.data.synthetic.SyntheticShapes`.
+    :class:`resmo.data.textures.SyntheticTextures`.
     """
 
     name: str = "synthetic"
@@ -58,9 +58,9 @@ class OptimizerSection:
     Norm and bias parameters get no weight decay (and no LARS adaptation).
     """
 
-    name: str = "sgd"
-    lr: float = 0.1
-    weight_decay: float = 5e-4
+    name: str = "adamw"
+    lr: float = 0.005
+    weight_decay: float = 1e-4
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_epochs: float = 1.0
@@ -88,7 +88,7 @@ class TrainSection:
 class MonitorSection:
     """kNN of student and teacher backbones on the validation split (when labelled)."""
 
-    knn_every_epochs: int = 0
+    knn_every_epochs: int = 4
     knn_k: int = 20
     knn_temperature: float = 0.07
     knn_max_train: int = 10000
@@ -105,7 +105,9 @@ class PretrainConfig:
     seed: int = 0
     out: str | None = None
     method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(SMALL_HEADS))
-    backbone_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backbone_options: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"resnet_small": {"width": 8}}
+    )
     resmo: ResMoSection = field(default_factory=ResMoSection)
     data: DataSection = field(default_factory=DataSection)
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)

@@ -14,7 +14,7 @@ Typical use by a trainer::
     if skipped := splits.skipped_files():
         warn(skipped.message())                        # "skipped N unreadable images (e.g. PATH)"
 
-``SyntheticShapes`` is imported lazily (it lives in :mod:`resmo.data.synthetic`).
+``SyntheticTextures`` is imported lazily (it lives in :mod:`resmo.data.textures`).
 """
 
 from resmo.data.build import DATASET_NAMES, DataSplits, build_datasets
@@ -43,15 +43,15 @@ from resmo.data.views import (
 __all__ = [
     "DATASET_NAMES", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "DataError", "DataSplits",
     "EvalDataset", "ImageFiles", "ImageFolderSplits", "MultiViewDataset", "SkippedFiles",
-    "SyntheticShapes", "TorchvisionSplits", "ViewRecipe", "build_datasets", "build_view_recipe",
+    "SyntheticTextures", "TorchvisionSplits", "ViewRecipe", "build_datasets", "build_view_recipe",
     "cifar10", "cifar100", "default_cache_dir", "eval_transform", "find_images", "load_image",
     "load_image_folder", "multi_crop_recipe", "stl10", "to_rgb", "two_view_recipe",
 ]
 
 
 def __getattr__(name: str):
-    if name == "SyntheticShapes":
-        from resmo.data.synthetic import SyntheticShapes
+    if name == "SyntheticTextures":
+        from resmo.data.textures import SyntheticTextures
 
-        return SyntheticShapes
+        return SyntheticTextures
     raise AttributeError(f"module 'resmo.data' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 ``data`` is one of
 
-- ``None`` or ``"synthetic"``: the built-in offline :class:`~resmo.data.synthetic.SyntheticShapes`;
+- ``None`` or ``"synthetic"``: the built-in offline :class:`~resmo.data.textures.SyntheticTextures`;
 - ``"cifar10"``, ``"cifar100"``, ``"stl10"``: torchvision, downloaded on first use into the
   cache folder (see :mod:`resmo.data.torchvision_sets`);
 - anything else: a folder path (see :mod:`resmo.data.folders` for the layouts). Names win
@@ -45,6 +45,8 @@ class DataSplits:
     - ``has_labels``: whether the images carry class labels (kNN / linear evaluation also
       needs ``val``);
     - ``image_size``: the side views should have;
+    - ``view_defaults``: view-recipe options that suit this data (a recipe's
+      ``data.views`` overrides them);
     - ``notes``: one-line facts worth printing at the start of a run (defaults chosen,
       evaluation turned off, ...).
     """
@@ -58,6 +60,7 @@ class DataSplits:
     eval_train: Dataset | None = None
     classes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    view_defaults: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.eval_train is None and self.has_labels:
@@ -90,7 +93,7 @@ def build_datasets(
     STL-10) and to 224 for image folders (a note says so). ``cache_dir`` is where
     torchvision sets live. ``seed`` and ``synthetic_options`` only affect the synthetic
     data: ``num_samples`` (train), ``val_num_samples`` and any other keyword of
-    ``SyntheticShapes``. Errors: :class:`~resmo.data.errors.DataError` for missing or
+    ``SyntheticTextures``. Errors: :class:`~resmo.data.errors.DataError` for missing or
     unreadable data, ``ValueError`` for invalid settings.
     """
     if image_size is not None:
@@ -117,14 +120,14 @@ def build_datasets(
 
 def synthetic_option_names() -> list[str]:
     """Keys ``synthetic_options`` accepts."""
-    from resmo.data.synthetic import SyntheticShapes
+    from resmo.data.textures import SyntheticTextures
 
-    own = inspect.signature(SyntheticShapes).parameters
+    own = inspect.signature(SyntheticTextures).parameters
     return sorted(set(own) - {"split", "seed", "image_size", "transform"} | {"val_num_samples"})
 
 
 def _synthetic(image_size: int, seed: int, options: dict) -> DataSplits:
-    from resmo.data.synthetic import SyntheticShapes  # lazy: generated in the constructor
+    from resmo.data.textures import VIEW_DEFAULTS, SyntheticTextures  # lazy: generated here
 
     allowed = synthetic_option_names()
     for name in sorted(options):
@@ -138,11 +141,11 @@ def _synthetic(image_size: int, seed: int, options: dict) -> DataSplits:
         options.pop("val_num_samples")
     else:
         val_options.pop("num_samples", None)  # the val split keeps its own default size
-    train = SyntheticShapes("train", image_size=image_size, seed=seed, **options)
-    val = SyntheticShapes("val", image_size=image_size, seed=seed, **val_options)
+    train = SyntheticTextures("train", image_size=image_size, seed=seed, **options)
+    val = SyntheticTextures("val", image_size=image_size, seed=seed, **val_options)
     return DataSplits(
         name="synthetic", train=train, val=val, num_classes=len(train.classes), has_labels=True,
-        image_size=image_size, classes=list(train.classes),
+        image_size=image_size, classes=list(train.classes), view_defaults=dict(VIEW_DEFAULTS),
     )
 
 

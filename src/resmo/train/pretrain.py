@@ -143,7 +143,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
         seed=config.seed, synthetic_options=config.data.synthetic,
     )
     image_size = config.data.image_size or splits.image_size
-    recipe = build_view_recipe(config.method, image_size, **config.data.views)
+    recipe = build_view_recipe(config.method, image_size, **{**splits.view_defaults, **config.data.views})
     processes = expected_world_size(config)
     global_batch = config.train.batch_size * processes
     if len(splits.train) < global_batch:
