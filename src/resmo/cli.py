@@ -8,16 +8,23 @@
 
 Flags are shortcuts for recipe keys; ``key.sub=value`` overrides any key (the value is
 read as YAML). Bad input ends with one line on stderr and exit code 2.
+
+``resmo pretrain`` exit codes: 0 done; 2 bad input (flags, recipe, data, an unreadable
+image with ``data.on_bad_image=error``); 1 stopped on non-finite loss or gradients;
+128 + signal (130 SIGINT, 143 SIGTERM) interrupted. Early stops save a checkpoint first
+and print, on one line, how to continue (``--resume auto``).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
 from resmo import __version__
 from resmo.commands import eval_command, export_command, gap_command, report_command
+from resmo.validation import one_line
 
 #: Subcommands defined in resmo.commands: name -> module with add_parser() and run().
 COMMANDS = {"eval": eval_command, "gap": gap_command, "report": report_command, "export": export_command}
@@ -42,7 +49,17 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line (no usage dump) with exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def _error_text(error: BaseException) -> str:
+    """The one-line message of ``error``; an error re-raised from a DataLoader worker
+    carries the worker's traceback, whose last line is the original message."""
+    text = str(error)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return one_line(text)
 
 
 def _devices(value: str) -> int | str:
@@ -79,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--devices", type=_devices, help="devices per node: an integer or 'auto'; >1 trains with DDP (key: train.devices)")
     pretrain.add_argument("--num-nodes", type=int, help="number of nodes for multi-node DDP (key: train.num_nodes)")
     pretrain.add_argument("--precision", help="32-true, bf16-mixed or 16-mixed (key: train.precision)")
-    pretrain.add_argument("--resume", metavar="CKPT|auto", help="continue from a checkpoint; 'auto' takes <out>/checkpoints/last.ckpt if present")
+    pretrain.add_argument("--resume", metavar="CKPT|auto", help="continue from a checkpoint; 'auto' takes the newest loadable checkpoint in <out>/checkpoints/, or starts from scratch when there is none")
     pretrain.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override any recipe key")
     for module in COMMANDS.values():
         module.add_parser(commands)
@@ -97,25 +114,57 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return result + list(args.overrides)
 
 
-def run_pretrain_command(args: argparse.Namespace) -> int:
+def run_pretrain_command(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from resmo.config import dump_config, load_config
+    from resmo.data.errors import DataError
     from resmo.train.pretrain import execute_run, prepare_run
+    from resmo.train.stopping import RunStopped
 
     try:
         config = load_config(args.config, _overrides(args))
         run = prepare_run(config, resume=args.resume)
-    except ValueError as error:
-        print(f"resmo pretrain: error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:
+        print(f"resmo pretrain: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except (TypeError, OverflowError) as error:  # a free-form option of the wrong type
+        print(f"resmo pretrain: error: a setting has an unusable value "
+              f"({type(error).__name__}: {one_line(error)})", file=sys.stderr)
         return 2
     if run.trainer.is_global_zero:
         print(dump_config(config), end="")
-        for note in run.splits.notes:
-            print(f"# note: {note}")
+        for note in [*run.splits.notes, *run.notes]:
+            print(f"# note: {one_line(note)}")
         print(f"# run folder: {run.out}")
-    summary = execute_run(run)
+    try:
+        summary = execute_run(run)
+    except RunStopped as stop:
+        if run.trainer.is_global_zero:
+            print(f"resmo pretrain: {one_line(stop.message)}; continue with: "
+                  f"{resume_command(argv, run.out)}", file=sys.stderr)
+        return stop.exit_code
+    except DataError as error:  # data.on_bad_image=error met an unreadable file
+        if run.trainer.is_global_zero:
+            print(f"resmo pretrain: error: {_error_text(error)}", file=sys.stderr)
+        return 2
     if run.trainer.is_global_zero:
         print(_summary_line(summary, run.out))
     return 0
+
+
+def resume_command(argv: Sequence[str], out) -> str:
+    """The ``resmo pretrain`` command line ``argv`` with ``--out OUT --resume auto``."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token in ("--resume", "--out"):
+            skip = True
+            continue
+        if token.startswith(("--resume=", "--out=", "out=")):
+            continue
+        kept.append(token)
+    return shlex.join(["resmo", *kept, "--out", str(out), "--resume", "auto"])
 
 
 def _summary_line(summary: dict, out) -> str:
@@ -130,9 +179,10 @@ def _summary_line(summary: dict, out) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.command == "pretrain":
-        return run_pretrain_command(args)
+        return run_pretrain_command(args, argv)
     if args.command in COMMANDS:
         return COMMANDS[args.command].run(args)
     return 2

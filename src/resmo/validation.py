@@ -6,7 +6,16 @@ value given and what is allowed, so a user can fix a recipe without reading code
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def one_line(message: object) -> str:
+    """``message`` on a single line: each line break (from a value, key or path that holds
+    one) is shown as its escape (``\\n``), so an error is always one line on stderr."""
+    return _LINE_BREAKS.sub(lambda match: repr(match.group())[1:-1], str(message)).strip()
 
 
 def check_choice(setting: str, value: object, allowed: Iterable[str]) -> str:

@@ -22,10 +22,14 @@ from typing import Any, Union
 import yaml
 
 from resmo.config.schema import PretrainConfig
+from resmo.validation import one_line
 
 
 class ConfigError(ValueError):
     """A recipe or override that cannot be used; the message is one actionable line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PretrainConfig:
@@ -40,10 +44,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file '{path}' is a folder; pass a .yaml file")
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); save the recipe as UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"config file '{path}' cannot be read ({error.strerror or error})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -52,7 +62,21 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    check_acyclic(data, source=str(path), key="")
     return data
+
+
+def check_acyclic(value: Any, *, source: str, key: str, _open: tuple[int, ...] = ()) -> None:
+    """Raise ``ConfigError`` if ``value`` contains itself (a YAML alias such as ``&a [*a]``):
+    such a value cannot be checked, printed or saved."""
+    if not isinstance(value, (dict, list)):
+        return
+    if id(value) in _open:
+        raise ConfigError(f"{source}: '{key or 'the top level'}' refers to itself (a YAML alias cycle)")
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for name, item in items:
+        check_acyclic(item, source=source, key=f"{key}.{name}" if key else str(name),
+                      _open=(*_open, id(value)))
 
 
 def apply_override(config: PretrainConfig, override: str, *, source: str) -> None:
@@ -64,6 +88,7 @@ def apply_override(config: PretrainConfig, override: str, *, source: str) -> Non
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    check_acyclic(value, source=source, key=key.strip())
     node: Any = value
     for part in reversed(key.strip().split(".")[1:]):
         node = {part: node}

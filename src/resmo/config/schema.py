@@ -40,6 +40,13 @@ class DataSection:
     folder path. ``image_size`` null means the dataset's own size (32, 96, or 224 for folders).
     ``views``: options of :func:`resmo.data.build_view_recipe`; ``synthetic``: options of
     :class:`resmo.data.textures.SyntheticTextures`.
+    ``on_bad_image``: what an image file that cannot be read does (zero bytes, truncated,
+    not an image, deleted during the run): ``skip`` (default: the next readable image takes
+    its place, the file is counted in warnings and ``summary.json``) or ``error`` (stop
+    with a one-line error naming the file).
+    ``pipeline``: how training views are made: ``torchvision`` (default, the reference:
+    per-image transforms in DataLoader workers) or ``batched`` (uint8 batches, views made
+    on the training device for the whole batch at once; see resmo.train.fast_path).
     """
 
     name: str = "synthetic"
@@ -48,6 +55,8 @@ class DataSection:
     num_workers: int = 2
     views: dict[str, Any] = field(default_factory=dict)
     synthetic: dict[str, Any] = field(default_factory=dict)
+    on_bad_image: str = "skip"
+    pipeline: str = "torchvision"
 
 
 @dataclass
@@ -70,9 +79,17 @@ class OptimizerSection:
 
 @dataclass
 class TrainSection:
-    """Loop, hardware and precision: everything Lightning's Trainer is told."""
+    """Loop, hardware and precision: everything Lightning's Trainer is told.
 
-    epochs: int = 12
+    ``max_bad_steps``: how many steps with a non-finite (NaN / infinite) loss term or
+    gradient may be skipped before the run stops; 0 (default) stops at the first one,
+    with a checkpoint of the last good step and a message naming the step and the term.
+    A skipped step changes nothing (weights, teacher, queue, BatchNorm statistics).
+    ``channels_last`` / ``compile``: channels-last memory format / ``torch.compile`` for
+    the student and teacher backbones (off by default; for GPUs).
+    """
+
+    epochs: int = 10
     batch_size: int = 128
     accelerator: str = "auto"
     devices: int | str = 1
@@ -82,13 +99,16 @@ class TrainSection:
     sync_batchnorm: bool = False
     log_every_n_steps: int = 10
     progress_bar: bool = True
+    max_bad_steps: int = 0
+    channels_last: bool = False
+    compile: bool = False
 
 
 @dataclass
 class MonitorSection:
     """kNN of student and teacher backbones on the validation split (when labelled)."""
 
-    knn_every_epochs: int = 4
+    knn_every_epochs: int = 5
     knn_k: int = 20
     knn_temperature: float = 0.07
     knn_max_train: int = 10000

@@ -1,10 +1,12 @@
 """Reading image files for long runs: RGB conversion and skipping of unreadable files.
 
 :class:`ImageFiles` is a dataset of image paths with integer labels (``-1`` = unlabelled).
-A file that cannot be decoded (zero bytes, truncated, not an image despite its extension)
-never stops training: it is flagged, and the next readable sample in the list is returned
-in its place. The flags live in shared memory (``multiprocessing.RawArray``, one byte per
-file), so DataLoader workers (fork or spawn) report to the main process, and
+A file that cannot be decoded (zero bytes, truncated, not an image despite its extension,
+deleted or replaced while the run goes on) never stops training: it is flagged, and the
+next readable sample in the list is returned in its place. With ``on_bad_image="error"``
+(recipe key ``data.on_bad_image``) the first such file raises :class:`DataError` instead.
+The flags live in shared memory (``multiprocessing.RawArray``, one byte per file), so
+DataLoader workers (fork or spawn) report to the main process, and
 :meth:`ImageFiles.skipped_files` gives the count of distinct unreadable files and a few
 example paths for a warning such as ``skipped 3 unreadable images (e.g. /data/x.jpg)``.
 
@@ -28,6 +30,8 @@ from torch.utils.data import Dataset
 
 from resmo.data.errors import DataError
 
+BAD_IMAGE_POLICIES = ("skip", "error")
+"""Values of ``on_bad_image``: skip unreadable files (counted) or stop with an error."""
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp")
 """File name endings (case-insensitive) read as images."""
 MAX_EXAMPLES = 3
@@ -96,6 +100,14 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     return to_rgb(image)
 
 
+def _unreadable_message(path: str, error: BaseException) -> str:
+    reason = " ".join(str(error).split())[:120] or type(error).__name__
+    return (
+        f"unreadable image '{path}' ({type(error).__name__}: {reason}); remove or replace it, "
+        "or set data.on_bad_image=skip to skip and count such files"
+    )
+
+
 def _shared_flags(size: int, initial: bytes | None = None) -> ctypes.Array:
     flags = multiprocessing.RawArray(ctypes.c_uint8, max(size, 1))
     if initial:
@@ -108,7 +120,8 @@ class ImageFiles(Dataset):
 
     ``labels`` may be ``None`` (all ``-1``: unlabelled). ``classes`` names the labels.
     Unreadable files are replaced by the next readable one (see the module docstring);
-    if none can be read, :class:`DataError` is raised.
+    if none can be read, :class:`DataError` is raised. ``on_bad_image="error"`` raises
+    :class:`DataError` naming the first unreadable file instead of skipping it.
     """
 
     def __init__(
@@ -118,7 +131,12 @@ class ImageFiles(Dataset):
         *,
         classes: Sequence[str] = (),
         root: str | os.PathLike | None = None,
+        on_bad_image: str = "skip",
     ) -> None:
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            raise ValueError(
+                f"on_bad_image={on_bad_image!r} is not valid; allowed values: {', '.join(BAD_IMAGE_POLICIES)}"
+            )
         if not paths:
             raise DataError("ImageFiles needs at least one image path")
         if labels is not None and len(labels) != len(paths):
@@ -132,6 +150,7 @@ class ImageFiles(Dataset):
         self.classes = list(classes)
         self.root = None if root is None else Path(root)
         self._unreadable = _shared_flags(len(paths))
+        self.on_bad_image = on_bad_image
 
     @property
     def has_labels(self) -> bool:
@@ -155,8 +174,10 @@ class ImageFiles(Dataset):
                 continue
             try:
                 image = load_image(self.path(current))
-            except Exception:  # any decoding failure: flag the file, serve the next one
+            except Exception as error:  # any decoding failure: flag the file, serve the next one
                 self._unreadable[current] = 1
+                if self.on_bad_image == "error":
+                    raise DataError(_unreadable_message(self.path(current), error)) from None
                 continue
             return image, int(self.targets[current])
         where = f" under '{self.root}'" if self.root is not None else ""
@@ -167,6 +188,24 @@ class ImageFiles(Dataset):
         flags = np.frombuffer(self._unreadable, dtype=np.uint8)[: len(self)]
         bad = np.flatnonzero(flags)
         return SkippedFiles(len(bad), tuple(self.path(i) for i in bad[:MAX_EXAMPLES]))
+
+    def mark_unreadable(self, paths: Sequence[str]) -> int:
+        """Flag the files among ``paths`` as unreadable (e.g. known from a checkpoint);
+        returns how many of them this dataset holds."""
+        wanted = set(paths)
+        if not wanted:
+            return 0
+        marked = 0
+        for index in range(len(self)):
+            if self.path(index) in wanted:
+                self._unreadable[index] = 1
+                marked += 1
+        return marked
+
+    def unreadable_paths(self) -> list[str]:
+        """Every file flagged as unreadable so far."""
+        flags = np.frombuffer(self._unreadable, dtype=np.uint8)[: len(self)]
+        return [self.path(i) for i in np.flatnonzero(flags)]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -32,6 +32,10 @@ def build_mlp(
 ) -> nn.Sequential:
     """Return the MLP described in the module docstring."""
     check_positive_int("layers", layers)
+    check_positive_int("in_dim", in_dim)
+    check_positive_int("out_dim", out_dim)
+    if layers > 1:
+        check_positive_int("hidden_dim", hidden_dim)
     check_choice("activation", activation, ACTIVATIONS)
     modules: list[nn.Module] = []
     dim = in_dim

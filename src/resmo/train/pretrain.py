@@ -3,6 +3,13 @@
 :func:`prepare_run` does every check and builds data, method and trainer (all bad input
 fails here, before any training, as ``ValueError`` with a one-line message);
 :func:`execute_run` trains, exports the backbones and writes ``summary.json``.
+
+Reliability (see docs/reliability.md): checkpoints are written atomically with the
+previous one kept (:mod:`resmo.train.checkpoint_io`); SIGTERM / SIGINT save the exact
+position and stop (:mod:`resmo.train.interrupt`), non-finite steps are skipped or stop
+the run (:mod:`resmo.train.non_finite`), and the data order and augmentations are pure
+functions of the seed, so a run resumed mid-epoch matches an uninterrupted one
+(:mod:`resmo.train.sampling`). Early stops raise :class:`~resmo.train.stopping.RunStopped`.
 """
 
 from __future__ import annotations
@@ -10,15 +17,16 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from torch.utils.data import DataLoader, Subset
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from resmo.backbones import BACKBONES, backbone_names, create_backbone
 from resmo.config.schema import PretrainConfig
@@ -30,12 +38,29 @@ from resmo.data import (
     build_view_recipe,
     eval_transform,
 )
+from resmo.data.batched import BatchedViewRecipe
+from resmo.data.images import BAD_IMAGE_POLICIES
 from resmo.losses.resmo import ResMoSettings
 from resmo.methods import MomentumMethod, create_method, method_names, method_options
+from resmo.train.bad_images import BadImageMonitor
+from resmo.train.checkpoint_io import AtomicCheckpointIO
+from resmo.train.checks import check_run_numbers
 from resmo.train.consistency import RankConsistencyCheck
-from resmo.train.module import PretrainModule
+from resmo.train.epoch_means import EpochMeans
+from resmo.train.fast_path import (
+    PIPELINES,
+    DeviceViews,
+    apply_backbone_settings,
+    batched_train_loader,
+)
+from resmo.train.interrupt import GracefulInterrupt, worker_ignores_stop_signals
+from resmo.train.metrics_log import ResumableCSVLogger
+from resmo.train.module import SCALED_PRECISIONS, PretrainModule
 from resmo.train.monitors import KnnMonitor, RngStateCallback, ThroughputMonitor
+from resmo.train.non_finite import NonFiniteGuard
+from resmo.train.resume import CHECKPOINT_FOLDER, inspect_checkpoint, resolve_resume
 from resmo.train.run_folder import default_out_dir, export_backbone, write_config, write_summary
+from resmo.train.sampling import EpochShuffleSampler, LoaderPosition, ResumableLoader, SeededSamples
 from resmo.validation import check_choice, check_non_negative_int, check_positive_int
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
@@ -55,6 +80,9 @@ class PreparedRun:
     consistency: RankConsistencyCheck
     backbone_options: dict[str, Any]
     resume: str | None
+    epoch_means: EpochMeans | None = None
+    non_finite: NonFiniteGuard | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def resolve_backbone_options(config: PretrainConfig, image_size: int) -> dict[str, Any]:
@@ -81,6 +109,10 @@ def _check_settings(config: PretrainConfig) -> None:
     if train.devices != "auto":
         check_positive_int("train.devices", train.devices)
     check_non_negative_int("monitor.knn_every_epochs", config.monitor.knn_every_epochs)
+    check_non_negative_int("train.max_bad_steps", train.max_bad_steps)
+    check_choice("data.on_bad_image", config.data.on_bad_image, BAD_IMAGE_POLICIES)
+    check_run_numbers(config)
+    check_choice("data.pipeline", config.data.pipeline, PIPELINES)
     if config.resmo.warmup_epochs < 0:
         raise ValueError(f"resmo.warmup_epochs={config.resmo.warmup_epochs!r} is not valid; allowed values: a number >= 0")
 
@@ -122,6 +154,24 @@ def _loader(dataset, *, batch_size: int, shuffle: bool, drop_last: bool, workers
     )
 
 
+def _train_loader(dataset: Dataset, config: PretrainConfig) -> ResumableLoader:
+    """Shuffled by (seed, epoch), augmented by (seed, epoch, index): see resmo.train.sampling."""
+    sampler = EpochShuffleSampler(len(dataset), seed=config.seed)
+    return ResumableLoader(
+        SeededSamples(dataset, seed=config.seed), sampler=sampler,
+        batch_size=config.train.batch_size, num_workers=config.data.num_workers,
+        pin_memory=torch.cuda.is_available(), persistent_workers=False,
+        worker_init_fn=worker_ignores_stop_signals,
+        generator=torch.Generator().manual_seed(config.seed),  # worker seeds: not the global RNG
+    )
+
+
+def _set_bad_image_policy(splits: DataSplits, policy: str) -> None:
+    for dataset in (splits.train, splits.eval_train, splits.val):
+        if dataset is not None and hasattr(dataset, "on_bad_image"):
+            dataset.on_bad_image = policy
+
+
 def _first(dataset, limit: int, seed: int):
     if len(dataset) <= limit:
         return dataset
@@ -135,13 +185,18 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     check_choice("method", config.method, method_names())
     check_choice("backbone", config.backbone, backbone_names())
     out = Path(config.out) if config.out else default_out_dir(config)
-    resume = _resolve_resume(resume, out)
+    auto_without_out = resume == "auto" and not config.out
+    resume, notes = resolve_resume(resume, out)
+    if auto_without_out:
+        notes.append("--resume auto without --out looks in a new, timestamped run folder; "
+                     "pass --out RUN to continue an earlier run")
     pl.seed_everything(config.seed, workers=True, verbose=False)
 
     splits = build_datasets(
         config.data.name, image_size=config.data.image_size, cache_dir=config.data.cache_dir,
         seed=config.seed, synthetic_options=config.data.synthetic,
     )
+    _set_bad_image_policy(splits, config.data.on_bad_image)
     image_size = config.data.image_size or splits.image_size
     recipe = build_view_recipe(config.method, image_size, **{**splits.view_defaults, **config.data.views})
     processes = expected_world_size(config)
@@ -160,12 +215,30 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
             f"method_options.{config.method}.num_teacher_views={method.num_teacher_views} does not match "
             f"the {recipe_views} global views of the view recipe"
         )
-    trainer = _build_trainer(config, out)  # last: Lightning starts printing here
-    module = PretrainModule(method, config.optimizer)
-    train_loader = _loader(
-        MultiViewDataset(splits.train, recipe), batch_size=config.train.batch_size, shuffle=True,
-        drop_last=True, workers=config.data.num_workers,
-    )
+    apply_backbone_settings(method, channels_last=config.train.channels_last, compile=config.train.compile)
+    batched = config.data.pipeline == "batched"  # views made on the device: resmo.train.fast_path
+    device_views = DeviceViews(BatchedViewRecipe.from_view_recipe(recipe)) if batched else None
+    resume_step = inspect_checkpoint(resume).global_step if resume else None
+    trainer = _build_trainer(config, out, resume_step)  # last: Lightning starts printing here
+    module = PretrainModule(method, config.optimizer,
+                            check_gradients=config.train.precision not in SCALED_PRECISIONS,
+                            device_views=device_views, channels_last=config.train.channels_last)
+    if batched:
+        train_loader = batched_train_loader(
+            splits.train, image_size=image_size, batch_size=config.train.batch_size,
+            seed=config.seed, workers=config.data.num_workers,
+        )
+    else:
+        train_loader = _train_loader(MultiViewDataset(splits.train, recipe), config)
+    checkpoint = out / CHECKPOINT_FOLDER / "last.ckpt"
+    epoch_means = EpochMeans()
+    non_finite = NonFiniteGuard(checkpoint, max_bad_steps=config.train.max_bad_steps)
+    # order matters at a batch end: bookkeeping first, then the callbacks that save and stop
+    trainer.callbacks[0:0] = [
+        epoch_means, LoaderPosition(train_loader),
+        BadImageMonitor([splits.train, splits.eval_train, splits.val]),
+    ]
+    trainer.callbacks += [non_finite, GracefulInterrupt(checkpoint)]
     knn = _build_knn(config, splits, image_size)
     if knn is not None:
         trainer.callbacks.insert(0, knn)
@@ -174,7 +247,8 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     consistency = RankConsistencyCheck()
     trainer.callbacks.append(consistency)
     return PreparedRun(config, out, splits, image_size, train_loader, trainer, module, knn,
-                       throughput, consistency, backbone_options, resume)
+                       throughput, consistency, backbone_options, resume,
+                       epoch_means=epoch_means, non_finite=non_finite, notes=notes)
 
 
 def expected_world_size(config: PretrainConfig) -> int:
@@ -185,17 +259,6 @@ def expected_world_size(config: PretrainConfig) -> int:
         use_gpus = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         devices = torch.cuda.device_count() if use_gpus else 1
     return int(devices) * config.train.num_nodes
-
-
-def _resolve_resume(resume: str | None, out: Path) -> str | None:
-    if resume is None:
-        return None
-    if resume == "auto":
-        last = out / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
-    if not Path(resume).is_file():
-        raise ValueError(f"--resume '{resume}' is not a checkpoint file; pass a .ckpt path or 'auto'")
-    return resume
 
 
 def _build_knn(config: PretrainConfig, splits: DataSplits, image_size: int) -> KnnMonitor | None:
@@ -219,12 +282,32 @@ def _build_knn(config: PretrainConfig, splits: DataSplits, image_size: int) -> K
     )
 
 
-def _build_trainer(config: PretrainConfig, out: Path) -> pl.Trainer:
+def _build_trainer(config: PretrainConfig, out: Path, resume_step: int | None = None) -> pl.Trainer:
+    """The Trainer; ``resume_step`` (when resuming) keeps metrics.csv rows of earlier steps."""
     train = config.train
+    # Every epoch end: checkpoints/last.ckpt. (save_top_k=0 + save_last=True writes it only
+    # when training ends in Lightning 2.6: a crash hours in would lose everything.) The
+    # "top 1" file without a monitor is simply the newest, named last.ckpt, overwritten
+    # atomically with the previous one kept as last-prev.ckpt (AtomicCheckpointIO).
     checkpoint = ModelCheckpoint(
-        dirpath=out / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1,
-        save_on_train_epoch_end=True,
+        dirpath=out / CHECKPOINT_FOLDER, filename="last", save_top_k=1, monitor=None,
+        save_last=False, every_n_epochs=1, save_on_train_epoch_end=True,
+        enable_version_counter=False,
     )
+    try:
+        return _trainer(config, out, checkpoint, resume_step)
+    except (MisconfigurationException, ImportError, RuntimeError, TypeError, ValueError) as error:
+        message = " ".join(str(error).split())[:300]
+        raise ValueError(
+            f"train.accelerator={train.accelerator!r}, train.devices={train.devices!r}, "
+            f"train.strategy={train.strategy!r}, train.precision={train.precision!r} cannot be used "
+            f"here: {message}"
+        ) from None
+
+
+def _trainer(config: PretrainConfig, out: Path, checkpoint: ModelCheckpoint,
+             resume_step: int | None) -> pl.Trainer:
+    train = config.train
     return pl.Trainer(
         max_epochs=train.epochs,
         accelerator=train.accelerator,
@@ -234,7 +317,7 @@ def _build_trainer(config: PretrainConfig, out: Path) -> pl.Trainer:
         precision=train.precision,
         sync_batchnorm=train.sync_batchnorm,
         logger=[
-            CSVLogger(save_dir=out, name="", version=""),
+            ResumableCSVLogger(save_dir=out, name="", version="", keep_before_step=resume_step),
             TensorBoardLogger(save_dir=out, name="tensorboard", version=""),
         ],
         callbacks=[checkpoint, RngStateCallback()],
@@ -244,6 +327,8 @@ def _build_trainer(config: PretrainConfig, out: Path) -> pl.Trainer:
         num_sanity_val_steps=0,
         limit_val_batches=0,
         default_root_dir=out,
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # EpochShuffleSampler splits the data by rank itself
     )
 
 
@@ -271,6 +356,7 @@ def execute_run(run: PreparedRun) -> dict[str, Any]:
 
 def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
     config, metrics = run.config, run.trainer.callback_metrics
+    means = run.epoch_means.last_epoch if run.epoch_means is not None else {}
     last_knn = run.knn.history[-1] if run.knn and run.knn.history else {}
     rates = run.throughput.per_epoch
     skipped = run.splits.skipped_files()
@@ -286,16 +372,28 @@ def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
         "knn_top1_teacher": last_knn.get("knn_top1_teacher"),
         "knn_top1_random_init": run.knn.random_init_top1 if run.knn else None,
         "knn_history": run.knn.history if run.knn else [],
-        "intra_gap": {
-            level: float(metrics[f"gap/{level}_epoch"]) for level in ("features", "projection", "output")
-            if f"gap/{level}_epoch" in metrics
-        },
-        "final_loss": float(metrics["train/loss_epoch"]) if "train/loss_epoch" in metrics else None,
+        "intra_gap": _intra_gap(means, metrics),
+        "final_loss": _final(means, metrics, "train/loss"),
         "images_per_second": sum(rates) / len(rates) if rates else None,
         "wall_seconds": wall_seconds,
         "skipped_files": skipped.count,
         "skipped_examples": list(skipped.examples),
+        "skipped_steps": list(run.non_finite.bad_steps) if run.non_finite is not None else [],
         "world_size": run.trainer.world_size,
         "ranks_consistent": run.consistency.consistent,
         "rank_fingerprints": run.consistency.fingerprints,
     }
+
+
+def _final(means: dict[str, float], metrics: dict, name: str) -> float | None:
+    """Mean of ``name`` over the last epoch: from EpochMeans (exact across resumes), else
+    from Lightning's epoch metric."""
+    if name in means:
+        return means[name]
+    return float(metrics[f"{name}_epoch"]) if f"{name}_epoch" in metrics else None
+
+
+def _intra_gap(means: dict[str, float], metrics: dict) -> dict[str, float]:
+    levels = ("features", "projection", "output")
+    values = {level: _final(means, metrics, f"gap/{level}") for level in levels}
+    return {level: value for level, value in values.items() if value is not None}

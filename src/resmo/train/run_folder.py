@@ -5,7 +5,9 @@ Layout (``--out``, default ``runs/<method>-<data>-<time>``)::
     config.yaml            the resolved recipe (after defaults and overrides)
     metrics.csv            every logged value (Lightning CSV logger)
     tensorboard/           the same for TensorBoard
-    checkpoints/last.ckpt  full training state, written every epoch
+    checkpoints/last.ckpt  full training state, written atomically every epoch and at
+                           every early stop (SIGTERM / SIGINT, non-finite loss)
+    checkpoints/last-prev.ckpt  the version before it (see resmo.train.checkpoint_io)
     student_backbone.pt    {"backbone", "options", "state_dict"}: load with load_backbone()
     teacher_backbone.pt
     summary.json

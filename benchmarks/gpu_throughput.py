@@ -1,0 +1,224 @@
+"""End-to-end MoCo v3 training images/s against the model-only ceiling (ResNet-18, CIFAR stem).
+
+    python benchmarks/gpu_throughput.py                    # on a GPU: writes benchmarks/results/gpu_throughput.json
+    python benchmarks/gpu_throughput.py --torchvision-workers 8 --compile
+    python benchmarks/gpu_throughput.py --tiny --out /tmp/g.json   # seconds on a CPU (smoke test)
+
+Every mode runs the same training step as ``resmo pretrain`` (PretrainModule): the method's
+forward on the views, backward, LARS step, then ``after_optimizer_step`` (fused EMA of the
+teacher), with the CIFAR MoCo v3 recipe's heads (``configs/cifar10/mocov3.yaml``), batch
+512 by default:
+
+- ``model_only``: two views already on the device (random tensors): the ceiling;
+- ``batched``: ``data.pipeline: batched`` as in training: uint8 batches gathered from an
+  in-memory dataset (50 000 random 32 px images, CIFAR-10's size), pinned, copied to the
+  device, views made there by ``DeviceViews`` from the two-view recipe, then the step;
+- ``torchvision`` (with ``--torchvision-workers N``): per-image views in ``N`` DataLoader
+  workers, then the step (the reference pipeline).
+
+Defaults where the device supports them: bf16 autocast (``--precision bf16``, as
+``train.precision=bf16-mixed``), ``channels_last`` (off with ``--no-channels-last``),
+``torch.compile`` of the backbones with ``--compile``. Images/s count source images per
+second (each gives two views). ``batched / model_only`` close to 1 means the data path
+keeps the accelerator busy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from resmo import create_backbone, create_method
+from resmo.data import MultiViewDataset, build_view_recipe
+from resmo.data.batched import BatchedViewRecipe
+from resmo.train.fast_path import DeviceViews, apply_backbone_settings, batched_train_loader
+from resmo.train.optimizers import build_optimizer
+
+RESULTS = Path(__file__).parent / "results" / "gpu_throughput.json"
+RECIPE_HEADS = {"hidden_dim": 4096, "out_dim": 256, "predictor_hidden_dim": 4096, "temperature": 0.2}
+TINY_HEADS = {"hidden_dim": 64, "out_dim": 32, "predictor_hidden_dim": 64}
+
+
+class RandomImages(Dataset):
+    """In-memory uint8 images ``[N, H, W, 3]`` (as CIFAR's ``.data``) with ``targets``."""
+
+    def __init__(self, count: int, size: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.data = rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+        self.targets = rng.integers(0, 10, count).tolist()
+        self.transform = None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        return Image.fromarray(self.data[index]), self.targets[index]
+
+
+def device_info(device: torch.device) -> dict:
+    info = {"device": str(device), "torch": torch.__version__, "python": platform.python_version()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        info["cpu_threads"] = torch.get_num_threads()
+        info["processor"] = platform.processor() or platform.machine()
+    return info
+
+
+def build(args, device: torch.device):
+    torch.manual_seed(0)
+    if args.tiny:
+        backbone = create_backbone("resnet_small", width=8)
+    else:
+        backbone = create_backbone("resnet18", cifar_stem=True)
+    method = create_method("mocov3", backbone, resmo={"weight": 1.0}, **(TINY_HEADS if args.tiny else RECIPE_HEADS))
+    apply_backbone_settings(method, channels_last=args.channels_last, compile=args.compile)
+    method.to(device)
+    optimizer = build_optimizer(method.student_parameters(), name="lars", lr=0.3, weight_decay=1e-6)
+    return method, optimizer
+
+
+def make_step(method, optimizer, args, device: torch.device):
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
+    )
+    state = {"step": 0}
+
+    def step(views: list[torch.Tensor]) -> None:
+        if args.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        with autocast:
+            result = method(views, step=state["step"])
+        optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        optimizer.step()
+        method.after_optimizer_step(result, step=state["step"], total_steps=10_000)
+        state["step"] += 1
+
+    return step
+
+
+def timed(run_steps, steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds for ``steps`` steps after ``warmup`` (``run_steps(n)`` runs ``n`` steps)."""
+    run_steps(warmup)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    run_steps(steps)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def looping(loader):
+    """An endless iterator over ``loader``'s epochs."""
+    epoch = 0
+    while True:
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--images", type=int, default=50_000)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--precision", choices=("bf16", "32"), default=None,
+                        help="default: bf16 where the device supports it, else 32")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the backbones")
+    parser.add_argument("--torchvision-workers", type=int, default=0,
+                        help="also measure the torchvision per-image pipeline with this many workers")
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--tiny", action="store_true", help="small model, batch and steps (CPU smoke test)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.precision is None:
+        supported = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        args.precision = "bf16" if supported else "32"
+    if args.tiny:
+        args.batch_size, args.images, args.steps, args.warmup = 8, 64, 2, 1
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    recipe = build_view_recipe("mocov3", 32)
+    method, optimizer = build(args, device)
+    step = make_step(method, optimizer, args, device)
+    rates: dict[str, float] = {}
+
+    # model only: the views are already on the device
+    fixed = [torch.randn(args.batch_size, 3, 32, 32, device=device) for _ in range(2)]
+    seconds = timed(lambda n: [step(fixed) for _ in range(n)], args.steps, args.warmup, device)
+    rates["model_only"] = args.steps * args.batch_size / seconds
+
+    # batched: uint8 batches -> device -> views there (as data.pipeline=batched)
+    data = RandomImages(args.images, 32)
+    loader = batched_train_loader(data, image_size=32, batch_size=args.batch_size, seed=0, workers=0)
+    views_on_device = DeviceViews(BatchedViewRecipe.from_view_recipe(recipe))
+    batches = looping(loader)
+
+    def batched_steps(n: int) -> None:
+        for _ in range(n):
+            images, labels, seed = next(batches)
+            images = images.to(device, non_blocking=True)
+            views, _ = views_on_device((images, labels.to(device, non_blocking=True), seed))
+            step(views)
+
+    seconds = timed(batched_steps, args.steps, args.warmup, device)
+    rates["batched"] = args.steps * args.batch_size / seconds
+
+    if args.torchvision_workers:
+        per_image = DataLoader(
+            MultiViewDataset(data, recipe), batch_size=args.batch_size, shuffle=True, drop_last=True,
+            num_workers=args.torchvision_workers, persistent_workers=True, pin_memory=device.type == "cuda",
+        )
+        per_image_batches = looping(per_image)
+
+        def torchvision_steps(n: int) -> None:
+            for _ in range(n):
+                views, _labels = next(per_image_batches)
+                step([v.to(device, non_blocking=True) for v in views])
+
+        seconds = timed(torchvision_steps, args.steps, args.warmup, device)
+        rates["torchvision"] = args.steps * args.batch_size / seconds
+
+    result = {
+        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": device_info(device),
+        "model": "resnet_small (tiny)" if args.tiny else "resnet18, CIFAR stem, MoCo v3 recipe heads",
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "warmup_steps": args.warmup,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "compile": args.compile,
+        "images_per_second": {name: round(rate, 1) for name, rate in rates.items()},
+        "batched_over_model_only": round(rates["batched"] / rates["model_only"], 3),
+    }
+    if "torchvision" in rates:
+        result["torchvision_over_model_only"] = round(rates["torchvision"] / rates["model_only"], 3)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

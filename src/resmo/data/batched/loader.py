@@ -1,0 +1,140 @@
+"""uint8 image batches for the batched view path: ``(uint8 [B, 3, H, W], int64 [B] labels)``.
+
+- In-memory datasets (the built-in synthetic textures, torchvision CIFAR-10/100 and
+  STL-10, which hold their decoded pixels as one uint8 array) become a
+  :class:`TensorImages`: one uint8 tensor, read a whole batch at a time by a single
+  gather in the main process (``__getitems__``), no workers, no per-image Python.
+- Any other dataset of ``(PIL image, label)`` (image folders) is wrapped in
+  :class:`DecodedImages`: DataLoader workers decode each image, resize its short side to
+  ``size`` and centre-crop it to ``size x size`` uint8; the default collate stacks them.
+
+Both go through a plain ``torch.utils.data.DataLoader``, so Lightning swaps in a
+``DistributedSampler`` under DDP exactly as for the torchvision path, and shuffling draws
+from the same global RNG (which the run's checkpoints save and restore).
+
+Folder images are decoded to ``size x size`` (the view size by default), so random crops
+resample from that image rather than from the full-resolution file: crops only upsample,
+and the edges a centre crop cuts off non-square images are never seen. Pass a larger
+``decode_size`` to :func:`uint8_batch_loader` to keep more detail for small crops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+
+class TensorImages(Dataset):
+    """uint8 ``images`` ``[N, 3, H, W]`` and int64 ``labels`` ``[N]`` held in memory."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected uint8 images [N, 3, H, W], got {images.dtype} {list(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"got {images.shape[0]} images but labels of shape {list(labels.shape)}")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch in one gather (DataLoader calls this with the batch's indices)."""
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch):
+    """``collate_fn`` for :class:`TensorImages`: the batch is already stacked."""
+    return batch
+
+
+def _as_tensor(array) -> torch.Tensor:
+    return array if isinstance(array, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(array))
+
+
+def in_memory_images(dataset) -> TensorImages | None:
+    """``dataset``'s pixels as :class:`TensorImages` when it holds them as one uint8 array
+    (``images`` or ``data``, ``[N, H, W, 3]`` or ``[N, 3, H, W]``) with ``targets`` or
+    ``labels`` and no ``transform`` of its own; else ``None``."""
+    if getattr(dataset, "transform", None) is not None:
+        return None
+    for name in ("images", "data"):
+        array = getattr(dataset, name, None)
+        if not isinstance(array, (np.ndarray, torch.Tensor)) or array.ndim != 4:
+            continue
+        images = _as_tensor(array)
+        if images.dtype != torch.uint8:
+            continue
+        if images.shape[-1] == 3:
+            images = images.permute(0, 3, 1, 2).contiguous()  # NHWC (CIFAR, synthetic) -> NCHW
+        elif images.shape[1] != 3:
+            continue
+        for label_name in ("targets", "labels"):
+            labels = getattr(dataset, label_name, None)
+            if labels is not None and len(labels) == images.shape[0]:
+                return TensorImages(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64))
+    return None
+
+
+def decode_to_size(image: Image.Image, size: int) -> torch.Tensor:
+    """Resize the short side of ``image`` to ``size`` (bicubic, antialiased), centre-crop
+    ``size x size``, return uint8 ``[3, size, size]``."""
+    image = image.convert("RGB")
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    if (new_w, new_h) != (width, height):
+        image = image.resize((new_w, new_h), Image.BICUBIC, reducing_gap=3.0)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
+
+
+class DecodedImages(Dataset):
+    """``(uint8 [3, size, size], label)`` from a dataset of ``(PIL image, label)``."""
+
+    def __init__(self, base: Dataset, size: int) -> None:
+        self.base = base
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.base[index]
+        return decode_to_size(image, self.size), int(label)
+
+
+def uint8_batch_loader(
+    dataset: Dataset,
+    *,
+    image_size: int,
+    batch_size: int,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    workers: int = 0,
+    pin_memory: bool = False,
+    decode_size: int | None = None,
+) -> DataLoader:
+    """A DataLoader of ``(uint8 [B, 3, H, W], labels)`` for ``dataset`` (see the module doc).
+
+    In-memory datasets keep their own size ``H x W`` (the view recipe crops from it, as the
+    torchvision path does) and ignore ``workers``; other datasets are decoded by
+    ``workers`` processes to ``decode_size`` (default ``image_size``) squares.
+    """
+    images = in_memory_images(dataset)
+    if images is not None:
+        return DataLoader(
+            images, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=0,
+            collate_fn=keep_batch, pin_memory=pin_memory,
+        )
+    return DataLoader(
+        DecodedImages(dataset, decode_size or image_size), batch_size=batch_size, shuffle=shuffle,
+        drop_last=drop_last, num_workers=workers, pin_memory=pin_memory, persistent_workers=False,
+    )

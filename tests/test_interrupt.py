@@ -1,0 +1,204 @@
+"""SIGTERM / SIGINT during training: checkpoint, clean stop, exact resume with ``--resume auto``.
+
+In-process tests send a real signal to this process from a callback at a chosen step;
+the slow test interrupts ``python -m resmo.cli pretrain`` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from resmo.cli import resume_command
+from resmo.config import load_config
+from resmo.train.interrupt import GracefulInterrupt
+from resmo.train.pretrain import execute_run, prepare_run
+from resmo.train.run_folder import load_backbone
+from resmo.train.stopping import RunStopped
+from tests.pretrain_helpers import tiny_overrides
+
+STEPS_PER_EPOCH = 192 // 32
+COMPARED = ("knn_top1_student", "knn_top1_teacher", "knn_top1_random_init", "knn_history",
+            "final_loss", "intra_gap", "skipped_files", "skipped_steps")
+
+
+class SignalAt(pl.Callback):
+    """Sends ``signum`` to this process when the step with ``global_step == step`` starts."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+def overrides(out, method, workers=0):
+    return [*tiny_overrides(out, method=method), f"data.num_workers={workers}"]
+
+
+def train(out, method, *, resume=None, callbacks=(), workers=0):
+    run = prepare_run(load_config(None, overrides(out, method, workers)), resume=resume)
+    run.trainer.callbacks.extend(callbacks)
+    return run, execute_run(run)
+
+
+def assert_same_run(a, summary_a, b, summary_b):
+    assert a.trainer.global_step == b.trainer.global_step
+    state_a, state_b = a.module.method.state_dict(), b.module.method.state_dict()
+    assert state_a.keys() == state_b.keys()
+    for key in state_a:  # bit for bit: student, teacher, queue / centre, BatchNorm statistics
+        assert torch.equal(state_a[key], state_b[key]), key
+    for key in COMPARED:
+        assert summary_a[key] == summary_b[key], key
+
+
+@pytest.mark.parametrize(
+    "method, step, signum, workers",
+    [
+        ("mocov2", 8, signal.SIGTERM, 0),  # mid-epoch 2: the checkpoint is written mid-epoch
+        ("mocov3", 5, signal.SIGINT, 0),   # during the last batch of epoch 1
+        pytest.param("dino", 2, signal.SIGTERM, 2, marks=pytest.mark.slow),  # DataLoader workers
+    ],
+)
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, method, step, signum, workers):
+    straight, straight_summary = train(tmp_path / "straight", method, workers=workers)
+    out = tmp_path / "interrupted"
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RunStopped) as stopped:
+        train(out, method, resume="auto", callbacks=[SignalAt(step, signum)], workers=workers)
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # handlers restored
+    stop = stopped.value
+    assert stop.exit_code == 128 + signum and stop.reason == "signal"
+    assert f"interrupted by {signal.Signals(signum).name} after {step + 1} steps" in stop.message
+    assert stop.checkpoint == out / "checkpoints" / "last.ckpt"
+    assert torch.load(stop.checkpoint, weights_only=False)["global_step"] == step + 1
+    assert not (out / "summary.json").exists()
+    resumed, resumed_summary = train(out, method, resume="auto", workers=workers)
+    assert resumed.notes and "continuing from" in resumed.notes[-1]
+    assert_same_run(straight, straight_summary, resumed, resumed_summary)
+    # metrics.csv keeps the rows from before the interruption: the same steps and losses
+    assert metric_rows(out) == metric_rows(tmp_path / "straight")
+
+
+def metric_rows(out):
+    with open(out / "metrics.csv") as file:
+        return [(row["step"], row["epoch"], row.get("train/loss_step")) for row in csv.DictReader(file)]
+
+
+def test_signal_before_the_first_step_stops_without_a_checkpoint(tmp_path):
+    class SignalAtStart(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(RunStopped) as stopped:
+        train(tmp_path / "run", "mocov3", callbacks=[SignalAtStart()])
+    assert stopped.value.checkpoint is None and "no checkpoint yet" in stopped.value.message
+    assert stopped.value.exit_code == 143
+
+
+def test_second_sigint_stops_at_once(tmp_path):
+    guard = GracefulInterrupt(tmp_path / "last.ckpt")
+    previous = signal.getsignal(signal.SIGINT)
+    guard.install_handlers()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert guard.received == signal.SIGINT
+        os.kill(os.getpid(), signal.SIGTERM)  # a later, different signal changes nothing
+        assert guard.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        guard.restore_handlers()
+    assert signal.getsignal(signal.SIGINT) == previous
+
+
+def test_resume_command_replaces_out_and_resume():
+    argv = ["pretrain", "--epochs", "3", "--out", "runs/a", "--resume", "x.ckpt", "out=runs/b",
+            "optimizer.lr=0.1"]
+    command = resume_command(argv, "runs/a b")
+    assert shlex.split(command) == ["resmo", "pretrain", "--epochs", "3", "optimizer.lr=0.1",
+                                    "--out", "runs/a b", "--resume", "auto"]
+
+
+def wait_for(path, process, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_command_mid_epoch_then_resume_auto(tmp_path):
+    """``resmo pretrain`` gets SIGTERM in epoch 2 of 3; the printed resume command finishes
+    the run with the same metrics and backbones as an uninterrupted run with the same seed."""
+    samples, epochs = 640, 3  # 20 steps per epoch: the signal lands well inside epoch 2
+    out = tmp_path / "run"
+    args = ["pretrain", *tiny_overrides(out, epochs=epochs, samples=samples)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "resmo.cli"]
+    process = subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, cwd=tmp_path)
+    try:
+        wait_for(out / "checkpoints" / "last.ckpt", process)  # written at the end of epoch 1
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr[-3000:]
+    message = stderr.strip().splitlines()[-1]
+    assert message.startswith("resmo pretrain: interrupted by SIGTERM after"), message
+    step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    steps_per_epoch = samples // 32
+    assert steps_per_epoch < step < 2 * steps_per_epoch  # a mid-epoch checkpoint
+    resume = shlex.split(message.split("continue with: ", 1)[1])
+    assert resume[0] == "resmo" and resume[-2:] == ["--resume", "auto"]
+    resumed = subprocess.run([*command, *resume[1:]], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "continuing from" in resumed.stdout
+    summary = json.loads((out / "summary.json").read_text())
+
+    straight = prepare_run(load_config(None, tiny_overrides(tmp_path / "straight", epochs=epochs,
+                                                            samples=samples)))
+    straight_summary = execute_run(straight)
+    for key in COMPARED:
+        assert summary[key] == straight_summary[key], key
+    images = torch.randn(4, 3, 32, 32)
+    for name in ("student", "teacher"):
+        a = load_backbone(out / f"{name}_backbone.pt").eval()
+        b = load_backbone(tmp_path / "straight" / f"{name}_backbone.pt").eval()
+        assert torch.equal(a(images), b(images)), name
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_with_dataloader_workers(tmp_path):
+    """As SLURM does: SIGTERM reaches the main process and its DataLoader workers at once.
+    The workers must outlive it (else torch raises mid-step); the run saves and exits 143."""
+    out = tmp_path / "run"
+    args = ["pretrain", *tiny_overrides(out, epochs=3, samples=960), "data.num_workers=2"]
+    process = subprocess.Popen([sys.executable, "-m", "resmo.cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        wait_for(out / "checkpoints" / "last.ckpt", process)
+        time.sleep(0.2)  # the next epoch's workers are up
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and "DataLoader worker" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("resmo pretrain: interrupted by SIGTERM")
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] > 30
