@@ -106,9 +106,13 @@ class TrainSection:
 
 @dataclass
 class MonitorSection:
-    """kNN of student and teacher backbones on the validation split (when labelled)."""
+    """kNN of student and teacher backbones on the validation split (when labelled).
 
-    knn_every_epochs: int = 5
+    ``knn_every_epochs``: 0 (default) measures at initialisation and after the last epoch
+    only; N also measures every N epochs.
+    """
+
+    knn_every_epochs: int = 0
     knn_k: int = 20
     knn_temperature: float = 0.07
     knn_max_train: int = 10000
