@@ -33,6 +33,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    before = machine()
     with tempfile.TemporaryDirectory() as tmp:
         command = ["resmo", "pretrain", "--out", f"{tmp}/run"]
         start = time.perf_counter()
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "command": "resmo pretrain",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": before,
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
         "seed": summary["seed"],
         "wall_seconds_total": round(wall, 1),
         "wall_seconds_training": round(summary["wall_seconds"], 1),
