@@ -14,7 +14,11 @@ teacher), with the CIFAR MoCo v3 recipe's heads (``configs/cifar10/mocov3.yaml``
   in-memory dataset (50 000 random 32 px images, CIFAR-10's size), pinned, copied to the
   device, views made there by ``DeviceViews`` from the two-view recipe, then the step;
 - ``torchvision`` (with ``--torchvision-workers N``): per-image views in ``N`` DataLoader
-  workers, then the step (the reference pipeline).
+  workers, then the step (the reference pipeline);
+- ``lightly`` (with ``--lightly-workers N``): the peer, as a LightlySSL user writes it:
+  MoCo v3 from LightlySSL's blocks (``lightly_baselines.py``: its heads, ``NTXentLoss``,
+  ``update_momentum``) with LightlySSL's ``LARS``, per-image views in ``N`` workers, same
+  backbone, heads, precision and memory format.
 
 Defaults where the device supports them: bf16 autocast (``--precision bf16``, as
 ``train.precision=bf16-mixed``), ``channels_last`` (off with ``--no-channels-last``),
@@ -33,6 +37,8 @@ import shlex
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
@@ -132,6 +138,48 @@ def looping(loader):
         epoch += 1
 
 
+def per_image_batches(data, recipe, batch_size: int, workers: int, device: torch.device):
+    """Endless batches of per-image torchvision views made by ``workers`` DataLoader workers."""
+    return looping(DataLoader(
+        MultiViewDataset(data, recipe), batch_size=batch_size, shuffle=True, drop_last=True,
+        num_workers=workers, persistent_workers=True, pin_memory=device.type == "cuda",
+    ))
+
+
+def lightly_rate(args, data, recipe, device: torch.device) -> float:
+    """End-to-end images/s of MoCo v3 from LightlySSL's blocks, per-image views in workers."""
+    from lightly.utils.lars import LARS
+    from lightly_baselines import LightlyModel
+
+    torch.manual_seed(0)
+    backbone = create_backbone("resnet_small", width=8) if args.tiny else create_backbone("resnet18", cifar_stem=True)
+    heads = TINY_HEADS if args.tiny else RECIPE_HEADS
+    model = LightlyModel("mocov3", backbone, backbone.feature_dim, hidden_dim=heads["hidden_dim"],
+                         out_dim=heads["out_dim"], temperature=0.2).to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = LARS(model.student_parameters(), lr=0.3, momentum=0.9, weight_decay=1e-6)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
+    )
+    batches = per_image_batches(data, recipe, args.batch_size, args.lightly_workers, device)
+
+    def steps(n: int) -> None:
+        for _ in range(n):
+            views, _labels = next(batches)
+            views = [v.to(device, non_blocking=True) for v in views]
+            if args.channels_last:
+                views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+            with autocast:
+                loss = model.loss(views)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            model.update_teacher(0.99)
+
+    return args.steps * args.batch_size / timed(steps, args.steps, args.warmup, device)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=512)
@@ -144,6 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--compile", action="store_true", help="torch.compile the backbones")
     parser.add_argument("--torchvision-workers", type=int, default=0,
                         help="also measure the torchvision per-image pipeline with this many workers")
+    parser.add_argument("--lightly-workers", type=int, default=0,
+                        help="also measure MoCo v3 built from LightlySSL's blocks with per-image views in N workers")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--tiny", action="store_true", help="small model, batch and steps (CPU smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -184,19 +234,18 @@ def main(argv: list[str] | None = None) -> dict:
     rates["batched"] = args.steps * args.batch_size / seconds
 
     if args.torchvision_workers:
-        per_image = DataLoader(
-            MultiViewDataset(data, recipe), batch_size=args.batch_size, shuffle=True, drop_last=True,
-            num_workers=args.torchvision_workers, persistent_workers=True, pin_memory=device.type == "cuda",
-        )
-        per_image_batches = looping(per_image)
+        torchvision_batches = per_image_batches(data, recipe, args.batch_size, args.torchvision_workers, device)
 
         def torchvision_steps(n: int) -> None:
             for _ in range(n):
-                views, _labels = next(per_image_batches)
+                views, _labels = next(torchvision_batches)
                 step([v.to(device, non_blocking=True) for v in views])
 
         seconds = timed(torchvision_steps, args.steps, args.warmup, device)
         rates["torchvision"] = args.steps * args.batch_size / seconds
+
+    if args.lightly_workers:
+        rates["lightly"] = lightly_rate(args, data, recipe, device)
 
     result = {
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
@@ -214,6 +263,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if "torchvision" in rates:
         result["torchvision_over_model_only"] = round(rates["torchvision"] / rates["model_only"], 3)
+    if "lightly" in rates:
+        result["batched_over_lightly"] = round(rates["batched"] / rates["lightly"], 3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

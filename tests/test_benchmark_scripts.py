@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -18,12 +20,14 @@ def load(name: str):
 
 def test_gpu_throughput_tiny(tmp_path):
     out = tmp_path / "gpu.json"
+    pytest.importorskip("lightly")
     result = load("gpu_throughput").main(["--tiny", "--device", "cpu", "--torchvision-workers", "1",
-                                          "--out", str(out)])
+                                          "--lightly-workers", "1", "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved == result
     rates = saved["images_per_second"]
-    assert set(rates) == {"model_only", "batched", "torchvision"} and all(r > 0 for r in rates.values())
+    assert set(rates) == {"model_only", "batched", "torchvision", "lightly"} and all(r > 0 for r in rates.values())
+    assert saved["batched_over_lightly"] == pytest.approx(rates["batched"] / rates["lightly"], rel=1e-2)
     assert saved["batched_over_model_only"] > 0 and saved["precision"] == "32"
     assert saved["command"].startswith("python ") and "--tiny" in saved["command"]
 
@@ -36,3 +40,70 @@ def test_view_generation_tiny(tmp_path):
     medians = saved["images_per_second_median"]
     assert set(medians) == {"torchvision", "batched_threads1"} and all(v > 0 for v in medians.values())
     assert saved["speedup_batched_vs_torchvision"] > 0 and saved["machine"]["cpu_count"] >= 1
+
+
+def test_speed_cpu_measures_steps_data_and_ratios():
+    pytest.importorskip("lightly")
+    speed = load("speed_cpu")
+    options = {"tiny": True, "batch_size": 8, "steps": 1, "warmup": 1, "threads": 1}
+    for config in ("resmo-byol-w1", "lightly-mocov3", "views-batched"):
+        result = speed.measure(config, **options)
+        assert result["config"] == config and result["images_per_second"] > 0
+        assert result["peak_rss_mib"] >= result["peak_rss_increase_mib"] >= 0
+    median = {config: 10.0 for config in (*speed.STEP_CONFIGS, *speed.DATA_CONFIGS)}
+    median |= {"resmo-mocov3-w1": 9.7, "lightly-byol": 20.0, "views-batched": 97.0}
+    ratios = speed.ratios(median)
+    assert ratios["mocov3_resmo_on_over_off"] == pytest.approx(0.97)
+    assert ratios["byol_resmo_over_lightly"] == pytest.approx(0.5)
+    assert ratios["views_batched_over_model_step"] == pytest.approx(10.0)
+
+
+@pytest.fixture(scope="module")
+def cifar10_jpeg(tmp_path_factory):
+    """The real CIFAR-10 JPEG folder, extracted from ../shared/data (skips when absent)."""
+    import os
+
+    folder_module = load("cifar10_folder")
+    cached = folder_module.cache_root() / "cifar10"
+    if cached.is_dir():
+        try:
+            return folder_module.cifar10_folder()
+        except folder_module.DataMissing:
+            pass
+    if not folder_module.ARCHIVE.is_file():
+        pytest.skip(f"real CIFAR-10 archive not found at {folder_module.ARCHIVE}")
+    os.environ.setdefault("RESMO_BENCHMARK_CACHE", str(tmp_path_factory.mktemp("bench-cache")))
+    return folder_module.cifar10_folder(cache=Path(os.environ["RESMO_BENCHMARK_CACHE"]))
+
+
+@pytest.mark.slow
+def test_quality_protocol_caches_runs_and_resumes(cifar10_jpeg, tmp_path, capsys):
+    pytest.importorskip("lightly")
+    quality = load("quality_cifar10")
+    runs = ["random-s0", "mocov3-w1-s0", "lightly-byol-s0"]
+    argv = ["--smoke", "--data-folder", str(cifar10_jpeg), "--work-dir", str(tmp_path / "work"),
+            "--results-dir", str(tmp_path / "results"), "--figure", str(tmp_path / "fig.png")]
+    assert quality.main([*argv, "--only", *runs]) == 0
+    folder = tmp_path / "results" / "smoke" / "runs"
+    assert sorted(p.stem for p in folder.glob("*.json")) == sorted(runs)
+    resmo_run = json.loads((folder / "mocov3-w1-s0.json").read_text())
+    assert resmo_run["command"].startswith("resmo pretrain --method mocov3") and "--resmo-weight 1.0" in resmo_run["command"]
+    for record in (resmo_run, json.loads((folder / "lightly-byol-s0.json").read_text())):
+        assert set(record["knn"]) == {"student", "teacher"} and set(record["linear"]) == {"student", "teacher"}
+        assert 0 <= record["knn"]["student"]["k20"] <= 100 and 0 <= record["intra_gap"]["output"] <= 2
+    summary = json.loads((tmp_path / "results" / "smoke" / "summary.json").read_text())
+    assert summary["complete"] is False and "mocov3-w0-s0" in summary["missing_runs"]
+    capsys.readouterr()
+    assert quality.main([*argv, "--only", *runs]) == 0  # started again: everything is cached
+    assert "3 of 3 runs cached, 0 to run" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_gpu_cifar10_script_tiny_on_cpu(cifar10_jpeg, tmp_path):
+    out = tmp_path / "gpu.json"
+    result = load("gpu_cifar10").main(["--tiny", "--data-folder", str(cifar10_jpeg), "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert set(result["runs"]) == {"resmo_weight_0", "resmo_weight_1"}
+    for run in result["runs"].values():
+        assert 0 <= run["knn_top1_student"] <= 100 and run["train_images_per_second"] > 0
+    assert result["model_only_images_per_second"] > 0 and result["machine"]["device"] == "cpu"

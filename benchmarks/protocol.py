@@ -1,0 +1,139 @@
+"""The CPU quality protocol on real CIFAR-10: its arms, budgets and per-run settings.
+
+An *arm* is one row of the results table (a method, an implementation, a ResMo setting);
+a *run* is one arm at one seed. A *budget* fixes everything the arms share: backbone,
+resolution, data, optimizer, epochs, evaluation. ``full`` is the protocol reported in
+docs/benchmarks.md; ``smoke`` is the same table on a few hundred images, in minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every run of a protocol shares.
+
+    ``train_per_class`` / ``test_per_class``: images per class taken from CIFAR-10's
+    train / test splits (``None``: all, 5,000 / 1,000). Views are the method's 32 px
+    recipe (``resmo.data.build_view_recipe``), made by the batched path. The optimizer
+    is AdamW with linear warm-up then cosine decay; weight decay skips norms and biases.
+    The teacher momentum follows a cosine schedule from ``momentum`` to 1.
+    """
+
+    width: int
+    epochs: int
+    batch_size: int = 256
+    lr: float = 0.005
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 0.5
+    momentum: float = 0.96
+    hidden_dim: int = 512
+    out_dim: int = 128
+    temperature: float = 0.2
+    train_per_class: int | None = None
+    test_per_class: int | None = None
+    knn_k: tuple[int, ...] = (20, 200)
+    linear_steps: int = 200
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One configuration. ``impl``: ``resmo`` (``resmo pretrain``) or ``lightly``
+    (the same method built from LightlySSL's blocks, ``lightly_baselines.py``)."""
+
+    key: str
+    label: str
+    group: str
+    method: str
+    weight: float = 0.0
+    distance: str = "cosine"
+    impl: str = "resmo"
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    budget: Budget
+    arms: tuple[Arm, ...]
+    random_init_seeds: tuple[int, ...] = (0, 1, 2)
+    notes: tuple[str, ...] = field(default=())
+
+    def runs(self) -> list[tuple[Arm, int]]:
+        return [(arm, seed) for arm in self.arms for seed in arm.seeds]
+
+    def arm(self, key: str) -> Arm:
+        for arm in self.arms:
+            if arm.key == key:
+                return arm
+        raise KeyError(f"no arm {key!r} in protocol {self.name!r}")
+
+
+def run_key(arm: Arm, seed: int) -> str:
+    return f"{arm.key}-s{seed}"
+
+
+def fingerprint(budget: Budget, arm: Arm, seed: int) -> str:
+    """Changes whenever a setting that affects the run's result changes (cache key)."""
+    payload = {"budget": asdict(budget), "arm": {**asdict(arm), "seeds": None}, "seed": seed}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def arms(core_seeds: tuple[int, ...]) -> tuple[Arm, ...]:
+    """The table: core (MoCo v3, ResMo off / on, several seeds), extras, peer baselines."""
+    return (
+        Arm("mocov3-w0", "MoCo v3", "core", "mocov3", 0.0, seeds=core_seeds),
+        Arm("mocov3-w1", "MoCo v3 + ResMo (λ=1)", "core", "mocov3", 1.0, seeds=core_seeds),
+        Arm("byol-w0", "BYOL", "extra", "byol", 0.0),
+        Arm("byol-w1", "BYOL + ResMo (λ=1)", "extra", "byol", 1.0),
+        Arm("mocov3-w0.3", "MoCo v3 + ResMo (λ=0.3)", "sweep", "mocov3", 0.3),
+        Arm("mocov3-w3", "MoCo v3 + ResMo (λ=3)", "sweep", "mocov3", 3.0),
+        Arm("mocov3-w1-kd", "MoCo v3 + ResMo (λ=1, KD distance)", "ablation", "mocov3", 1.0, "kd"),
+        Arm("lightly-mocov3", "MoCo v3 from LightlySSL blocks", "peer", "mocov3", impl="lightly"),
+        Arm("lightly-byol", "BYOL from LightlySSL blocks", "peer", "byol", impl="lightly"),
+    )
+
+
+PROTOCOLS = {
+    "full": Protocol(
+        "full",
+        Budget(width=8, epochs=2, warmup_epochs=0.25),
+        arms((0, 1, 2)),
+    ),
+    "smoke": Protocol(
+        "smoke",
+        Budget(width=4, epochs=1, batch_size=64, hidden_dim=64, out_dim=32,
+               train_per_class=64, test_per_class=20, knn_k=(20,), linear_steps=20),
+        arms((0, 1)),
+        random_init_seeds=(0,),
+        notes=("smoke: checks that the protocol runs end to end; its numbers mean nothing",),
+    ),
+}
+
+
+def pretrain_arguments(budget: Budget, arm: Arm, seed: int, data: str, out: str) -> list[str]:
+    """``resmo pretrain`` arguments of one resmo run (also what the results record)."""
+    method = arm.method
+    heads = [f"method_options.{method}.hidden_dim={budget.hidden_dim}",
+             f"method_options.{method}.out_dim={budget.out_dim}",
+             f"method_options.{method}.predictor_hidden_dim={budget.hidden_dim}",
+             f"method_options.{method}.momentum={budget.momentum}"]
+    if method == "mocov3":
+        heads.append(f"method_options.mocov3.temperature={budget.temperature}")
+    return [
+        "pretrain", "--method", method, "--backbone", "resnet_small", "--data", data,
+        "--epochs", str(budget.epochs), "--batch-size", str(budget.batch_size),
+        "--resmo-weight", str(arm.weight), "--seed", str(seed), "--out", out, "--resume", "auto",
+        "data.image_size=32", "data.pipeline=batched", "data.num_workers=1",
+        f"backbone_options.resnet_small.width={budget.width}",
+        "optimizer.name=adamw", f"optimizer.lr={budget.lr}",
+        f"optimizer.weight_decay={budget.weight_decay}",
+        f"optimizer.warmup_epochs={budget.warmup_epochs}",
+        f"resmo.distance={arm.distance}",
+        "monitor.knn_max_train=2000", "monitor.knn_max_val=1000",
+        "train.progress_bar=false", *heads,
+    ]

@@ -1,0 +1,253 @@
+"""Quality on real CIFAR-10 (CPU): ResMo against the plain method, resmo against LightlySSL.
+
+    python benchmarks/quality_cifar10.py            # the full protocol (hours; resumable)
+    python benchmarks/quality_cifar10.py --smoke    # the same table on a few hundred images (minutes)
+    nohup python benchmarks/quality_cifar10.py > quality.log 2>&1 &    # in the background
+
+Arms, seeds and budgets are in ``protocol.py``. Every run's result is cached in
+``benchmarks/results/quality/<protocol>/runs/<run>.json`` (keyed by a fingerprint of its
+settings); run folders and checkpoints live in ``~/.cache/resmo/benchmarks/quality/``
+(``--work-dir``). Started again, the script skips finished runs and continues unfinished
+ones from their last checkpoint (``resmo pretrain --resume auto``). When every run is
+done it writes ``summary.json`` beside ``runs/`` (and, for the full protocol,
+``docs/figures/quality_cifar10.png``); ``render_docs.py`` turns the JSON into
+docs/benchmarks.md.
+
+resmo runs are ``resmo pretrain`` then ``resmo eval knn``, ``resmo eval linear`` and
+``resmo gap`` on the whole test split, through the CLI entry point in-process. Random-init
+and LightlySSL backbones go through the same probe functions (``backbone_probes.py``).
+Runs execute ``--jobs`` at a time (default 2), each with one torch thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from cifar10_folder import DataMissing, cache_root, cifar10_folder  # noqa: E402
+from folder_subset import subset_folder  # noqa: E402
+from protocol import PROTOCOLS, Protocol, fingerprint, pretrain_arguments, run_key  # noqa: E402
+from quality_summary import summarise  # noqa: E402
+
+RESULTS = HERE / "results" / "quality"
+
+
+def machine() -> dict:
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+    }
+
+
+def data_folder(protocol: Protocol, work: Path, given: Path | None) -> Path:
+    folder = given or cifar10_folder()
+    budget = protocol.budget
+    if budget.train_per_class is None and budget.test_per_class is None:
+        return folder
+    counts = {"train": budget.train_per_class or 5000, "test": budget.test_per_class or 1000}
+    return subset_folder(folder, work / "data" / f"cifar10-{counts['train']}-{counts['test']}", counts)
+
+
+def all_runs(protocol: Protocol) -> list[str]:
+    keys = [f"random-s{seed}" for seed in protocol.random_init_seeds]
+    return keys + [run_key(arm, seed) for arm, seed in protocol.runs()]
+
+
+def result_file(protocol: Protocol, key: str, results: Path) -> Path:
+    return results / protocol.name / "runs" / f"{key}.json"
+
+
+def parse_key(protocol: Protocol, key: str):
+    stem, _, seed = key.rpartition("-s")
+    if stem == "random":
+        return None, int(seed)
+    return protocol.arm(stem), int(seed)
+
+
+def is_done(protocol: Protocol, key: str, results: Path) -> bool:
+    path = result_file(protocol, key, results)
+    if not path.is_file():
+        return False
+    arm, seed = parse_key(protocol, key)
+    if arm is None:
+        return True
+    return json.loads(path.read_text()).get("fingerprint") == fingerprint(protocol.budget, arm, seed)
+
+
+# --- one run (in its own process) ---------------------------------------------------------
+def run_resmo(protocol: Protocol, arm, seed: int, folder: Path, out: Path) -> dict:
+    from resmo.cli import main as resmo_main
+    from resmo.eval.results import read_results
+
+    budget = protocol.budget
+    arguments = pretrain_arguments(budget, arm, seed, str(folder), str(out))
+    start = time.perf_counter()
+    if resmo_main(arguments) != 0:
+        raise RuntimeError(f"resmo {shlex.join(arguments)} failed")
+    train_seconds = time.perf_counter() - start
+    summary = json.loads((out / "summary.json").read_text())
+    start = time.perf_counter()
+    ks = [str(k) for k in budget.knn_k]
+    for command in (["eval", "knn", str(out), "--encoder", "both", "--k", *ks],
+                    ["eval", "linear", str(out), "--encoder", "both", "--steps", str(budget.linear_steps)],
+                    ["gap", str(out), "--k", ks[0]]):
+        if resmo_main(command) != 0:
+            raise RuntimeError(f"resmo {shlex.join(command)} failed")
+    eval_seconds = time.perf_counter() - start
+    knn, linear, gap = (read_results(out, kind)[-1] for kind in ("knn", "linear", "gap"))
+    return {
+        "command": "resmo " + shlex.join(arguments).replace(str(folder), "CIFAR10_FOLDER").replace(str(out), "RUN"),
+        "knn": {enc: {k: v["top1"] for k, v in r.items()} for enc, r in knn["results"].items()},
+        "linear": {enc: r["top1"] for enc, r in linear["results"].items()},
+        "intra_gap": {level: gap["intra_gap"][level] for level in ("features", "output")},
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "images_per_second": summary.get("images_per_second"),
+        "monitor_knn_random_init": summary.get("knn_top1_random_init"),
+    }
+
+
+def run_lightly(protocol: Protocol, arm, seed: int, folder: Path) -> dict:
+    import lightly
+    from backbone_probes import folder_splits, probe_backbones, same_view_gap
+    from lightly_baselines import train
+
+    budget = protocol.budget
+    model, timing = train(
+        arm.method, folder_splits(folder).train, width=budget.width, epochs=budget.epochs,
+        batch_size=budget.batch_size, lr=budget.lr, weight_decay=budget.weight_decay,
+        warmup_epochs=budget.warmup_epochs, momentum=budget.momentum, hidden_dim=budget.hidden_dim,
+        out_dim=budget.out_dim, temperature=budget.temperature, seed=seed,
+    )
+    start = time.perf_counter()
+    model.eval()
+    probes = probe_backbones({"student": model.backbone, "teacher": model.teacher_backbone}, folder,
+                             ks=budget.knn_k, linear_steps=budget.linear_steps)
+    gap = same_view_gap(model.student, model.teacher, folder)
+    return {"lightly_version": lightly.__version__, **probes, "intra_gap": gap,
+            "train_seconds": timing["train_seconds"], "eval_seconds": time.perf_counter() - start,
+            "images_per_second": timing["images_per_second"]}
+
+
+def run_random(protocol: Protocol, seed: int, folder: Path) -> dict:
+    import torch
+    from backbone_probes import probe_backbones
+
+    from resmo import create_backbone
+
+    torch.manual_seed(seed)
+    backbone = create_backbone("resnet_small", width=protocol.budget.width)
+    start = time.perf_counter()
+    probes = probe_backbones({"random": backbone}, folder, ks=protocol.budget.knn_k,
+                             linear_steps=protocol.budget.linear_steps)
+    return {**probes, "eval_seconds": time.perf_counter() - start}
+
+
+def run_one(protocol: Protocol, key: str, folder: Path, work: Path, results: Path) -> Path:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    arm, seed = parse_key(protocol, key)
+    record = {"protocol": protocol.name, "key": key, "seed": seed, "date": time.strftime("%Y-%m-%d"),
+              "machine": machine(), "load_average_1min_start": round(os.getloadavg()[0], 2)}
+    if arm is None:
+        record |= {"arm": "random-init", "impl": "resmo"} | run_random(protocol, seed, folder)
+    else:
+        record |= {"arm": arm.key, "impl": arm.impl, "fingerprint": fingerprint(protocol.budget, arm, seed)}
+        if arm.impl == "lightly":
+            record |= run_lightly(protocol, arm, seed, folder)
+        else:
+            record |= run_resmo(protocol, arm, seed, folder, work / "runs" / key)
+    record["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    path = result_file(protocol, key, results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+# --- scheduling -----------------------------------------------------------------------------
+def run_pending(protocol: Protocol, pending: list[str], *, jobs: int, base_argv: list[str],
+                work: Path) -> list[str]:
+    """Run ``pending`` keys ``jobs`` at a time in child processes; returns the failed keys."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    queue, running, failed = list(pending), {}, []
+    while queue or running:
+        while queue and len(running) < jobs:
+            key = queue.pop(0)
+            log = open(logs / f"{key}.log", "a")  # noqa: SIM115 - closed when the child ends
+            child = subprocess.Popen([sys.executable, __file__, *base_argv, "--one", key],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
+            running[key] = (child, log, time.perf_counter())
+            print(f"[{time.strftime('%H:%M:%S')}] started {key} (log: {logs / f'{key}.log'})", flush=True)
+        time.sleep(1.0)
+        for key, (child, log, started) in list(running.items()):
+            if child.poll() is None:
+                continue
+            log.close()
+            del running[key]
+            status = "done" if child.returncode == 0 else f"FAILED (exit {child.returncode})"
+            if child.returncode != 0:
+                failed.append(key)
+            print(f"[{time.strftime('%H:%M:%S')}] {status}: {key} in {time.perf_counter() - started:.0f} s",
+                  flush=True)
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="the smoke protocol (minutes)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
+    parser.add_argument("--data-folder", type=Path, help="an extracted CIFAR-10 JPEG folder")
+    parser.add_argument("--work-dir", type=Path, help="run folders (default ~/.cache/resmo/benchmarks/quality)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--figure", type=Path, help="plot of the full protocol (default docs/figures/...)")
+    parser.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs (e.g. random-s0)")
+    parser.add_argument("--one", metavar="RUN", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    protocol = PROTOCOLS["smoke" if args.smoke else "full"]
+    work = (args.work_dir or cache_root() / "quality") / protocol.name
+    try:
+        folder = data_folder(protocol, work, args.data_folder)
+    except DataMissing as error:
+        print(f"quality_cifar10: {error}", file=sys.stderr)
+        return 2
+    if args.one:
+        run_one(protocol, args.one, folder, work, args.results_dir)
+        return 0
+    base_argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--only"]
+    base_argv = [a for a in base_argv if not args.only or a not in args.only]
+    keys = [k for k in all_runs(protocol) if not args.only or k in args.only]
+    pending = [k for k in keys if not is_done(protocol, k, args.results_dir)]
+    print(f"protocol {protocol.name}: {len(keys) - len(pending)} of {len(keys)} runs cached, "
+          f"{len(pending)} to run, {args.jobs} at a time; data {folder}", flush=True)
+    start = time.perf_counter()
+    failed = run_pending(protocol, pending, jobs=args.jobs, base_argv=base_argv, work=work)
+    if failed:
+        print(f"failed runs: {', '.join(failed)}; logs in {work / 'logs'}; start again to retry", file=sys.stderr)
+        return 1
+    command = "python benchmarks/quality_cifar10.py" + (" --smoke" if args.smoke else "")
+    summary = summarise(protocol, args.results_dir, command=command, wall_seconds=time.perf_counter() - start,
+                        figure=args.figure)
+    print(f"summary: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Aggregate a quality protocol's cached runs into ``summary.json`` (and a plot).
+
+Per arm: each metric's values over seeds, mean and sample standard deviation (``None``
+with one seed). Then the checks the docs report: the plain method's margin over a random
+encoder (student kNN top-1, whole test split; target at least 15 points), ResMo's effect
+on MoCo v3 (difference of means, and per seed: same seed, same data order), and peer
+parity (resmo's baseline against the LightlySSL-built one, "within noise" meaning no more
+than two standard deviations of resmo's seeds below).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from protocol import Protocol, run_key
+
+PROJECT = Path(__file__).resolve().parents[1]
+FIGURE = PROJECT / "docs" / "figures" / "quality_cifar10.png"
+MARGIN_TARGET = 15.0
+METRICS = {
+    "knn_student": ("knn", "student"), "knn_teacher": ("knn", "teacher"),
+    "linear_student": ("linear", "student"), "linear_teacher": ("linear", "teacher"),
+}
+
+
+def _stats(values: list[float]) -> dict:
+    return {
+        "values": values,
+        "mean": statistics.fmean(values) if values else None,
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+    }
+
+
+def _metric(record: dict, name: str, k: str) -> float | None:
+    if name in ("intra_gap_output", "intra_gap_features"):
+        return record.get("intra_gap", {}).get(name.removeprefix("intra_gap_"))
+    section, encoder = METRICS[name]
+    value = record.get(section, {}).get(encoder)
+    return value.get(k) if isinstance(value, dict) else value
+
+
+def load_runs(protocol: Protocol, results: Path) -> dict[str, dict]:
+    folder = results / protocol.name / "runs"
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def summarise(protocol: Protocol, results: Path, *, command: str, wall_seconds: float | None = None,
+              figure: Path | None = None) -> Path:
+    runs = load_runs(protocol, results)
+    k = f"k{protocol.budget.knn_k[0]}"
+    random_records = [runs[f"random-s{s}"] for s in protocol.random_init_seeds if f"random-s{s}" in runs]
+    random_init = {
+        "knn": _stats([r["knn"]["random"][k] for r in random_records]),
+        "linear": _stats([r["linear"]["random"] for r in random_records]),
+    }
+    arms, missing = [], []
+    for arm in protocol.arms:
+        records = []
+        for seed in arm.seeds:
+            key = run_key(arm, seed)
+            (records.append(runs[key]) if key in runs else missing.append(key))
+        metrics = {name: _stats([v for r in records if (v := _metric(r, name, k)) is not None])
+                   for name in [*METRICS, "intra_gap_output", "intra_gap_features"]}
+        arms.append({
+            "key": arm.key, "label": arm.label, "group": arm.group, "method": arm.method, "impl": arm.impl,
+            "weight": arm.weight, "distance": arm.distance, "seeds": [r["seed"] for r in records],
+            "metrics": metrics,
+            "train_seconds": _stats([r["train_seconds"] for r in records]),
+            "eval_seconds": _stats([r["eval_seconds"] for r in records]),
+            "command": records[0].get("command") if records else None,
+        })
+    by_key = {arm["key"]: arm for arm in arms}
+    summary = {
+        "protocol": protocol.name, "command": command, "date": time.strftime("%Y-%m-%d"),
+        "budget": _budget(protocol), "knn_k": k, "notes": list(protocol.notes),
+        "machine": next(iter(runs.values()))["machine"] if runs else None,
+        "complete": not missing, "missing_runs": missing,
+        "cpu_seconds_runs": sum(r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in runs.values()),
+        "wall_seconds_this_invocation": wall_seconds,
+        "random_init": random_init, "arms": arms,
+        "checks": _checks(by_key, random_init, runs, protocol, k),
+    }
+    out = results / protocol.name / "summary.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    if protocol.name == "full" or figure is not None:
+        plot(summary, figure or FIGURE)
+    return out
+
+
+def _budget(protocol: Protocol) -> dict:
+    from dataclasses import asdict
+
+    return asdict(protocol.budget)
+
+
+def _mean(arm: dict | None, metric: str) -> float | None:
+    return None if arm is None else arm["metrics"][metric]["mean"]
+
+
+def _checks(by_key: dict, random_init: dict, runs: dict, protocol: Protocol, k: str) -> dict:
+    plain, resmo = by_key.get("mocov3-w0"), by_key.get("mocov3-w1")
+    random_knn = random_init["knn"]["mean"]
+    checks: dict = {}
+    if plain and random_knn is not None and _mean(plain, "knn_student") is not None:
+        margin = _mean(plain, "knn_student") - random_knn
+        checks["margin_over_random_init"] = {"points": margin, "target": MARGIN_TARGET,
+                                             "met": margin >= MARGIN_TARGET}
+    if plain and resmo:
+        effect = {}
+        for metric in METRICS:
+            a, b = _mean(resmo, metric), _mean(plain, metric)
+            paired = [
+                _metric(runs[f"mocov3-w1-s{s}"], metric, k) - _metric(runs[f"mocov3-w0-s{s}"], metric, k)
+                for s in plain["seeds"] if f"mocov3-w1-s{s}" in runs
+            ]
+            if a is not None and b is not None:
+                effect[metric] = {"difference_of_means": a - b, "per_seed": paired,
+                                  "std_per_seed": statistics.stdev(paired) if len(paired) > 1 else None}
+        checks["resmo_effect_mocov3"] = effect
+    parity = {}
+    for method, ours in (("mocov3", plain), ("byol", by_key.get("byol-w0"))):
+        theirs = by_key.get(f"lightly-{method}")
+        if not ours or not theirs or _mean(theirs, "knn_student") is None or _mean(ours, "knn_student") is None:
+            continue
+        noise = plain["metrics"]["knn_student"]["std"] if plain else None
+        difference = _mean(ours, "knn_student") - _mean(theirs, "knn_student")
+        parity[method] = {
+            "resmo_knn_student": _mean(ours, "knn_student"), "lightly_knn_student": _mean(theirs, "knn_student"),
+            "resmo_minus_lightly": difference, "noise_std": noise,
+            "at_least_as_accurate_within_noise": difference >= -2 * noise if noise is not None else difference >= 0,
+        }
+    checks["peer_parity"] = parity
+    return checks
+
+
+def plot(summary: dict, path: Path) -> Path:
+    """Student (filled) and teacher (open) kNN top-1 per arm, one dot per seed; the
+    random-init encoder as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [a for a in summary["arms"] if a["metrics"]["knn_student"]["values"]]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(arms) + 1.6))
+    for row, arm in enumerate(arms):
+        y = len(arms) - 1 - row
+        for name, marker, fill in (("knn_student", "o", "tab:blue"), ("knn_teacher", "s", "none")):
+            values = arm["metrics"][name]["values"]
+            ax.scatter(values, [y] * len(values), marker=marker, facecolors=fill, edgecolors="tab:blue",
+                       zorder=3, label=name.replace("knn_", "") if row == 0 else None)
+        mean = arm["metrics"]["knn_student"]["mean"]
+        ax.plot([mean, mean], [y - 0.3, y + 0.3], color="tab:blue", linewidth=2)
+    random_knn = summary["random_init"]["knn"]["mean"]
+    if random_knn is not None:
+        ax.axvline(random_knn, linestyle="--", color="gray", label="random init")
+    ax.set_yticks(range(len(arms)), [a["label"] for a in reversed(arms)])
+    ax.set_xlabel(f"kNN top-1 (%), CIFAR-10 test, {summary['knn_k']}")
+    ax.set_title(f"{summary['protocol']} protocol, {summary['date']} ({summary['command']})", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

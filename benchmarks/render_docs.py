@@ -1,0 +1,313 @@
+"""Write docs/benchmarks.md from the JSON results in benchmarks/results/.
+
+    python benchmarks/render_docs.py          # after any benchmark script
+
+Every number in docs/benchmarks.md comes from a JSON file read here; a result that does
+not exist yet is reported as not measured, with the command that measures it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+RESULTS = HERE / "results"
+DOC = PROJECT / "docs" / "benchmarks.md"
+
+
+def load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def fmt(stats: dict | None, digits: int = 1) -> str:
+    """``mean ± std`` (``mean`` alone with one value, ``—`` without)."""
+    if not stats or stats.get("mean") is None:
+        return "—"
+    text = f"{stats['mean']:.{digits}f}"
+    return text + (f" ± {stats['std']:.{digits}f}" if stats.get("std") is not None else "")
+
+
+def signed(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:+.{digits}f}"
+
+
+def machine_line(machine: dict | None) -> str:
+    if not machine:
+        return "machine not recorded"
+    parts = [f"{machine.get('cpu_count', '?')}-core {machine.get('processor', 'CPU')}",
+             f"torch {machine.get('torch', '?')}"]
+    if machine.get("gpu"):
+        parts.insert(0, machine["gpu"])
+    return ", ".join(parts)
+
+
+# --- quality ---------------------------------------------------------------------------------
+def quality_table(summary: dict) -> list[str]:
+    k = summary["knn_k"]
+    lines = [
+        f"| arm | seeds | student kNN top-1 ({k}) | teacher kNN top-1 | student linear top-1 "
+        "| teacher linear top-1 | intra gap, output | intra gap, features | training time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arm in summary["arms"]:
+        m = arm["metrics"]
+        seeds = ", ".join(str(s) for s in arm["seeds"]) or "missing"
+        lines.append(
+            f"| {arm['label']} | {seeds} | {fmt(m['knn_student'])} | {fmt(m['knn_teacher'])} "
+            f"| {fmt(m['linear_student'])} | {fmt(m['linear_teacher'])} | {fmt(m['intra_gap_output'], 3)} "
+            f"| {fmt(m['intra_gap_features'], 3)} | {fmt(arm['train_seconds'], 0)} |"
+        )
+    r = summary["random_init"]
+    seeds = len(r["knn"]["values"])
+    lines.append(f"| random init (no training) | {seeds} seed{'s' * (seeds > 1)} | {fmt(r['knn'])} | — "
+                 f"| {fmt(r['linear'])} | — | — | — | — |")
+    return lines
+
+
+def budget_text(summary: dict) -> str:
+    b = summary["budget"]
+    train = "all 50,000" if b["train_per_class"] is None else f"{10 * b['train_per_class']:,}"
+    test = "all 10,000" if b["test_per_class"] is None else f"{10 * b['test_per_class']:,}"
+    return (
+        f"`resnet_small` width {b['width']} (four stages of one basic block, 3x3 stem, no pooling "
+        f"before the stages), 32 px, {train} CIFAR-10 training images, {b['epochs']} epoch(s), batch "
+        f"{b['batch_size']}, AdamW (lr {b['lr']}, weight decay {b['weight_decay']}, none on norms and biases, "
+        f"{b['warmup_epochs']} warm-up epochs then cosine), teacher momentum {b['momentum']} -> 1 (cosine), heads "
+        f"hidden {b['hidden_dim']} / out {b['out_dim']}, MoCo v3 temperature {b['temperature']}; views: each "
+        "method's 32 px recipe made by the batched path. Evaluation on the frozen backbones: kNN (T 0.07) and "
+        f"linear probe (L-BFGS, {b['linear_steps']} steps) with the {train} training images as bank / "
+        f"probe set and {test} test images as queries; intra gap = 1 − mean cos(student(x), teacher(x)) on "
+        "the test images (`resmo gap`)."
+    )
+
+
+def quality_findings(summary: dict) -> list[str]:
+    checks = summary["checks"]
+    lines = []
+    margin = checks.get("margin_over_random_init")
+    if margin:
+        verdict = "meets" if margin["met"] else "does not meet"
+        lines.append(f"- Plain MoCo v3's student is {margin['points']:.1f} points above a random encoder "
+                     f"(kNN top-1); this {verdict} the protocol's bar of {margin['target']:.0f} points.")
+    effect = checks.get("resmo_effect_mocov3", {})
+    if "knn_student" in effect:
+        e = effect["knn_student"]
+        spread = next(a for a in summary["arms"] if a["key"] == "mocov3-w0")["metrics"]["knn_student"]["std"]
+        per_seed = ", ".join(signed(v) for v in e["per_seed"])
+        if spread is None:
+            noise = "with one seed the noise is unknown"
+        elif abs(e["difference_of_means"]) <= 2 * spread:
+            noise = f"within twice the plain method's seed-to-seed spread ({spread:.1f}): no clear effect"
+        else:
+            noise = f"more than twice the plain method's seed-to-seed spread ({spread:.1f})"
+        lines.append(f"- ResMo (λ=1) on MoCo v3, student kNN top-1: {signed(e['difference_of_means'])} points "
+                     f"(per seed: {per_seed}); {noise}.")
+        for metric, name in (("knn_teacher", "teacher kNN"), ("linear_student", "student linear"),
+                             ("linear_teacher", "teacher linear")):
+            if metric in effect:
+                lines.append(f"  {name}: {signed(effect[metric]['difference_of_means'])} points "
+                             f"(per seed: {', '.join(signed(v) for v in effect[metric]['per_seed'])}).")
+    arms = {a["key"]: a for a in summary["arms"]}
+    if "mocov3-w0" in arms and "mocov3-w1" in arms:
+        g0 = arms["mocov3-w0"]["metrics"]["intra_gap_output"]["mean"]
+        g1 = arms["mocov3-w1"]["metrics"]["intra_gap_output"]["mean"]
+        if g0 is not None and g1 is not None:
+            lines.append(f"- The intra gap at the output (the quantity ResMo minimises) goes from {g0:.3f} "
+                         f"without ResMo to {g1:.3f} with it.")
+    for method, parity in checks.get("peer_parity", {}).items():
+        verdict = "at least as accurate within noise" if parity["at_least_as_accurate_within_noise"] else \
+            "less accurate than the LightlySSL build beyond noise"
+        lines.append(f"- Peer parity, {method}: resmo {parity['resmo_knn_student']:.1f} vs LightlySSL blocks "
+                     f"{parity['lightly_knn_student']:.1f} (student kNN, {signed(parity['resmo_minus_lightly'])}): "
+                     f"{verdict}.")
+    return lines
+
+
+def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
+    lines = ["## Quality on real CIFAR-10 (CPU)", "",
+             "ResMo against the plain method, and resmo's methods against the same methods built from",
+             "LightlySSL's blocks (`benchmarks/lightly_baselines.py`), on the real CIFAR-10 images of",
+             "`../shared/data`. Arms, seeds and budgets: `benchmarks/protocol.py`; each run's result is a JSON",
+             "file under `benchmarks/results/quality/<protocol>/runs/`, the table below is their `summary.json`.",
+             ""]
+    if full is None:
+        lines += ["The full protocol has not been run yet: `python benchmarks/quality_cifar10.py`.", ""]
+    else:
+        lines += [f"Command: `{full['command']}` (resumable; runs two at a time, one torch thread each). "
+                  f"Machine: {machine_line(full['machine'])}. Date: {full['date']}. "
+                  f"Sum of the runs' times (one core each): {full['cpu_seconds_runs'] / 3600:.1f} h.", "",
+                  f"Budget: {budget_text(full)}", ""]
+        if not full["complete"]:
+            lines += [f"**Incomplete**: missing runs {', '.join(full['missing_runs'])}.", ""]
+        lines += quality_table(full) + [""] + quality_findings(full) + [""]
+        lines += ["![kNN top-1 per arm](figures/quality_cifar10.png)", "",
+                  f"Figure: student (filled) and teacher (open) kNN top-1 per run, bar = mean over seeds; "
+                  f"dashed = random init. Made by `{full['command']}` on {full['date']} "
+                  f"({machine_line(full['machine'])}).", ""]
+        commands = {a["label"]: a["command"] for a in full["arms"] if a.get("command")}
+        if commands:
+            first = next(iter(commands.items()))
+            lines += [f"Each resmo run is one command, e.g. {first[0]}:", "", "```bash", first[1], "```", ""]
+    lines += ["### Smoke protocol", ""]
+    if smoke is None:
+        lines += ["Not run yet: `python benchmarks/quality_cifar10.py --smoke`.", ""]
+    else:
+        b = smoke["budget"]
+        lines += [f"`{smoke['command']}` checks in minutes that the whole protocol runs; rerunning it "
+                  "reproduces this table's shape. Its numbers mean nothing: width "
+                  f"{b['width']}, {10 * b['train_per_class']} training and {10 * b['test_per_class']} test images, "
+                  f"{b['epochs']} epoch(s), batch {b['batch_size']}, otherwise as above. "
+                  f"Date: {smoke['date']}, {machine_line(smoke['machine'])}.", ""]
+        lines += quality_table(smoke) + [""]
+    return lines
+
+
+# --- speed -----------------------------------------------------------------------------------
+def speed_section(speed: dict | None) -> list[str]:
+    lines = ["## Speed on this CPU: resmo vs LightlySSL, data vs model, ResMo on vs off", ""]
+    if speed is None:
+        return lines + ["Not measured yet: `python benchmarks/speed_cpu.py`.", ""]
+    rates, memory, ratios = speed["images_per_second_median"], speed["peak_rss_increase_mib"], speed["ratios"]
+    m = speed["machine"]
+    lines += [f"Command: `{speed['command'].strip()}`. Machine: {machine_line(m)}, {m['threads']} torch threads, "
+              f"load average {m['load_average_1min_before']} before / {m['load_average_1min_after']} after. "
+              f"Date: {speed['date']}. Model: {speed['model']}, batch {speed['batch_size']}; "
+              f"{speed['steps']} timed steps after {speed['warmup']} warm-up, median of {speed['rounds']} rounds, "
+              "each measurement in a fresh process.", "",
+              "| measurement | images/s | peak memory increase (MiB) |", "|---|---:|---:|"]
+    names = {
+        "resmo-mocov3-w0": "training step, resmo MoCo v3", "resmo-mocov3-w1": "training step, resmo MoCo v3 + ResMo",
+        "lightly-mocov3": "training step, MoCo v3 from LightlySSL blocks", "resmo-byol-w0": "training step, resmo BYOL",
+        "resmo-byol-w1": "training step, resmo BYOL + ResMo", "lightly-byol": "training step, BYOL from LightlySSL blocks",
+        "views-batched": "views only, batched path (main process)",
+        "views-torchvision": "views only, torchvision per image (2 workers)",
+    }
+    for key, label in names.items():
+        if key in rates:
+            lines.append(f"| {label} | {rates[key]:.1f} | {memory[key]:.0f} |")
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    ratio_names = {
+        "mocov3_resmo_over_lightly": "MoCo v3 step: resmo / LightlySSL blocks",
+        "byol_resmo_over_lightly": "BYOL step: resmo / LightlySSL blocks",
+        "mocov3_resmo_on_over_off": "MoCo v3 step: ResMo on / off (target ≥ 0.97)",
+        "byol_resmo_on_over_off": "BYOL step: ResMo on / off (target ≥ 0.97)",
+        "views_batched_over_model_step": "batched views / MoCo v3 + ResMo step",
+        "views_torchvision_over_model_step": "torchvision views / MoCo v3 + ResMo step",
+    }
+    for key, label in ratio_names.items():
+        if key in ratios:
+            lines.append(f"| {label} | {ratios[key]:.2f} |")
+    lines += ["", "ResMo at the output level reuses the student and teacher outputs the method already "
+              "computes (both views go through both networks), so its cost is one cosine per view pair.", ""]
+    return lines
+
+
+# --- view generation -------------------------------------------------------------------------
+def views_section(views: dict | None) -> list[str]:
+    lines = ["## View generation on this CPU", ""]
+    if views is None:
+        return lines + ["Not measured yet: `python benchmarks/view_generation.py --kornia`.", ""]
+    med, rounds = views["images_per_second_median"], views["images_per_second_rounds"]
+    labels = {
+        "torchvision": f"torchvision `transforms.v2` on PIL, `DataLoader(num_workers={views['torchvision_workers']})`",
+        "batched_threads1": "batched (`BatchedViewRecipe` on uint8 batches), 1 torch thread",
+        "batched_threads2": "batched, 2 torch threads",
+        "kornia_threads1": "`kornia.augmentation`, same settings, 1 thread",
+    }
+    lines += [f"Command: `{views['command']}`. Machine: {machine_line(views['machine'])}; load average "
+              f"{views['load_average_before']} before, {views['load_average_after']} after. Date: {views['date']}. "
+              f"Recipe: {views['recipe']}, {views['images']} in-memory images, batches of {views['batch_size']}.", "",
+              "| pipeline | images/s (median) | rounds | vs torchvision |", "|---|---:|---|---:|"]
+    for key, label in labels.items():
+        if key in med:
+            ratio = med[key] / med["torchvision"]
+            lines.append(f"| {label} | {med[key]:,.0f} | {', '.join(f'{v:,.0f}' for v in rounds[key])} "
+                         f"| {ratio:.1f}x |")
+    lines += ["", "Parity with torchvision is tested, not benchmarked (`tests/test_batched_views.py`: each op "
+              "against torchvision's functional op, and crop, flip, jitter, grayscale, blur and solarisation "
+              "statistics at fixed seeds).", ""]
+    return lines
+
+
+# --- GPU -------------------------------------------------------------------------------------
+def gpu_section(throughput: dict | None, cifar: dict | None) -> list[str]:
+    lines = ["## On a GPU", ""]
+    if throughput is None:
+        lines += ["End-to-end throughput against the model-only ceiling and against LightlySSL: not measured "
+                  "yet (no GPU was available). Command, on one H100:", "", "```bash",
+                  "python benchmarks/gpu_throughput.py --torchvision-workers 8 --lightly-workers 8", "```", ""]
+    else:
+        rates = throughput["images_per_second"]
+        lines += [f"Command: `{throughput['command']}`. Machine: {machine_line(throughput['machine'])}. "
+                  f"Date: {throughput['date']}. {throughput['model']}, batch {throughput['batch_size']}, "
+                  f"precision {throughput['precision']}.", "", "| mode | images/s |", "|---|---:|"]
+        lines += [f"| {mode} | {rate:,.0f} |" for mode, rate in rates.items()]
+        lines += ["", f"batched / model-only: {throughput['batched_over_model_only']:.2f}" +
+                  (f"; batched / LightlySSL: {throughput['batched_over_lightly']:.2f}"
+                   if "batched_over_lightly" in throughput else ""), ""]
+    if cifar is None:
+        lines += ["MoCo v3 with and without ResMo on CIFAR-10 (ResNet-18, at most 8 minutes): not measured yet. "
+                  "Command, on one H100:", "", "```bash", "python benchmarks/gpu_cifar10.py", "```", ""]
+    else:
+        lines += [f"Command: `{cifar['command']}`. Machine: {machine_line(cifar['machine'])}. Date: {cifar['date']}. "
+                  f"{cifar['epochs']} epochs, seed {cifar['seed']}. Model-only ceiling: "
+                  f"{cifar['model_only_images_per_second']:,.0f} images/s.", "",
+                  "| run | student kNN top-1 | teacher kNN top-1 | training images/s | / ceiling |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, run in cifar["runs"].items():
+            lines.append(f"| {name} | {run['knn_top1_student']:.1f} | {run['knn_top1_teacher']:.1f} "
+                         f"| {run['train_images_per_second']:,.0f} | {cifar['train_over_model_only'][name]:.2f} |")
+        lines.append("")
+    return lines
+
+
+# --- quickstart ------------------------------------------------------------------------------
+def quickstart_section(quick: dict | None) -> list[str]:
+    lines = ["## Quickstart", ""]
+    if quick is None:
+        return lines + ["Not measured yet: `python benchmarks/quickstart.py`.", ""]
+    return lines + [
+        f"`{quick['command']}` with no arguments (MoCo v3 + ResMo, `resnet_small` width 8, 10 epochs on 4,000 "
+        f"generated 32 px textures, seed {quick['seed']}). Measured by `python benchmarks/quickstart.py`. "
+        f"Machine: {machine_line(quick['machine'])}, {quick['machine']['torch_threads']} threads, load average "
+        f"{quick['machine']['load_average_1min']} before / {quick['load_average_1min_after']} after. "
+        f"Date: {quick['date']}.", "",
+        "| wall time (s) | student kNN top-1 | teacher kNN top-1 | random-init kNN top-1 | margin (points) |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {quick['wall_seconds_total']:.1f} | {quick['knn_top1_student']:.1f} | {quick['knn_top1_teacher']:.1f} "
+        f"| {quick['knn_top1_random_init']:.1f} | {quick['margin_points']:+.1f} |", "",
+        f"Targets: at most {quick['targets']['wall_seconds_total_max']} s and a margin of at least "
+        f"{quick['targets']['margin_points_min']} points.", ""]
+
+
+def render(results: Path = RESULTS) -> str:
+    lines = ["# Benchmarks", "",
+             "Generated by `python benchmarks/render_docs.py` from the JSON files in `benchmarks/results/`",
+             "(each names its command, machine, date and seeds); do not edit by hand. On a 2-core machine any",
+             "other busy process slows torch down a lot: timings were taken with nothing else running unless",
+             "a load average above 1 says otherwise.", ""]
+    lines += quality_section(load(results / "quality" / "full" / "summary.json"),
+                             load(results / "quality" / "smoke" / "summary.json"))
+    lines += speed_section(load(results / "speed_cpu.json"))
+    lines += views_section(load(results / "view_generation.json"))
+    lines += gpu_section(load(results / "gpu_throughput.json"), load(results / "gpu_cifar10.json"))
+    lines += quickstart_section(load(results / "quickstart.json"))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=DOC)
+    args = parser.parse_args(argv)
+    args.out.write_text(render(args.results))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

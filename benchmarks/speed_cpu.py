@@ -1,0 +1,227 @@
+"""Speed ratios on this machine: resmo vs LightlySSL steps, data vs model, ResMo on vs off, memory.
+
+    python benchmarks/speed_cpu.py            # -> benchmarks/results/speed_cpu.json (about 15 min, 2 cores)
+    python benchmarks/speed_cpu.py --tiny --out /tmp/speed.json     # seconds (smoke test)
+
+One run, one machine; run it when nothing else is busy. Every measurement runs in a fresh
+child process (so each has its own peak memory), and the configurations take turns
+(``--rounds`` rounds; medians reported), so slow drifts of the machine hit all of them.
+
+- *Training step* (views already made, random tensors): forward of both views through
+  student and teacher, backward, AdamW step, EMA of the teacher. ResNet-18 with CIFAR
+  stem, batch 256, the CIFAR recipe heads (hidden 4096, out 256). resmo's methods
+  (``resmo.create_method``) with ResMo weight 0 and 1, and the same methods built from
+  LightlySSL's blocks (``lightly_baselines.py``), MoCo v3 and BYOL.
+- *Data*: two 32 px views of a batch of 256 (the MoCo v3 recipe) from an in-memory uint8
+  dataset: the batched path (``data.pipeline: batched``, main process) and the torchvision
+  per-image path (``DataLoader`` with 2 workers), over at least 30 batches.
+- *Peak memory*: the child's peak resident set size (``VmHWM``) minus its size before
+  building the model, in MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+RESULTS = HERE / "results" / "speed_cpu.json"
+RECIPE_HEADS = {"hidden_dim": 4096, "out_dim": 256}
+TINY_HEADS = {"hidden_dim": 64, "out_dim": 32}
+STEP_CONFIGS = ("resmo-mocov3-w0", "resmo-mocov3-w1", "lightly-mocov3",
+                "resmo-byol-w0", "resmo-byol-w1", "lightly-byol")
+DATA_CONFIGS = ("views-batched", "views-torchvision")
+DATA_BATCHES = 30
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _backbone(tiny: bool):
+    from resmo import create_backbone
+
+    if tiny:
+        return create_backbone("resnet_small", width=4)
+    return create_backbone("resnet18", cifar_stem=True)
+
+
+def step_function(config: str, tiny: bool):
+    """A callable running one training step on fixed views, for ``config``."""
+    import torch
+
+    impl, method, *weight = config.split("-")
+    heads = TINY_HEADS if tiny else RECIPE_HEADS
+    torch.manual_seed(0)
+    if impl == "lightly":
+        from lightly_baselines import LightlyModel, adamw, lightly_blocks
+
+        backbone = _backbone(tiny)
+        model = LightlyModel(method, backbone, backbone.feature_dim, hidden_dim=heads["hidden_dim"],
+                             out_dim=heads["out_dim"], temperature=0.2)
+        optimizer = adamw(model.student_parameters(), lr=1e-3, weight_decay=1e-4)
+        schedule = lightly_blocks()["cosine_schedule"]
+
+        def step(views, index):
+            loss = model.loss(views)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            model.update_teacher(schedule(index, 1000, 0.99, 1.0))
+
+        return step
+    from resmo import create_method
+    from resmo.train.optimizers import build_optimizer
+
+    options = {**heads, "predictor_hidden_dim": heads["hidden_dim"]}
+    model = create_method(method, _backbone(tiny), resmo={"weight": float(weight[0][1:])}, **options)
+    optimizer = build_optimizer(model.student_parameters(), name="adamw", lr=1e-3, weight_decay=1e-4)
+
+    def step(views, index):
+        result = model(views, step=index)
+        optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        optimizer.step()
+        model.after_optimizer_step(result, step=index, total_steps=1000)
+
+    return step
+
+
+def data_function(config: str, batch_size: int, images: int):
+    """A callable producing one batch of two views, for ``config``."""
+    from gpu_throughput import RandomImages, looping
+    from torch.utils.data import DataLoader
+
+    from resmo.data import MultiViewDataset, build_view_recipe
+    from resmo.data.batched import BatchedViewRecipe
+    from resmo.train.fast_path import DeviceViews, batched_train_loader
+
+    data = RandomImages(images, 32)
+    recipe = build_view_recipe("mocov3", 32)
+    if config == "views-batched":
+        views = DeviceViews(BatchedViewRecipe.from_view_recipe(recipe))
+        batches = looping(batched_train_loader(data, image_size=32, batch_size=batch_size, seed=0, workers=0))
+        return lambda index: views(next(batches))
+    loader = DataLoader(MultiViewDataset(data, recipe), batch_size=batch_size, shuffle=True, drop_last=True,
+                        num_workers=2, persistent_workers=True)
+    batches = looping(loader)
+    return lambda index: next(batches)
+
+
+def measure(config: str, *, tiny: bool, batch_size: int, steps: int, warmup: int, threads: int) -> dict:
+    """In this (child) process: images/s of ``steps`` timed calls after ``warmup``, peak memory."""
+    import torch
+
+    torch.set_num_threads(threads)
+    import resmo.methods  # noqa: F401 - imports before the baseline memory reading
+    if config.startswith("lightly"):
+        from lightly_baselines import lightly_blocks
+
+        lightly_blocks()
+    before = rss_mib()
+    if config in DATA_CONFIGS:
+        call = data_function(config, batch_size, images=max(4 * batch_size, 1024))
+        steps = max(steps, DATA_BATCHES)  # enough batches that the workers' prefetch does not count
+    else:
+        step = step_function(config, tiny)
+        views = [torch.randn(batch_size, 3, 32, 32) for _ in range(2)]
+
+        def call(index):
+            step(views, index)
+    for index in range(warmup):
+        call(index)
+    start = time.perf_counter()
+    for index in range(warmup, warmup + steps):
+        call(index)
+    seconds = time.perf_counter() - start
+    return {"config": config, "images_per_second": steps * batch_size / seconds,
+            "peak_rss_increase_mib": peak_rss_mib() - before, "peak_rss_mib": peak_rss_mib()}
+
+
+def ratios(median: dict[str, float]) -> dict[str, float]:
+    out = {}
+    for method in ("mocov3", "byol"):
+        out[f"{method}_resmo_over_lightly"] = median[f"resmo-{method}-w0"] / median[f"lightly-{method}"]
+        out[f"{method}_resmo_on_over_off"] = median[f"resmo-{method}-w1"] / median[f"resmo-{method}-w0"]
+    out["views_batched_over_model_step"] = median["views-batched"] / median["resmo-mocov3-w1"]
+    out["views_torchvision_over_model_step"] = median["views-torchvision"] / median["resmo-mocov3-w1"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--tiny", action="store_true", help="tiny model and batch (smoke test)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--child", metavar="CONFIG", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.batch_size, args.steps, args.warmup, args.rounds = 16, 1, 1, 1
+    options = {"tiny": args.tiny, "batch_size": args.batch_size, "steps": args.steps,
+               "warmup": args.warmup, "threads": args.threads}
+    if args.child:
+        print(json.dumps(measure(args.child, **options)))
+        return {}
+    samples: dict[str, list[dict]] = {config: [] for config in (*STEP_CONFIGS, *DATA_CONFIGS)}
+    load_before = os.getloadavg()[0]
+    for round_index in range(args.rounds):
+        for config in samples:
+            flags = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup",
+                     str(args.warmup), "--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
+            output = subprocess.run([sys.executable, __file__, *flags, "--child", config],
+                                    check=True, capture_output=True, text=True).stdout
+            samples[config].append(json.loads(output.strip().splitlines()[-1]))
+            print(f"round {round_index + 1}: {config}: {samples[config][-1]['images_per_second']:.1f} images/s",
+                  flush=True)
+    median = {c: statistics.median(s["images_per_second"] for s in runs) for c, runs in samples.items()}
+    import torch
+
+    result = {
+        "command": "python benchmarks/speed_cpu.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
+                    "load_average_1min_before": round(load_before, 2),
+                    "load_average_1min_after": round(os.getloadavg()[0], 2)},
+        "model": "resnet_small width 4 (tiny)" if args.tiny else "resnet18, CIFAR stem, heads 4096 -> 256",
+        "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
+        "images_per_second_median": {c: round(v, 2) for c, v in median.items()},
+        "peak_rss_increase_mib": {c: round(max(s["peak_rss_increase_mib"] for s in runs), 1)
+                                  for c, runs in samples.items()},
+        "samples": samples,
+        "ratios": {name: round(value, 3) for name, value in ratios(median).items()},
+        "targets": {"resmo_on_over_off_min": 0.97},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("images_per_second_median", "ratios", "peak_rss_increase_mib")},
+                     indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The quality protocol's pieces: settings and cache keys, aggregation, docs, data helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import cifar10_folder  # noqa: E402
+import protocol  # noqa: E402
+import quality_summary  # noqa: E402
+import render_docs  # noqa: E402
+from folder_subset import subset_folder  # noqa: E402
+
+FULL = protocol.PROTOCOLS["full"]
+
+
+def test_full_protocol_has_the_required_arms():
+    arms = {arm.key: arm for arm in FULL.arms}
+    assert len(arms["mocov3-w0"].seeds) >= 3 and arms["mocov3-w0"].seeds == arms["mocov3-w1"].seeds
+    assert (arms["mocov3-w0"].weight, arms["mocov3-w1"].weight) == (0.0, 1.0)
+    assert {arms["byol-w0"].weight, arms["byol-w1"].weight} == {0.0, 1.0}
+    sweep = {a.weight for a in FULL.arms if a.method == "mocov3" and a.impl == "resmo" and a.distance == "cosine"}
+    assert len(sweep) >= 4
+    assert arms["mocov3-w1-kd"].distance == "kd"
+    assert {a.method for a in FULL.arms if a.impl == "lightly"} == {"mocov3", "byol"}
+    keys = [protocol.run_key(arm, seed) for arm, seed in FULL.runs()]
+    assert len(keys) == len(set(keys))
+
+
+def test_fingerprint_changes_with_every_setting_that_matters():
+    arm = FULL.arm("mocov3-w1")
+    base = protocol.fingerprint(FULL.budget, arm, 0)
+    assert protocol.fingerprint(FULL.budget, arm, 0) == base
+    assert protocol.fingerprint(FULL.budget, arm, 1) != base
+    assert protocol.fingerprint(replace(FULL.budget, epochs=FULL.budget.epochs + 1), arm, 0) != base
+    assert protocol.fingerprint(FULL.budget, replace(arm, weight=0.5), 0) != base
+    assert protocol.fingerprint(FULL.budget, replace(arm, distance="kd"), 0) != base
+    # the seed list of an arm is not a setting of one run: adding seeds keeps cached runs
+    assert protocol.fingerprint(FULL.budget, replace(arm, seeds=(0, 1, 2, 3)), 0) == base
+
+
+def test_pretrain_arguments_are_a_valid_resmo_command():
+    from resmo.cli import _overrides, build_parser
+    from resmo.config import load_config
+
+    arm = FULL.arm("mocov3-w1-kd")
+    argv = protocol.pretrain_arguments(FULL.budget, arm, 2, "some/folder", "out/run")
+    config = load_config(None, _overrides(build_parser().parse_args(argv)))
+    assert (config.method, config.seed, config.resmo.weight, config.resmo.distance) == ("mocov3", 2, 1.0, "kd")
+    assert config.backbone_options["resnet_small"]["width"] == FULL.budget.width
+    assert config.train.epochs == FULL.budget.epochs and config.optimizer.lr == FULL.budget.lr
+    assert config.data.image_size == 32 and config.data.pipeline == "batched"
+    assert config.method_options["mocov3"]["momentum"] == FULL.budget.momentum
+
+
+def _record(key: str, seed: int, knn: float, teacher: float, gap: float) -> dict:
+    return {"key": key, "seed": seed, "machine": {"cpu_count": 2}, "knn": {"student": {"k20": knn},
+            "teacher": {"k20": teacher}}, "linear": {"student": knn + 5, "teacher": teacher + 5},
+            "intra_gap": {"output": gap, "features": gap / 10}, "train_seconds": 100.0, "eval_seconds": 10.0}
+
+
+@pytest.fixture
+def small_protocol():
+    arms = (protocol.Arm("mocov3-w0", "MoCo v3", "core", "mocov3", 0.0, seeds=(0, 1, 2)),
+            protocol.Arm("mocov3-w1", "MoCo v3 + ResMo", "core", "mocov3", 1.0, seeds=(0, 1, 2)),
+            protocol.Arm("lightly-mocov3", "MoCo v3 (LightlySSL)", "peer", "mocov3", impl="lightly"))
+    return protocol.Protocol("unit", replace(FULL.budget, knn_k=(20,)), arms, random_init_seeds=(0, 1))
+
+
+def _write_runs(results: Path, name: str, records: dict[str, dict]) -> None:
+    folder = results / name / "runs"
+    folder.mkdir(parents=True)
+    for key, record in records.items():
+        (folder / f"{key}.json").write_text(json.dumps(record))
+
+
+def test_summary_means_stds_and_checks(tmp_path, small_protocol):
+    records = {
+        "random-s0": {"seed": 0, "machine": {}, "knn": {"random": {"k20": 20.0}}, "linear": {"random": 30.0},
+                      "eval_seconds": 5.0},
+        "random-s1": {"seed": 1, "machine": {}, "knn": {"random": {"k20": 22.0}}, "linear": {"random": 32.0},
+                      "eval_seconds": 5.0},
+        "mocov3-w0-s0": _record("mocov3-w0-s0", 0, 40.0, 38.0, 0.5),
+        "mocov3-w0-s1": _record("mocov3-w0-s1", 1, 42.0, 39.0, 0.7),
+        "mocov3-w0-s2": _record("mocov3-w0-s2", 2, 44.0, 40.0, 0.6),
+        "mocov3-w1-s0": _record("mocov3-w1-s0", 0, 41.0, 38.0, 0.2),
+        "mocov3-w1-s1": _record("mocov3-w1-s1", 1, 41.0, 38.5, 0.3),
+        "mocov3-w1-s2": _record("mocov3-w1-s2", 2, 47.0, 42.0, 0.1),
+        "lightly-mocov3-s0": _record("lightly-mocov3-s0", 0, 47.0, 45.0, 0.6),
+    }
+    _write_runs(tmp_path, "unit", records)
+    path = quality_summary.summarise(small_protocol, tmp_path, command="cmd", figure=tmp_path / "fig.png")
+    summary = json.loads(path.read_text())
+    arms = {arm["key"]: arm for arm in summary["arms"]}
+    plain = arms["mocov3-w0"]["metrics"]["knn_student"]
+    assert plain["values"] == [40.0, 42.0, 44.0] and plain["mean"] == 42.0 and plain["std"] == 2.0
+    assert arms["lightly-mocov3"]["metrics"]["knn_student"]["std"] is None
+    assert summary["random_init"]["knn"]["mean"] == 21.0 and summary["complete"] is True
+    checks = summary["checks"]
+    assert checks["margin_over_random_init"] == {"points": 21.0, "target": 15.0, "met": True}
+    effect = checks["resmo_effect_mocov3"]["knn_student"]
+    assert effect["per_seed"] == [1.0, -1.0, 3.0] and effect["difference_of_means"] == 1.0
+    # 42 vs 47 is 5 points below with a seed spread of 2: beyond noise
+    parity = checks["peer_parity"]["mocov3"]
+    assert parity["resmo_minus_lightly"] == -5.0 and parity["at_least_as_accurate_within_noise"] is False
+    assert math.isclose(summary["cpu_seconds_runs"], 7 * 110.0 + 2 * 5.0)
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(tmp_path / "fig.png") as image:
+        assert len(np.unique(np.asarray(image.convert("L")))) > 10
+
+
+def test_summary_reports_missing_runs(tmp_path, small_protocol):
+    _write_runs(tmp_path, "unit", {"mocov3-w0-s0": _record("mocov3-w0-s0", 0, 40.0, 38.0, 0.5)})
+    summary = json.loads(quality_summary.summarise(small_protocol, tmp_path, command="c",
+                                                   figure=tmp_path / "f.png").read_text())
+    assert summary["complete"] is False and "mocov3-w1-s2" in summary["missing_runs"]
+    docs = render_docs.quality_section(summary, None)
+    assert any("Incomplete" in line and "mocov3-w1-s2" in line for line in docs)
+
+
+def test_rendered_docs_take_every_number_from_the_json(tmp_path, small_protocol):
+    records = {f"random-s{s}": {"seed": s, "machine": {"cpu_count": 2, "processor": "x", "torch": "t"},
+                                "knn": {"random": {"k20": 21.25}}, "linear": {"random": 30.0}, "eval_seconds": 1.0}
+               for s in (0, 1)}
+    records |= {f"mocov3-w{w}-s{s}": _record("", s, 40.0 + s + 3 * w, 39.0, 0.5 - 0.1 * w)
+                for w in (0, 1) for s in (0, 1, 2)}
+    _write_runs(tmp_path / "quality", "full", records)
+    quality_summary.summarise(replace(small_protocol, name="full"), tmp_path / "quality", command="python x.py",
+                              figure=tmp_path / "f.png")
+    text = render_docs.render(tmp_path)
+    assert "| MoCo v3 | 0, 1, 2 | 41.0 ± 1.0 |" in text
+    assert "| MoCo v3 + ResMo | 0, 1, 2 | 44.0 ± 1.0 |" in text
+    assert "| random init (no training) | 2 seeds | 21.2 ± 0.0 |" in text
+    assert "+3.0 points (per seed: +3.0, +3.0, +3.0); more than twice" in text
+    assert "from 0.500 without ResMo to 0.400 with it" in text
+    assert "Not measured yet: `python benchmarks/speed_cpu.py`" in text
+    assert "python benchmarks/gpu_cifar10.py" in text
+
+
+def test_subset_folder_links_the_first_images_of_each_class(tmp_path):
+    for split, count in (("train", 5), ("test", 3)):
+        for name in ("cat", "dog"):
+            folder = tmp_path / "src" / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                (folder / f"{index:04d}.jpg").write_bytes(b"x")
+    target = subset_folder(tmp_path / "src", tmp_path / "sub", {"train": 2, "test": 1})
+    assert sorted(p.name for p in (target / "train" / "cat").iterdir()) == ["0000.jpg", "0001.jpg"]
+    assert [p.name for p in (target / "test" / "dog").iterdir()] == ["0000.jpg"]
+    assert (target / "train" / "cat" / "0000.jpg").resolve() == (tmp_path / "src/train/cat/0000.jpg").resolve()
+    subset_folder(tmp_path / "src", tmp_path / "sub", {"train": 1, "test": 1})
+    assert [p.name for p in (target / "train" / "cat").iterdir()] == ["0000.jpg"]
+
+
+def test_missing_archive_is_a_clear_error(tmp_path):
+    with pytest.raises(cifar10_folder.DataMissing, match="cifar10-jpeg.tar.gz"):
+        cifar10_folder.cifar10_folder(tmp_path / "cifar10-jpeg.tar.gz", cache=tmp_path / "cache")
