@@ -53,6 +53,7 @@ class Arm:
     distance: str = "cosine"
     impl: str = "resmo"
     seeds: tuple[int, ...] = (0,)
+    level: str = "output"
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,15 @@ def run_key(arm: Arm, seed: int) -> str:
 
 
 def fingerprint(budget: Budget, arm: Arm, seed: int) -> str:
-    """Changes whenever a setting that affects the run's result changes (cache key)."""
-    payload = {"budget": asdict(budget), "arm": {**asdict(arm), "seeds": None}, "seed": seed}
+    """Changes whenever a setting that affects the run's result changes (cache key).
+
+    An arm's seed list is not a setting of one run. ``level`` came after the first results:
+    at its default it is left out, so that those results stay valid.
+    """
+    settings = {**asdict(arm), "seeds": None}
+    if arm.level == "output":
+        del settings["level"]
+    payload = {"budget": asdict(budget), "arm": settings, "seed": seed}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -93,6 +101,10 @@ def arms(core_seeds: tuple[int, ...]) -> tuple[Arm, ...]:
         Arm("mocov3-w0.3", "MoCo v3 + ResMo (λ=0.3)", "sweep", "mocov3", 0.3),
         Arm("mocov3-w3", "MoCo v3 + ResMo (λ=3)", "sweep", "mocov3", 3.0),
         Arm("mocov3-w1-kd", "MoCo v3 + ResMo (λ=1, KD distance)", "ablation", "mocov3", 1.0, "kd"),
+        Arm("mocov3-w1-projection", "MoCo v3 + ResMo (λ=1, projection level)", "ablation", "mocov3", 1.0,
+            level="projection"),
+        Arm("mocov3-w1-features", "MoCo v3 + ResMo (λ=1, backbone features)", "ablation", "mocov3", 1.0,
+            level="features"),
         Arm("lightly-mocov3", "MoCo v3 from LightlySSL blocks", "peer", "mocov3", impl="lightly"),
         Arm("lightly-byol", "BYOL from LightlySSL blocks", "peer", "byol", impl="lightly"),
     )
@@ -133,7 +145,7 @@ def pretrain_arguments(budget: Budget, arm: Arm, seed: int, data: str, out: str)
         "optimizer.name=adamw", f"optimizer.lr={budget.lr}",
         f"optimizer.weight_decay={budget.weight_decay}",
         f"optimizer.warmup_epochs={budget.warmup_epochs}",
-        f"resmo.distance={arm.distance}",
+        f"resmo.distance={arm.distance}", f"resmo.level={arm.level}",
         "monitor.knn_max_train=2000", "monitor.knn_max_val=1000",
         "train.progress_bar=false", *heads,
     ]

@@ -165,3 +165,11 @@ def test_subset_folder_links_the_first_images_of_each_class(tmp_path):
 def test_missing_archive_is_a_clear_error(tmp_path):
     with pytest.raises(cifar10_folder.DataMissing, match="cifar10-jpeg.tar.gz"):
         cifar10_folder.cifar10_folder(tmp_path / "cifar10-jpeg.tar.gz", cache=tmp_path / "cache")
+
+
+def test_level_ablation_arms_change_the_fingerprint_and_the_command():
+    projection = FULL.arm("mocov3-w1-projection")
+    assert projection.level == "projection" and FULL.arm("mocov3-w1-features").level == "features"
+    output = replace(projection, level="output")
+    assert protocol.fingerprint(FULL.budget, projection, 0) != protocol.fingerprint(FULL.budget, output, 0)
+    assert "resmo.level=projection" in protocol.pretrain_arguments(FULL.budget, projection, 0, "d", "o")
