@@ -38,11 +38,10 @@ def signed(value: float | None, digits: int = 1) -> str:
 def machine_line(machine: dict | None) -> str:
     if not machine:
         return "machine not recorded"
-    parts = [f"{machine.get('cpu_count', '?')}-core {machine.get('processor', 'CPU')}",
-             f"torch {machine.get('torch', '?')}"]
     if machine.get("gpu"):
-        parts.insert(0, machine["gpu"])
-    return ", ".join(parts)
+        return f"{machine['gpu']}, torch {machine.get('torch', '?')}"
+    cores = f"{machine['cpu_count']}-core" if "cpu_count" in machine else "CPU:"
+    return f"{cores} {machine.get('processor', 'CPU')}, torch {machine.get('torch', '?')}"
 
 
 # --- quality ---------------------------------------------------------------------------------
@@ -118,12 +117,37 @@ def quality_findings(summary: dict) -> list[str]:
         if g0 is not None and g1 is not None:
             lines.append(f"- The intra gap at the output (the quantity ResMo minimises) goes from {g0:.3f} "
                          f"without ResMo to {g1:.3f} with it.")
+    lines += single_seed_lines(summary, arms)
     for method, parity in checks.get("peer_parity", {}).items():
         verdict = "at least as accurate within noise" if parity["at_least_as_accurate_within_noise"] else \
             "less accurate than the LightlySSL build beyond noise"
         lines.append(f"- Peer parity, {method}: resmo {parity['resmo_knn_student']:.1f} vs LightlySSL blocks "
                      f"{parity['lightly_knn_student']:.1f} (student kNN, {signed(parity['resmo_minus_lightly'])}): "
                      f"{verdict}.")
+    return lines
+
+
+def single_seed_lines(summary: dict, arms: dict) -> list[str]:
+    """The one-seed arms against the core arms' seed-0 runs (same seed, same data order)."""
+    plain = arms.get("mocov3-w0")
+    if not plain or 0 not in plain["seeds"]:
+        return []
+    spread = plain["metrics"]["knn_student"]["std"]
+
+    def seed0(arm: dict) -> float | None:
+        values = dict(zip(arm["seeds"], arm["metrics"]["knn_student"]["values"], strict=False))
+        return values.get(0)
+
+    mocov3 = [a for a in summary["arms"] if a["method"] == "mocov3" and a["impl"] == "resmo" and seed0(a) is not None]
+    byol = [a for a in summary["arms"] if a["method"] == "byol" and a["impl"] == "resmo" and seed0(a) is not None]
+    lines = []
+    for name, group in (("MoCo v3", mocov3), ("BYOL", byol)):
+        if len(group) > 1:
+            listed = "; ".join(f"{a['label']} {seed0(a):.1f}" for a in group)
+            lines.append(f"- {name}, seed 0, student kNN top-1: {listed}.")
+    if lines and spread is not None:
+        lines.append(f"  One seed each: differences below about {2 * spread:.1f} points (twice the plain MoCo v3 "
+                     "seed-to-seed spread) are not evidence either way.")
     return lines
 
 
@@ -144,6 +168,10 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
         if not full["complete"]:
             lines += [f"**Incomplete**: missing runs {', '.join(full['missing_runs'])}.", ""]
         lines += quality_table(full) + [""] + quality_findings(full) + [""]
+        lines += ["This is a short CPU budget (a small network, a few epochs); the published ResMo gains "
+                  "come from ResNet-18 runs of hundreds of epochs. The table says what ResMo does at this "
+                  "scale, not whether those gains reproduce; `benchmarks/gpu_cifar10.py` is the step towards "
+                  "that on a GPU.", ""]
         lines += ["![kNN top-1 per arm](figures/quality_cifar10.png)", "",
                   f"Figure: student (filled) and teacher (open) kNN top-1 per run, bar = mean over seeds; "
                   f"dashed = random init. Made by `{full['command']}` on {full['date']} "
@@ -227,7 +255,13 @@ def views_section(views: dict | None) -> list[str]:
             ratio = med[key] / med["torchvision"]
             lines.append(f"| {label} | {med[key]:,.0f} | {', '.join(f'{v:,.0f}' for v in rounds[key])} "
                          f"| {ratio:.1f}x |")
-    lines += ["", "Parity with torchvision is tested, not benchmarked (`tests/test_batched_views.py`: each op "
+    lines += ["", "What makes the batched path fast on a CPU: crops and resizes as two batched matrix products "
+              "per view group (torchvision's antialiased resize semantics), colour ops on the whole batch with "
+              "per-sample factors and no per-pixel `torch.where`, and temporaries reused between batches. "
+              "kornia was measured first, as DESIGN.md asks; its crop-and-resize also does not follow "
+              "torchvision's pixel-area convention. On a shared 2-core machine two torch threads can be slower "
+              "than one (they wait for each other at every op): use `OMP_NUM_THREADS=1` there.",
+              "", "Parity with torchvision is tested, not benchmarked (`tests/test_batched_views.py`: each op "
               "against torchvision's functional op, and crop, flip, jitter, grayscale, blur and solarisation "
               "statistics at fixed seeds).", ""]
     return lines

@@ -202,3 +202,30 @@ def test_sigterm_to_the_whole_process_group_with_dataloader_workers(tmp_path):
     assert "Traceback" not in stderr and "DataLoader worker" not in stderr, stderr[-3000:]
     assert stderr.strip().splitlines()[-1].startswith("resmo pretrain: interrupted by SIGTERM")
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] > 30
+
+
+def test_every_knn_measurement_runs_under_the_signal_handlers(tmp_path, monkeypatch):
+    """The kNN at initialisation and after the last epoch (before its checkpoint) read images
+    with workers that outlive a SIGTERM to the process group, and the signal goes to the
+    graceful handler: a cluster's SIGTERM then cannot crash the run there and lose the epoch."""
+    from resmo.train.interrupt import worker_ignores_stop_signals
+    from resmo.train.monitors import KnnMonitor
+
+    seen = []
+    original = KnnMonitor.knn_top1
+
+    def recording(self, backbone, device):
+        handler = signal.getsignal(signal.SIGTERM)
+        seen.append((isinstance(getattr(handler, "__self__", None), GracefulInterrupt),
+                     worker_ignores_stop_signals.training,
+                     self.train_loader.worker_init_fn is worker_ignores_stop_signals,
+                     self.val_loader.worker_init_fn is worker_ignores_stop_signals))
+        return original(self, backbone, device)
+
+    monkeypatch.setattr(KnnMonitor, "knn_top1", recording)
+    run = prepare_run(load_config(None, [*overrides(tmp_path / "run", "mocov3", workers=1), "train.epochs=1"]))
+    handler_before = signal.getsignal(signal.SIGTERM)
+    execute_run(run)
+    assert len(seen) == 3  # random init, then student and teacher after the last epoch
+    assert all(all(flags) for flags in seen), seen
+    assert signal.getsignal(signal.SIGTERM) == handler_before and not worker_ignores_stop_signals.training

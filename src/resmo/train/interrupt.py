@@ -14,9 +14,10 @@ that was never interrupted (see :mod:`resmo.train.sampling`).
   stop after the same step (a cluster usually signals every rank, Lightning's launcher
   only the first).
 - DataLoader workers outlive the signal (:data:`worker_ignores_stop_signals`, their
-  ``worker_init_fn``): a terminal's Ctrl+C or a cluster's SIGTERM reaches the whole
-  process group, and a worker that died of it would make torch raise in the main
-  process in the middle of the step or the checkpoint being written.
+  ``worker_init_fn``, for the training loader and the kNN monitor's loaders): a terminal's
+  Ctrl+C or a cluster's SIGTERM reaches the whole process group, and a worker that died
+  of it would make torch raise in the main process in the middle of the step, the kNN
+  after the last epoch (before its checkpoint) or the checkpoint being written.
 - A second SIGINT (Ctrl+C twice) stops at once with ``KeyboardInterrupt``; the checkpoint
   files stay intact because writes are atomic (see :mod:`resmo.train.checkpoint_io`).
 """
@@ -108,6 +109,8 @@ class GracefulInterrupt(pl.Callback):
 
     # --- hooks ----------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # replaces Lightning's SIGTERM handler (registered just before); runs before the kNN
+        # monitor's on_train_start, so the kNN at initialisation is covered too
         self.install_handlers()
         worker_ignores_stop_signals.training = True
 

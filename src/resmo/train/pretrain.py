@@ -151,6 +151,7 @@ def _loader(dataset, *, batch_size: int, shuffle: bool, drop_last: bool, workers
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,
         pin_memory=torch.cuda.is_available(), persistent_workers=False,
+        worker_init_fn=worker_ignores_stop_signals if workers else None,
     )
 
 
@@ -240,8 +241,8 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     ]
     trainer.callbacks += [non_finite, GracefulInterrupt(checkpoint)]
     knn = _build_knn(config, splits, image_size)
-    if knn is not None:
-        trainer.callbacks.insert(0, knn)
+    if knn is not None:  # after GracefulInterrupt: every kNN measurement runs under its handlers
+        trainer.callbacks.append(knn)
     throughput = ThroughputMonitor()
     trainer.callbacks.insert(0, throughput)
     consistency = RankConsistencyCheck()
