@@ -26,6 +26,8 @@ def subset_folder(source: Path, target: Path, per_class: dict[str, int]) -> Path
                     stale.unlink()
             for path in wanted:
                 link = out / path.name
+                if link.is_symlink() and link.resolve() != path.resolve():
+                    link.unlink()  # made from another source folder
                 if not link.is_symlink():
                     link.symlink_to(path)
     return target

@@ -15,10 +15,11 @@ teacher), with the CIFAR MoCo v3 recipe's heads (``configs/cifar10/mocov3.yaml``
   device, views made there by ``DeviceViews`` from the two-view recipe, then the step;
 - ``torchvision`` (with ``--torchvision-workers N``): per-image views in ``N`` DataLoader
   workers, then the step (the reference pipeline);
-- ``lightly`` (with ``--lightly-workers N``): the peer, as a LightlySSL user writes it:
+- ``lightly`` (with ``--lightly-workers N``): the peer end to end, as a LightlySSL user writes it:
   MoCo v3 from LightlySSL's blocks (``lightly_baselines.py``: its heads, ``NTXentLoss``,
   ``update_momentum``) with LightlySSL's ``LARS``, per-image views in ``N`` workers, same
-  backbone, heads, precision and memory format.
+  backbone, heads, precision, memory format and ``--compile``. ``batched_over_lightly``
+  compares whole training loops (data path, ResMo on in resmo's, implementation), not one part.
 
 Defaults where the device supports them: bf16 autocast (``--precision bf16``, as
 ``train.precision=bf16-mixed``), ``channels_last`` (off with ``--no-channels-last``),
@@ -158,6 +159,9 @@ def lightly_rate(args, data, recipe, device: torch.device) -> float:
                          out_dim=heads["out_dim"], temperature=0.2).to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
+    if args.compile:  # the same speed settings as resmo's backbones
+        model.backbone.compile()
+        model.teacher_backbone.compile()
     optimizer = LARS(model.student_parameters(), lr=0.3, momentum=0.9, weight_decay=1e-6)
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()

@@ -73,6 +73,22 @@ class Protocol:
                 return arm
         raise KeyError(f"no arm {key!r} in protocol {self.name!r}")
 
+    def run_keys(self) -> list[str]:
+        """Every run: the random-init evaluations, then each arm at each seed."""
+        return [f"random-s{seed}" for seed in self.random_init_seeds] + [run_key(a, s) for a, s in self.runs()]
+
+    def parse(self, key: str) -> tuple[Arm | None, int]:
+        """``(arm, seed)`` of a run key; ``arm`` is ``None`` for a random-init evaluation."""
+        stem, _, seed = key.rpartition("-s")
+        return (None if stem == "random" else self.arm(stem)), int(seed)
+
+    def expected_fingerprint(self, key: str) -> str:
+        """The fingerprint a cached result of ``key`` must carry to be reused."""
+        arm, seed = self.parse(key)
+        if arm is None:
+            return random_init_fingerprint(self.budget, seed)
+        return fingerprint(self.budget, arm, seed)
+
 
 def run_key(arm: Arm, seed: int) -> str:
     return f"{arm.key}-s{seed}"
@@ -87,7 +103,16 @@ def fingerprint(budget: Budget, arm: Arm, seed: int) -> str:
     settings = {**asdict(arm), "seeds": None}
     if arm.level == "output":
         del settings["level"]
-    payload = {"budget": asdict(budget), "arm": settings, "seed": seed}
+    return _digest({"budget": asdict(budget), "arm": settings, "seed": seed})
+
+
+def random_init_fingerprint(budget: Budget, seed: int) -> str:
+    """Cache key of a random-init evaluation: the budget fields it depends on, and the seed."""
+    fields = ("width", "train_per_class", "test_per_class", "knn_k", "linear_steps")
+    return _digest({"random_init": {name: getattr(budget, name) for name in fields}, "seed": seed})
+
+
+def _digest(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from cifar10_folder import DataMissing, cache_root, cifar10_folder  # noqa: E402
 from folder_subset import subset_folder  # noqa: E402
-from protocol import PROTOCOLS, Protocol, fingerprint, pretrain_arguments, run_key  # noqa: E402
+from protocol import PROTOCOLS, Protocol, pretrain_arguments  # noqa: E402
 from quality_summary import summarise  # noqa: E402
 
 RESULTS = HERE / "results" / "quality"
@@ -61,30 +61,14 @@ def data_folder(protocol: Protocol, work: Path, given: Path | None) -> Path:
     return subset_folder(folder, work / "data" / f"cifar10-{counts['train']}-{counts['test']}", counts)
 
 
-def all_runs(protocol: Protocol) -> list[str]:
-    keys = [f"random-s{seed}" for seed in protocol.random_init_seeds]
-    return keys + [run_key(arm, seed) for arm, seed in protocol.runs()]
-
-
 def result_file(protocol: Protocol, key: str, results: Path) -> Path:
     return results / protocol.name / "runs" / f"{key}.json"
 
 
-def parse_key(protocol: Protocol, key: str):
-    stem, _, seed = key.rpartition("-s")
-    if stem == "random":
-        return None, int(seed)
-    return protocol.arm(stem), int(seed)
-
-
 def is_done(protocol: Protocol, key: str, results: Path) -> bool:
+    """A cached result exists and was made with the current settings (same fingerprint)."""
     path = result_file(protocol, key, results)
-    if not path.is_file():
-        return False
-    arm, seed = parse_key(protocol, key)
-    if arm is None:
-        return True
-    return json.loads(path.read_text()).get("fingerprint") == fingerprint(protocol.budget, arm, seed)
+    return path.is_file() and json.loads(path.read_text()).get("fingerprint") == protocol.expected_fingerprint(key)
 
 
 # --- one run (in its own process) ---------------------------------------------------------
@@ -159,17 +143,19 @@ def run_one(protocol: Protocol, key: str, folder: Path, work: Path, results: Pat
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    arm, seed = parse_key(protocol, key)
-    record = {"protocol": protocol.name, "key": key, "seed": seed, "date": time.strftime("%Y-%m-%d"),
+    arm, seed = protocol.parse(key)
+    tag = protocol.expected_fingerprint(key)
+    record = {"protocol": protocol.name, "key": key, "seed": seed, "fingerprint": tag, "date": time.strftime("%Y-%m-%d"),
               "machine": machine(), "load_average_1min_start": round(os.getloadavg()[0], 2)}
     if arm is None:
         record |= {"arm": "random-init", "impl": "resmo"} | run_random(protocol, seed, folder)
     else:
-        record |= {"arm": arm.key, "impl": arm.impl, "fingerprint": fingerprint(protocol.budget, arm, seed)}
+        record |= {"arm": arm.key, "impl": arm.impl}
         if arm.impl == "lightly":
             record |= run_lightly(protocol, arm, seed, folder)
         else:
-            record |= run_resmo(protocol, arm, seed, folder, work / "runs" / key)
+            # a folder per fingerprint: changed settings never resume an old run's checkpoint
+            record |= run_resmo(protocol, arm, seed, folder, work / "runs" / f"{key}-{tag}")
     record["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     path = result_file(protocol, key, results)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     base_argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--only"]
     base_argv = [a for a in base_argv if not args.only or a not in args.only]
-    keys = [k for k in all_runs(protocol) if not args.only or k in args.only]
+    keys = [k for k in protocol.run_keys() if not args.only or k in args.only]
     pending = [k for k in keys if not is_done(protocol, k, args.results_dir)]
     print(f"protocol {protocol.name}: {len(keys) - len(pending)} of {len(keys)} runs cached, "
           f"{len(pending)} to run, {args.jobs} at a time; data {folder}", flush=True)
@@ -244,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     command = "python benchmarks/quality_cifar10.py" + (" --smoke" if args.smoke else "")
     summary = summarise(protocol, args.results_dir, command=command, wall_seconds=time.perf_counter() - start,
-                        figure=args.figure)
+                        figure=args.figure, jobs=args.jobs)
     print(f"summary: {summary}")
     return 0
 

@@ -3,9 +3,10 @@
 Per arm: each metric's values over seeds, mean and sample standard deviation (``None``
 with one seed). Then the checks the docs report: the plain method's margin over a random
 encoder (student kNN top-1, whole test split; target at least 15 points), ResMo's effect
-on MoCo v3 (difference of means, and per seed: same seed, same data order), and peer
-parity (resmo's baseline against the LightlySSL-built one, "within noise" meaning no more
-than two standard deviations of resmo's seeds below).
+on MoCo v3 (paired per seed: same seed, same data order; mean, standard deviation and
+standard error of the differences), and peer parity (resmo's baseline against the
+LightlySSL-built one, "within noise" meaning no more than two standard deviations of
+resmo's seeds below, with the source of that spread recorded).
 """
 
 from __future__ import annotations
@@ -43,20 +44,32 @@ def _metric(record: dict, name: str, k: str) -> float | None:
 
 
 def load_runs(protocol: Protocol, results: Path) -> dict[str, dict]:
+    """The cached runs of ``protocol`` made with its current settings (stale results are left out)."""
     folder = results / protocol.name / "runs"
-    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    runs = {}
+    for key in protocol.run_keys():
+        path = folder / f"{key}.json"
+        if path.is_file():
+            record = json.loads(path.read_text())
+            if record.get("fingerprint") == protocol.expected_fingerprint(key):
+                runs[key] = record
+    return runs
 
 
 def summarise(protocol: Protocol, results: Path, *, command: str, wall_seconds: float | None = None,
-              figure: Path | None = None) -> Path:
+              figure: Path | None = None, jobs: int | None = None) -> Path:
     runs = load_runs(protocol, results)
     k = f"k{protocol.budget.knn_k[0]}"
-    random_records = [runs[f"random-s{s}"] for s in protocol.random_init_seeds if f"random-s{s}" in runs]
+    missing: list[str] = []
+    random_records = []
+    for seed in protocol.random_init_seeds:
+        key = f"random-s{seed}"
+        (random_records.append(runs[key]) if key in runs else missing.append(key))
     random_init = {
         "knn": _stats([r["knn"]["random"][k] for r in random_records]),
         "linear": _stats([r["linear"]["random"] for r in random_records]),
     }
-    arms, missing = [], []
+    arms = []
     for arm in protocol.arms:
         records = []
         for seed in arm.seeds:
@@ -69,12 +82,17 @@ def summarise(protocol: Protocol, results: Path, *, command: str, wall_seconds: 
             "weight": arm.weight, "distance": arm.distance, "seeds": [r["seed"] for r in records],
             "metrics": metrics,
             "train_seconds": _stats([r["train_seconds"] for r in records]),
+            "train_images_per_second": _stats([r["images_per_second"] for r in records
+                                               if r.get("images_per_second") is not None]),
             "eval_seconds": _stats([r["eval_seconds"] for r in records]),
             "command": records[0].get("command") if records else None,
         })
     by_key = {arm["key"]: arm for arm in arms}
     summary = {
         "protocol": protocol.name, "command": command, "date": time.strftime("%Y-%m-%d"),
+        "run_dates": sorted({r["date"] for r in runs.values() if "date" in r}),
+        "jobs": jobs, "torch_threads_per_run": sorted({r["machine"].get("torch_threads") for r in runs.values()
+                                                      if r.get("machine", {}).get("torch_threads")}),
         "budget": _budget(protocol), "knn_k": k, "notes": list(protocol.notes),
         "machine": next(iter(runs.values()))["machine"] if runs else None,
         "complete": not missing, "missing_runs": missing,
@@ -109,31 +127,49 @@ def _checks(by_key: dict, random_init: dict, runs: dict, protocol: Protocol, k: 
         checks["margin_over_random_init"] = {"points": margin, "target": MARGIN_TARGET,
                                              "met": margin >= MARGIN_TARGET}
     if plain and resmo:
-        effect = {}
-        for metric in METRICS:
-            a, b = _mean(resmo, metric), _mean(plain, metric)
-            paired = [
-                _metric(runs[f"mocov3-w1-s{s}"], metric, k) - _metric(runs[f"mocov3-w0-s{s}"], metric, k)
-                for s in plain["seeds"] if f"mocov3-w1-s{s}" in runs
-            ]
-            if a is not None and b is not None:
-                effect[metric] = {"difference_of_means": a - b, "per_seed": paired,
-                                  "std_per_seed": statistics.stdev(paired) if len(paired) > 1 else None}
-        checks["resmo_effect_mocov3"] = effect
+        checks["resmo_effect_mocov3"] = {metric: effect for metric in METRICS
+                                         if (effect := _paired(runs, "mocov3-w1", "mocov3-w0", plain["seeds"], metric, k))}
     parity = {}
     for method, ours in (("mocov3", plain), ("byol", by_key.get("byol-w0"))):
         theirs = by_key.get(f"lightly-{method}")
         if not ours or not theirs or _mean(theirs, "knn_student") is None or _mean(ours, "knn_student") is None:
             continue
-        noise = plain["metrics"]["knn_student"]["std"] if plain else None
+        noise, source = _noise(ours, plain, method)
         difference = _mean(ours, "knn_student") - _mean(theirs, "knn_student")
         parity[method] = {
             "resmo_knn_student": _mean(ours, "knn_student"), "lightly_knn_student": _mean(theirs, "knn_student"),
-            "resmo_minus_lightly": difference, "noise_std": noise,
+            "resmo_minus_lightly": difference, "noise_std": noise, "noise_source": source,
             "at_least_as_accurate_within_noise": difference >= -2 * noise if noise is not None else difference >= 0,
         }
     checks["peer_parity"] = parity
     return checks
+
+
+def _noise(ours: dict, plain: dict | None, method: str) -> tuple[float | None, str]:
+    """The seed-to-seed spread that parity is judged against, and where it comes from."""
+    if ours["metrics"]["knn_student"]["std"] is not None:
+        return ours["metrics"]["knn_student"]["std"], f"resmo {method} seeds"
+    if plain and plain["metrics"]["knn_student"]["std"] is not None:
+        return plain["metrics"]["knn_student"]["std"], "resmo MoCo v3 seeds (this method has one seed)"
+    return None, "none (one seed): judged as difference >= 0"
+
+
+def _paired(runs: dict, treated: str, control: str, seeds: list[int], metric: str, k: str) -> dict | None:
+    """Per-seed differences ``treated - control`` over the seeds both have, their mean,
+    standard deviation and standard error (``None`` with fewer than two seeds)."""
+    differences = []
+    for seed in seeds:
+        a, b = runs.get(f"{treated}-s{seed}"), runs.get(f"{control}-s{seed}")
+        if a is None or b is None:
+            continue
+        va, vb = _metric(a, metric, k), _metric(b, metric, k)
+        if va is not None and vb is not None:
+            differences.append(va - vb)
+    if not differences:
+        return None
+    std = statistics.stdev(differences) if len(differences) > 1 else None
+    return {"per_seed": differences, "mean": statistics.fmean(differences), "std": std,
+            "standard_error": None if std is None else std / len(differences) ** 0.5}
 
 
 def plot(summary: dict, path: Path) -> Path:

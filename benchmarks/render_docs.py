@@ -49,7 +49,7 @@ def quality_table(summary: dict) -> list[str]:
     k = summary["knn_k"]
     lines = [
         f"| arm | seeds | student kNN top-1 ({k}) | teacher kNN top-1 | student linear top-1 "
-        "| teacher linear top-1 | intra gap, output | intra gap, features | training time (s) |",
+        "| teacher linear top-1 | intra gap, output | intra gap, features | training images/s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for arm in summary["arms"]:
@@ -58,7 +58,7 @@ def quality_table(summary: dict) -> list[str]:
         lines.append(
             f"| {arm['label']} | {seeds} | {fmt(m['knn_student'])} | {fmt(m['knn_teacher'])} "
             f"| {fmt(m['linear_student'])} | {fmt(m['linear_teacher'])} | {fmt(m['intra_gap_output'], 3)} "
-            f"| {fmt(m['intra_gap_features'], 3)} | {fmt(arm['train_seconds'], 0)} |"
+            f"| {fmt(m['intra_gap_features'], 3)} | {fmt(arm.get('train_images_per_second'), 0)} |"
         )
     r = summary["random_init"]
     seeds = len(r["knn"]["values"])
@@ -84,6 +84,15 @@ def budget_text(summary: dict) -> str:
     )
 
 
+def paired_verdict(effect: dict) -> str:
+    """Whether per-seed differences are told apart from zero (mean beyond two standard errors)."""
+    if effect["standard_error"] is None:
+        return "one seed: no noise estimate"
+    if abs(effect["mean"]) > 2 * effect["standard_error"]:
+        return f"beyond two standard errors ({effect['standard_error']:.2f}): consistent across seeds"
+    return f"within two standard errors ({effect['standard_error']:.2f}): not told apart from noise"
+
+
 def quality_findings(summary: dict) -> list[str]:
     checks = summary["checks"]
     lines = []
@@ -93,23 +102,13 @@ def quality_findings(summary: dict) -> list[str]:
         lines.append(f"- Plain MoCo v3's student is {margin['points']:.1f} points above a random encoder "
                      f"(kNN top-1); this {verdict} the protocol's bar of {margin['target']:.0f} points.")
     effect = checks.get("resmo_effect_mocov3", {})
-    if "knn_student" in effect:
-        e = effect["knn_student"]
-        spread = next(a for a in summary["arms"] if a["key"] == "mocov3-w0")["metrics"]["knn_student"]["std"]
-        per_seed = ", ".join(signed(v) for v in e["per_seed"])
-        if spread is None:
-            noise = "with one seed the noise is unknown"
-        elif abs(e["difference_of_means"]) <= 2 * spread:
-            noise = f"within twice the plain method's seed-to-seed spread ({spread:.1f}): no clear effect"
-        else:
-            noise = f"more than twice the plain method's seed-to-seed spread ({spread:.1f})"
-        lines.append(f"- ResMo (λ=1) on MoCo v3, student kNN top-1: {signed(e['difference_of_means'])} points "
-                     f"(per seed: {per_seed}); {noise}.")
-        for metric, name in (("knn_teacher", "teacher kNN"), ("linear_student", "student linear"),
-                             ("linear_teacher", "teacher linear")):
-            if metric in effect:
-                lines.append(f"  {name}: {signed(effect[metric]['difference_of_means'])} points "
-                             f"(per seed: {', '.join(signed(v) for v in effect[metric]['per_seed'])}).")
+    for metric, name in (("knn_student", "student kNN"), ("knn_teacher", "teacher kNN"),
+                         ("linear_student", "student linear"), ("linear_teacher", "teacher linear")):
+        if metric in effect:
+            e = effect[metric]
+            lead = "- ResMo (λ=1) on MoCo v3, paired by seed," if metric == "knn_student" else " "
+            lines.append(f"{lead} {name} top-1: {signed(e['mean'])} points (per seed: "
+                         f"{', '.join(signed(v) for v in e['per_seed'])}); {paired_verdict(e)}.")
     arms = {a["key"]: a for a in summary["arms"]}
     if "mocov3-w0" in arms and "mocov3-w1" in arms:
         g0 = arms["mocov3-w0"]["metrics"]["intra_gap_output"]["mean"]
@@ -121,6 +120,8 @@ def quality_findings(summary: dict) -> list[str]:
     for method, parity in checks.get("peer_parity", {}).items():
         verdict = "at least as accurate within noise" if parity["at_least_as_accurate_within_noise"] else \
             "less accurate than the LightlySSL build beyond noise"
+        noise = "" if parity["noise_std"] is None else f"spread {parity['noise_std']:.1f}, "
+        verdict += f" ({noise}from {parity['noise_source']})"
         lines.append(f"- Peer parity, {method}: resmo {parity['resmo_knn_student']:.1f} vs LightlySSL blocks "
                      f"{parity['lightly_knn_student']:.1f} (student kNN, {signed(parity['resmo_minus_lightly'])}): "
                      f"{verdict}.")
@@ -157,13 +158,18 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
              "LightlySSL's blocks (`benchmarks/lightly_baselines.py`), on the real CIFAR-10 images of",
              "`../shared/data`. Arms, seeds and budgets: `benchmarks/protocol.py`; each run's result is a JSON",
              "file under `benchmarks/results/quality/<protocol>/runs/`, the table below is their `summary.json`.",
-             ""]
+             "The LightlySSL builds share the backbone, views (same seeds), optimizer, schedules, head sizes and",
+             "epochs with resmo's; LightlySSL has no MoCo v3 loss, so that build uses its `NTXentLoss`, whose",
+             "negatives also include the other queries (SimCLR-style), and its projection head ends in an",
+             "affine batch norm (MoCo v3's has none).", ""]
     if full is None:
         lines += ["The full protocol has not been run yet: `python benchmarks/quality_cifar10.py`.", ""]
     else:
-        lines += [f"Command: `{full['command']}` (resumable; runs two at a time, one torch thread each). "
-                  f"Machine: {machine_line(full['machine'])}. Date: {full['date']}. "
-                  f"Sum of the runs' times (one core each): {full['cpu_seconds_runs'] / 3600:.1f} h.", "",
+        threads = "/".join(str(t) for t in full.get("torch_threads_per_run", [])) or "?"
+        lines += [f"Command: `{full['command']}` (resumable; {full.get('jobs') or '?'} runs at a time, "
+                  f"{threads} torch thread(s) each). Machine: {machine_line(full['machine'])}. "
+                  f"Runs made on {', '.join(full.get('run_dates', [])) or full['date']}. "
+                  f"Sum of the runs' wall times: {full['cpu_seconds_runs'] / 3600:.1f} h.", "",
                   f"Budget: {budget_text(full)}", ""]
         if not full["complete"]:
             lines += [f"**Incomplete**: missing runs {', '.join(full['missing_runs'])}.", ""]
@@ -229,8 +235,12 @@ def speed_section(speed: dict | None) -> list[str]:
     for key, label in ratio_names.items():
         if key in ratios:
             lines.append(f"| {label} | {ratios[key]:.2f} |")
-    lines += ["", "ResMo at the output level reuses the student and teacher outputs the method already "
-              "computes (both views go through both networks), so its cost is one cosine per view pair.", ""]
+    on_off = [ratios[k] for k in ("mocov3_resmo_on_over_off", "byol_resmo_on_over_off") if k in ratios]
+    verdict = "meets" if on_off and min(on_off) >= speed["targets"]["resmo_on_over_off_min"] else "does not meet"
+    lines += ["", f"ResMo on / off {verdict} the target of at most 3 % slower on this machine. By design, "
+              "ResMo at the output level reuses the student and teacher outputs the method already computes "
+              "(both views go through both networks): one cosine per view pair, no extra forward pass. "
+              "The per-round samples are in the JSON (`samples`).", ""]
     return lines
 
 
@@ -284,7 +294,8 @@ def gpu_section(throughput: dict | None, cifar: dict | None) -> list[str]:
                   (f"; batched / LightlySSL: {throughput['batched_over_lightly']:.2f}"
                    if "batched_over_lightly" in throughput else ""), ""]
     if cifar is None:
-        lines += ["MoCo v3 with and without ResMo on CIFAR-10 (ResNet-18, at most 8 minutes): not measured yet. "
+        lines += ["MoCo v3 with and without ResMo on CIFAR-10 (ResNet-18, sized for 8 minutes on one H100): "
+                  "not measured yet. "
                   "Command, on one H100:", "", "```bash", "python benchmarks/gpu_cifar10.py", "```", ""]
     else:
         lines += [f"Command: `{cifar['command']}`. Machine: {machine_line(cifar['machine'])}. Date: {cifar['date']}. "

@@ -1,6 +1,6 @@
 """Speed ratios on this machine: resmo vs LightlySSL steps, data vs model, ResMo on vs off, memory.
 
-    python benchmarks/speed_cpu.py            # -> benchmarks/results/speed_cpu.json (about 15 min, 2 cores)
+    python benchmarks/speed_cpu.py            # -> benchmarks/results/speed_cpu.json (about 25 min, 2 cores)
     python benchmarks/speed_cpu.py --tiny --out /tmp/speed.json     # seconds (smoke test)
 
 One run, one machine; run it when nothing else is busy. Every measurement runs in a fresh
@@ -159,24 +159,27 @@ def measure(config: str, *, tiny: bool, batch_size: int, steps: int, warmup: int
 
 
 def ratios(median: dict[str, float]) -> dict[str, float]:
-    out = {}
+    """The ratios the docs report, for the configurations that were measured."""
+    pairs = {}
     for method in ("mocov3", "byol"):
-        out[f"{method}_resmo_over_lightly"] = median[f"resmo-{method}-w0"] / median[f"lightly-{method}"]
-        out[f"{method}_resmo_on_over_off"] = median[f"resmo-{method}-w1"] / median[f"resmo-{method}-w0"]
-    out["views_batched_over_model_step"] = median["views-batched"] / median["resmo-mocov3-w1"]
-    out["views_torchvision_over_model_step"] = median["views-torchvision"] / median["resmo-mocov3-w1"]
-    return out
+        pairs[f"{method}_resmo_over_lightly"] = (f"resmo-{method}-w0", f"lightly-{method}")
+        pairs[f"{method}_resmo_on_over_off"] = (f"resmo-{method}-w1", f"resmo-{method}-w0")
+    pairs["views_batched_over_model_step"] = ("views-batched", "resmo-mocov3-w1")
+    pairs["views_torchvision_over_model_step"] = ("views-torchvision", "resmo-mocov3-w1")
+    return {name: median[a] / median[b] for name, (a, b) in pairs.items() if a in median and b in median}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--tiny", action="store_true", help="tiny model and batch (smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--configs", nargs="+", choices=(*STEP_CONFIGS, *DATA_CONFIGS),
+                        default=(*STEP_CONFIGS, *DATA_CONFIGS), help="what to measure (default: all)")
     parser.add_argument("--child", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.tiny:
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.child:
         print(json.dumps(measure(args.child, **options)))
         return {}
-    samples: dict[str, list[dict]] = {config: [] for config in (*STEP_CONFIGS, *DATA_CONFIGS)}
+    samples: dict[str, list[dict]] = {config: [] for config in args.configs}
     load_before = os.getloadavg()[0]
     for round_index in range(args.rounds):
         for config in samples:

@@ -35,6 +35,16 @@ def test_full_protocol_has_the_required_arms():
     assert len(keys) == len(set(keys))
 
 
+def test_random_init_results_expire_with_the_settings_they_depend_on():
+    key = "random-s1"
+    base = FULL.expected_fingerprint(key)
+    assert FULL.parse(key) == (None, 1) and base != FULL.expected_fingerprint("random-s0")
+    for change in ({"width": FULL.budget.width * 2}, {"knn_k": (10,)}, {"test_per_class": 10}):
+        assert replace(FULL, budget=replace(FULL.budget, **change)).expected_fingerprint(key) != base
+    # training settings do not touch an untrained encoder's evaluation
+    assert replace(FULL, budget=replace(FULL.budget, lr=1.0)).expected_fingerprint(key) == base
+
+
 def test_fingerprint_changes_with_every_setting_that_matters():
     arm = FULL.arm("mocov3-w1")
     base = protocol.fingerprint(FULL.budget, arm, 0)
@@ -75,11 +85,12 @@ def small_protocol():
     return protocol.Protocol("unit", replace(FULL.budget, knn_k=(20,)), arms, random_init_seeds=(0, 1))
 
 
-def _write_runs(results: Path, name: str, records: dict[str, dict]) -> None:
-    folder = results / name / "runs"
-    folder.mkdir(parents=True)
+def _write_runs(results: Path, proto: protocol.Protocol, records: dict[str, dict]) -> None:
+    """Cached results as the runner writes them: with the fingerprint of the current settings."""
+    folder = results / proto.name / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
     for key, record in records.items():
-        (folder / f"{key}.json").write_text(json.dumps(record))
+        (folder / f"{key}.json").write_text(json.dumps({"fingerprint": proto.expected_fingerprint(key), **record}))
 
 
 def test_summary_means_stds_and_checks(tmp_path, small_protocol):
@@ -96,8 +107,8 @@ def test_summary_means_stds_and_checks(tmp_path, small_protocol):
         "mocov3-w1-s2": _record("mocov3-w1-s2", 2, 47.0, 42.0, 0.1),
         "lightly-mocov3-s0": _record("lightly-mocov3-s0", 0, 47.0, 45.0, 0.6),
     }
-    _write_runs(tmp_path, "unit", records)
-    path = quality_summary.summarise(small_protocol, tmp_path, command="cmd", figure=tmp_path / "fig.png")
+    _write_runs(tmp_path, small_protocol, records)
+    path = quality_summary.summarise(small_protocol, tmp_path, command="cmd", figure=tmp_path / "fig.png", jobs=2)
     summary = json.loads(path.read_text())
     arms = {arm["key"]: arm for arm in summary["arms"]}
     plain = arms["mocov3-w0"]["metrics"]["knn_student"]
@@ -107,10 +118,13 @@ def test_summary_means_stds_and_checks(tmp_path, small_protocol):
     checks = summary["checks"]
     assert checks["margin_over_random_init"] == {"points": 21.0, "target": 15.0, "met": True}
     effect = checks["resmo_effect_mocov3"]["knn_student"]
-    assert effect["per_seed"] == [1.0, -1.0, 3.0] and effect["difference_of_means"] == 1.0
+    assert effect["per_seed"] == [1.0, -1.0, 3.0] and effect["mean"] == 1.0 and effect["std"] == 2.0
+    assert math.isclose(effect["standard_error"], 2.0 / math.sqrt(3))
     # 42 vs 47 is 5 points below with a seed spread of 2: beyond noise
     parity = checks["peer_parity"]["mocov3"]
     assert parity["resmo_minus_lightly"] == -5.0 and parity["at_least_as_accurate_within_noise"] is False
+    assert parity["noise_std"] == 2.0 and parity["noise_source"] == "resmo mocov3 seeds"
+    assert summary["jobs"] == 2 and summary["run_dates"] == []
     assert math.isclose(summary["cpu_seconds_runs"], 7 * 110.0 + 2 * 5.0)
     import numpy as np
     from PIL import Image
@@ -119,11 +133,20 @@ def test_summary_means_stds_and_checks(tmp_path, small_protocol):
         assert len(np.unique(np.asarray(image.convert("L")))) > 10
 
 
-def test_summary_reports_missing_runs(tmp_path, small_protocol):
-    _write_runs(tmp_path, "unit", {"mocov3-w0-s0": _record("mocov3-w0-s0", 0, 40.0, 38.0, 0.5)})
+def test_summary_reports_missing_runs_and_ignores_stale_ones(tmp_path, small_protocol):
+    _write_runs(tmp_path, small_protocol, {"mocov3-w0-s0": _record("mocov3-w0-s0", 0, 40.0, 38.0, 0.5),
+                                           "mocov3-w1-s0": _record("mocov3-w1-s0", 0, 45.0, 38.0, 0.5)})
+    stale = tmp_path / "unit" / "runs" / "mocov3-w0-s1.json"  # made with other settings
+    stale.write_text(json.dumps({**_record("mocov3-w0-s1", 1, 90.0, 90.0, 0.5), "fingerprint": "0" * 16}))
     summary = json.loads(quality_summary.summarise(small_protocol, tmp_path, command="c",
                                                    figure=tmp_path / "f.png").read_text())
     assert summary["complete"] is False and "mocov3-w1-s2" in summary["missing_runs"]
+    assert {"mocov3-w0-s1", "random-s0"} <= set(summary["missing_runs"])
+    plain = next(a for a in summary["arms"] if a["key"] == "mocov3-w0")
+    assert plain["metrics"]["knn_student"]["values"] == [40.0]
+    # paired over the seeds both arms have: seed 0 only, no noise estimate
+    effect = summary["checks"]["resmo_effect_mocov3"]["knn_student"]
+    assert effect["per_seed"] == [5.0] and effect["std"] is None and effect["standard_error"] is None
     docs = render_docs.quality_section(summary, None)
     assert any("Incomplete" in line and "mocov3-w1-s2" in line for line in docs)
 
@@ -134,14 +157,14 @@ def test_rendered_docs_take_every_number_from_the_json(tmp_path, small_protocol)
                for s in (0, 1)}
     records |= {f"mocov3-w{w}-s{s}": _record("", s, 40.0 + s + 3 * w, 39.0, 0.5 - 0.1 * w)
                 for w in (0, 1) for s in (0, 1, 2)}
-    _write_runs(tmp_path / "quality", "full", records)
-    quality_summary.summarise(replace(small_protocol, name="full"), tmp_path / "quality", command="python x.py",
-                              figure=tmp_path / "f.png")
+    full = replace(small_protocol, name="full")
+    _write_runs(tmp_path / "quality", full, records)
+    quality_summary.summarise(full, tmp_path / "quality", command="python x.py", figure=tmp_path / "f.png", jobs=2)
     text = render_docs.render(tmp_path)
     assert "| MoCo v3 | 0, 1, 2 | 41.0 ± 1.0 |" in text
     assert "| MoCo v3 + ResMo | 0, 1, 2 | 44.0 ± 1.0 |" in text
     assert "| random init (no training) | 2 seeds | 21.2 ± 0.0 |" in text
-    assert "+3.0 points (per seed: +3.0, +3.0, +3.0); more than twice" in text
+    assert "student kNN top-1: +3.0 points (per seed: +3.0, +3.0, +3.0); beyond two standard errors" in text
     assert "from 0.500 without ResMo to 0.400 with it" in text
     assert "Not measured yet: `python benchmarks/speed_cpu.py`" in text
     assert "python benchmarks/gpu_cifar10.py" in text
@@ -160,6 +183,9 @@ def test_subset_folder_links_the_first_images_of_each_class(tmp_path):
     assert (target / "train" / "cat" / "0000.jpg").resolve() == (tmp_path / "src/train/cat/0000.jpg").resolve()
     subset_folder(tmp_path / "src", tmp_path / "sub", {"train": 1, "test": 1})
     assert [p.name for p in (target / "train" / "cat").iterdir()] == ["0000.jpg"]
+    (tmp_path / "src").rename(tmp_path / "moved")  # the same subset made from another source folder
+    subset_folder(tmp_path / "moved", tmp_path / "sub", {"train": 1, "test": 1})
+    assert (target / "train" / "cat" / "0000.jpg").resolve() == (tmp_path / "moved/train/cat/0000.jpg").resolve()
 
 
 def test_missing_archive_is_a_clear_error(tmp_path):

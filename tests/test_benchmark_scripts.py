@@ -42,14 +42,19 @@ def test_view_generation_tiny(tmp_path):
     assert saved["speedup_batched_vs_torchvision"] > 0 and saved["machine"]["cpu_count"] >= 1
 
 
-def test_speed_cpu_measures_steps_data_and_ratios():
+def test_speed_cpu_measures_in_fresh_processes_and_computes_ratios(tmp_path):
     pytest.importorskip("lightly")
     speed = load("speed_cpu")
-    options = {"tiny": True, "batch_size": 8, "steps": 1, "warmup": 1, "threads": 1}
-    for config in ("resmo-byol-w1", "lightly-mocov3", "views-batched"):
-        result = speed.measure(config, **options)
-        assert result["config"] == config and result["images_per_second"] > 0
-        assert result["peak_rss_mib"] >= result["peak_rss_increase_mib"] >= 0
+    out = tmp_path / "speed.json"
+    result = speed.main(["--tiny", "--threads", "1", "--configs", "resmo-byol-w0", "resmo-byol-w1",
+                         "views-batched", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert set(result["images_per_second_median"]) == {"resmo-byol-w0", "resmo-byol-w1", "views-batched"}
+    rates = result["images_per_second_median"]
+    assert result["ratios"]["byol_resmo_on_over_off"] == pytest.approx(
+        rates["resmo-byol-w1"] / rates["resmo-byol-w0"], rel=1e-2)
+    assert set(result["ratios"]) == {"byol_resmo_on_over_off"}  # only what was measured
+    assert all(mib > 0 for mib in result["peak_rss_increase_mib"].values())  # each child built something
     median = {config: 10.0 for config in (*speed.STEP_CONFIGS, *speed.DATA_CONFIGS)}
     median |= {"resmo-mocov3-w1": 9.7, "lightly-byol": 20.0, "views-batched": 97.0}
     ratios = speed.ratios(median)
