@@ -62,7 +62,7 @@ def quality_table(summary: dict) -> list[str]:
         )
     r = summary["random_init"]
     seeds = len(r["knn"]["values"])
-    lines.append(f"| random init (no training) | {seeds} seed{'s' * (seeds > 1)} | {fmt(r['knn'])} | — "
+    lines.append(f"| random init (no training) | {seeds} seed{'s' * (seeds != 1)} | {fmt(r['knn'])} | — "
                  f"| {fmt(r['linear'])} | — | — | — | — |")
     return lines
 
@@ -78,7 +78,7 @@ def budget_text(summary: dict) -> str:
         f"{b['warmup_epochs']} warm-up epochs then cosine), teacher momentum {b['momentum']} -> 1 (cosine), heads "
         f"hidden {b['hidden_dim']} / out {b['out_dim']}, MoCo v3 temperature {b['temperature']}; views: each "
         "method's 32 px recipe made by the batched path. Evaluation on the frozen backbones: kNN (T 0.07) and "
-        f"linear probe (L-BFGS, {b['linear_steps']} steps) with the {train} training images as bank / "
+        f"linear probe (L-BFGS, {b['linear_steps']} steps) with {train} training images as bank / "
         f"probe set and {test} test images as queries; intra gap = 1 − mean cos(student(x), teacher(x)) on "
         "the test images (`resmo gap`)."
     )
