@@ -173,7 +173,10 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
                   f"Budget: {budget_text(full)}", ""]
         if not full["complete"]:
             lines += [f"**Incomplete**: missing runs {', '.join(full['missing_runs'])}.", ""]
-        lines += quality_table(full) + [""] + quality_findings(full) + [""]
+        lines += quality_table(full) + [""]
+        lines += ["Training images/s are each run's own loop, measured while another run shared the machine: "
+                  "they are not a speed comparison (the speed section is).", ""]
+        lines += quality_findings(full) + [""]
         lines += ["This is a short CPU budget (a small network, a few epochs); the published ResMo gains "
                   "come from ResNet-18 runs of hundreds of epochs. The table says what ResMo does at this "
                   "scale, not whether those gains reproduce; `benchmarks/gpu_cifar10.py` is the step towards "
@@ -212,7 +215,7 @@ def speed_section(speed: dict | None) -> list[str]:
               f"Date: {speed['date']}. Model: {speed['model']}, batch {speed['batch_size']}; "
               f"{speed['steps']} timed steps after {speed['warmup']} warm-up, median of {speed['rounds']} rounds, "
               "each measurement in a fresh process.", "",
-              "| measurement | images/s | peak memory increase (MiB) |", "|---|---:|---:|"]
+              "| measurement | images/s (median) | rounds | peak memory increase (MiB) |", "|---|---:|---|---:|"]
     names = {
         "resmo-mocov3-w0": "training step, resmo MoCo v3", "resmo-mocov3-w1": "training step, resmo MoCo v3 + ResMo",
         "lightly-mocov3": "training step, MoCo v3 from LightlySSL blocks", "resmo-byol-w0": "training step, resmo BYOL",
@@ -222,7 +225,8 @@ def speed_section(speed: dict | None) -> list[str]:
     }
     for key, label in names.items():
         if key in rates:
-            lines.append(f"| {label} | {rates[key]:.1f} | {memory[key]:.0f} |")
+            rounds = ", ".join(f"{sample['images_per_second']:.1f}" for sample in speed["samples"][key])
+            lines.append(f"| {label} | {rates[key]:.1f} | {rounds} | {memory[key]:.0f} |")
     lines += ["", "| ratio | value |", "|---|---:|"]
     ratio_names = {
         "mocov3_resmo_over_lightly": "MoCo v3 step: resmo / LightlySSL blocks",
@@ -237,7 +241,13 @@ def speed_section(speed: dict | None) -> list[str]:
             lines.append(f"| {label} | {ratios[key]:.2f} |")
     on_off = [ratios[k] for k in ("mocov3_resmo_on_over_off", "byol_resmo_on_over_off") if k in ratios]
     verdict = "meets" if on_off and min(on_off) >= speed["targets"]["resmo_on_over_off_min"] else "does not meet"
-    lines += ["", f"ResMo on / off {verdict} the target of at most 3 % slower on this machine. By design, "
+    steps = [[r["images_per_second"] for r in runs] for key, runs in speed["samples"].items()
+             if not key.startswith("views")]
+    spread = max(((max(v) - min(v)) / sorted(v)[len(v) // 2] for v in steps if v), default=0.0)
+    lines += ["", f"Between rounds, the same training step varied by up to {100 * spread:.0f} % (see rounds): "
+              "step ratios closer to 1 than that are ties, not differences.",
+              "", f"By the medians, ResMo on / off {verdict} the target of at most 3 % slower on this machine. "
+              "By design, "
               "ResMo at the output level reuses the student and teacher outputs the method already computes "
               "(both views go through both networks): one cosine per view pair, no extra forward pass. "
               "The per-round samples are in the JSON (`samples`).", ""]
