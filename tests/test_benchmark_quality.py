@@ -199,3 +199,9 @@ def test_level_ablation_arms_change_the_fingerprint_and_the_command():
     output = replace(projection, level="output")
     assert protocol.fingerprint(FULL.budget, projection, 0) != protocol.fingerprint(FULL.budget, output, 0)
     assert "resmo.level=projection" in protocol.pretrain_arguments(FULL.budget, projection, 0, "d", "o")
+
+
+def test_committed_benchmark_docs_are_the_rendering_of_the_committed_json():
+    """Every number in docs/benchmarks.md comes from benchmarks/results/: after a benchmark,
+    `python benchmarks/render_docs.py` must be run and its output committed."""
+    assert render_docs.DOC.read_text() == render_docs.render(render_docs.RESULTS)
