@@ -121,8 +121,8 @@ def arms(core_seeds: tuple[int, ...]) -> tuple[Arm, ...]:
     return (
         Arm("mocov3-w0", "MoCo v3", "core", "mocov3", 0.0, seeds=core_seeds),
         Arm("mocov3-w1", "MoCo v3 + ResMo (λ=1)", "core", "mocov3", 1.0, seeds=core_seeds),
-        Arm("byol-w0", "BYOL", "extra", "byol", 0.0),
-        Arm("byol-w1", "BYOL + ResMo (λ=1)", "extra", "byol", 1.0),
+        Arm("byol-w0", "BYOL", "extra", "byol", 0.0, seeds=core_seeds),
+        Arm("byol-w1", "BYOL + ResMo (λ=1)", "extra", "byol", 1.0, seeds=core_seeds),
         Arm("mocov3-w0.3", "MoCo v3 + ResMo (λ=0.3)", "sweep", "mocov3", 0.3),
         Arm("mocov3-w3", "MoCo v3 + ResMo (λ=3)", "sweep", "mocov3", 3.0),
         Arm("mocov3-w1-kd", "MoCo v3 + ResMo (λ=1, KD distance)", "ablation", "mocov3", 1.0, "kd"),

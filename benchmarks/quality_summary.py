@@ -3,7 +3,7 @@
 Per arm: each metric's values over seeds, mean and sample standard deviation (``None``
 with one seed). Then the checks the docs report: the plain method's margin over a random
 encoder (student kNN top-1, whole test split; target at least 15 points), ResMo's effect
-on MoCo v3 (paired per seed: same seed, same data order; mean, standard deviation and
+on MoCo v3 and BYOL (paired per seed: same seed, same data order; mean, standard deviation and
 standard error of the differences), and peer parity (resmo's baseline against the
 LightlySSL-built one, "within noise" meaning no more than two standard deviations of
 resmo's seeds below, with the source of that spread recorded).
@@ -119,16 +119,20 @@ def _mean(arm: dict | None, metric: str) -> float | None:
 
 
 def _checks(by_key: dict, random_init: dict, runs: dict, protocol: Protocol, k: str) -> dict:
-    plain, resmo = by_key.get("mocov3-w0"), by_key.get("mocov3-w1")
+    plain = by_key.get("mocov3-w0")
     random_knn = random_init["knn"]["mean"]
     checks: dict = {}
     if plain and random_knn is not None and _mean(plain, "knn_student") is not None:
         margin = _mean(plain, "knn_student") - random_knn
         checks["margin_over_random_init"] = {"points": margin, "target": MARGIN_TARGET,
                                              "met": margin >= MARGIN_TARGET}
-    if plain and resmo:
-        checks["resmo_effect_mocov3"] = {metric: effect for metric in METRICS
-                                         if (effect := _paired(runs, "mocov3-w1", "mocov3-w0", plain["seeds"], metric, k))}
+    for method in ("mocov3", "byol"):  # ResMo λ=1 against the plain method, paired by seed
+        control, treated = by_key.get(f"{method}-w0"), by_key.get(f"{method}-w1")
+        if control and treated:
+            checks[f"resmo_effect_{method}"] = {
+                metric: effect for metric in METRICS
+                if (effect := _paired(runs, f"{method}-w1", f"{method}-w0", control["seeds"], metric, k))
+            }
     parity = {}
     for method, ours in (("mocov3", plain), ("byol", by_key.get("byol-w0"))):
         theirs = by_key.get(f"lightly-{method}")

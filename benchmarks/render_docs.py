@@ -101,21 +101,23 @@ def quality_findings(summary: dict) -> list[str]:
         verdict = "meets" if margin["met"] else "does not meet"
         lines.append(f"- Plain MoCo v3's student is {margin['points']:.1f} points above a random encoder "
                      f"(kNN top-1); this {verdict} the protocol's bar of {margin['target']:.0f} points.")
-    effect = checks.get("resmo_effect_mocov3", {})
-    for metric, name in (("knn_student", "student kNN"), ("knn_teacher", "teacher kNN"),
-                         ("linear_student", "student linear"), ("linear_teacher", "teacher linear")):
-        if metric in effect:
-            e = effect[metric]
-            lead = "- ResMo (λ=1) on MoCo v3, paired by seed," if metric == "knn_student" else " "
-            lines.append(f"{lead} {name} top-1: {signed(e['mean'])} points (per seed: "
-                         f"{', '.join(signed(v) for v in e['per_seed'])}); {paired_verdict(e)}.")
+    for method, title in (("mocov3", "MoCo v3"), ("byol", "BYOL")):
+        effect = checks.get(f"resmo_effect_{method}", {})
+        for metric, name in (("knn_student", "student kNN"), ("knn_teacher", "teacher kNN"),
+                             ("linear_student", "student linear"), ("linear_teacher", "teacher linear")):
+            if metric in effect:
+                e = effect[metric]
+                lead = f"- ResMo (λ=1) on {title}, paired by seed," if metric == "knn_student" else " "
+                lines.append(f"{lead} {name} top-1: {signed(e['mean'])} points (per seed: "
+                             f"{', '.join(signed(v) for v in e['per_seed'])}); {paired_verdict(e)}.")
     arms = {a["key"]: a for a in summary["arms"]}
-    if "mocov3-w0" in arms and "mocov3-w1" in arms:
-        g0 = arms["mocov3-w0"]["metrics"]["intra_gap_output"]["mean"]
-        g1 = arms["mocov3-w1"]["metrics"]["intra_gap_output"]["mean"]
-        if g0 is not None and g1 is not None:
-            lines.append(f"- The intra gap at the output (the quantity ResMo minimises) goes from {g0:.3f} "
-                         f"without ResMo to {g1:.3f} with it.")
+    for method, title in (("mocov3", "MoCo v3"), ("byol", "BYOL")):
+        if f"{method}-w0" in arms and f"{method}-w1" in arms:
+            g0 = arms[f"{method}-w0"]["metrics"]["intra_gap_output"]["mean"]
+            g1 = arms[f"{method}-w1"]["metrics"]["intra_gap_output"]["mean"]
+            if g0 is not None and g1 is not None:
+                lines.append(f"- {title}: the intra gap at the output (the quantity ResMo minimises) goes from "
+                             f"{g0:.3f} without ResMo to {g1:.3f} with it.")
     lines += single_seed_lines(summary, arms)
     for method, parity in checks.get("peer_parity", {}).items():
         verdict = "at least as accurate within noise" if parity["at_least_as_accurate_within_noise"] else \
@@ -143,7 +145,7 @@ def single_seed_lines(summary: dict, arms: dict) -> list[str]:
     byol = [a for a in summary["arms"] if a["method"] == "byol" and a["impl"] == "resmo" and seed0(a) is not None]
     lines = []
     for name, group in (("MoCo v3", mocov3), ("BYOL", byol)):
-        if len(group) > 1:
+        if len(group) > 1 and any(len(a["seeds"]) == 1 for a in group):
             listed = "; ".join(f"{a['label']} {seed0(a):.1f}" for a in group)
             lines.append(f"- {name}, seed 0, student kNN top-1: {listed}.")
     if lines and spread is not None:
