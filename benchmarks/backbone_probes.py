@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from resmo.data import build_datasets
+from resmo.data import DataSplits, build_datasets
 from resmo.eval.features import eval_loader
 from resmo.eval.knn import extract_features, weighted_knn
 from resmo.eval.linear import linear_probe
@@ -21,17 +21,17 @@ from resmo.eval.linear import linear_probe
 KNN_TEMPERATURE = 0.07
 
 
-def folder_splits(folder: str | Path, image_size: int = 32):
+def folder_splits(folder: str | Path, image_size: int = 32) -> DataSplits:
+    """The labelled splits of an image folder (built once per run: listing it costs seconds)."""
     splits = build_datasets(str(folder), image_size=image_size)
     if splits.eval_train is None or splits.val is None:
         raise ValueError(f"folder '{folder}' has no labelled train and test splits")
     return splits
 
 
-def probe_backbones(encoders: dict[str, nn.Module], folder: str | Path, *, ks: tuple[int, ...],
+def probe_backbones(encoders: dict[str, nn.Module], splits: DataSplits, *, ks: tuple[int, ...],
                     linear_steps: int, image_size: int = 32, batch_size: int = 256) -> dict:
     """``{"knn": {name: {"k20": top1, ...}}, "linear": {name: top1}}`` for each backbone."""
-    splits = folder_splits(folder, image_size)
     knn: dict[str, dict[str, float]] = {}
     linear: dict[str, float] = {}
     for name, backbone in encoders.items():
@@ -50,13 +50,12 @@ def probe_backbones(encoders: dict[str, nn.Module], folder: str | Path, *, ks: t
 
 
 @torch.no_grad()
-def same_view_gap(student, teacher, folder: str | Path, *, image_size: int = 32,
+def same_view_gap(student, teacher, splits: DataSplits, *, image_size: int = 32,
                   batch_size: int = 256) -> dict[str, float]:
     """Intra gap ``1 - mean cos(student_l(x), teacher_l(x))`` over the test images, per level.
 
     ``student(x)`` / ``teacher(x)`` return ``(features, output)``; modules in eval mode.
     """
-    splits = folder_splits(folder, image_size)
     sums = {"features": 0.0, "output": 0.0}
     count = 0
     for images, _ in eval_loader(splits.val, image_size, batch_size=batch_size, num_workers=0):

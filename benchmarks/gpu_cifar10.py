@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from cifar10_folder import ARCHIVE, DataMissing, cache_root, cifar10_folder  # noqa: E402
 from folder_subset import subset_folder  # noqa: E402
+from results_io import write_result  # noqa: E402
 
 RESULTS = HERE / "results" / "gpu_cifar10.json"
 RECIPE_HEADS = ["method_options.mocov3.hidden_dim=4096", "method_options.mocov3.out_dim=256",
@@ -78,13 +79,12 @@ def main(argv: list[str] | None = None) -> dict:
         args.epochs, args.workers = 1, 0
         folder = subset_folder(folder, cache_root() / "gpu-tiny" / "cifar10-64-20", {"train": 64, "test": 20})
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    ceiling_file = Path(tempfile.mkdtemp()) / "ceiling.json"
     import gpu_throughput
 
     ceiling_argv = ["--tiny", "--device", "cpu"] if args.tiny else ["--batch-size", str(args.batch_size)]
-    ceiling = gpu_throughput.main([*ceiling_argv, "--out", str(ceiling_file)])
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
+        ceiling = gpu_throughput.main([*ceiling_argv, "--out", str(Path(tmp) / "ceiling.json")])
         for weight in (0.0, 1.0):
             out = Path(tmp) / f"mocov3-w{weight:g}"
             arguments = pretrain_arguments(weight, folder, out, args)
@@ -117,10 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
                                   for name, run in runs.items()},
         "ceiling_details": ceiling,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "ceiling_details"}, indent=2))
-    return result
+    return write_result(args.out, result, shown={k: v for k, v in result.items() if k != "ceiling_details"})
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import shlex
 import sys
@@ -44,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 from PIL import Image
+from results_io import write_result
 from torch.utils.data import DataLoader, Dataset
 
 from resmo import create_backbone, create_method
@@ -269,10 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["torchvision_over_model_only"] = round(rates["torchvision"] / rates["model_only"], 3)
     if "lightly" in rates:
         result["batched_over_lightly"] = round(rates["batched"] / rates["lightly"], 3)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -38,18 +37,9 @@ from cifar10_folder import DataMissing, cache_root, cifar10_folder  # noqa: E402
 from folder_subset import subset_folder  # noqa: E402
 from protocol import PROTOCOLS, Protocol, pretrain_arguments  # noqa: E402
 from quality_summary import summarise  # noqa: E402
+from results_io import machine_info  # noqa: E402
 
 RESULTS = HERE / "results" / "quality"
-
-
-def machine() -> dict:
-    import torch
-
-    return {
-        "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-    }
 
 
 def data_folder(protocol: Protocol, work: Path, given: Path | None) -> Path:
@@ -109,17 +99,18 @@ def run_lightly(protocol: Protocol, arm, seed: int, folder: Path) -> dict:
     from lightly_baselines import train
 
     budget = protocol.budget
+    splits = folder_splits(folder)
     model, timing = train(
-        arm.method, folder_splits(folder).train, width=budget.width, epochs=budget.epochs,
+        arm.method, splits.train, width=budget.width, epochs=budget.epochs,
         batch_size=budget.batch_size, lr=budget.lr, weight_decay=budget.weight_decay,
         warmup_epochs=budget.warmup_epochs, momentum=budget.momentum, hidden_dim=budget.hidden_dim,
         out_dim=budget.out_dim, temperature=budget.temperature, seed=seed,
     )
     start = time.perf_counter()
     model.eval()
-    probes = probe_backbones({"student": model.backbone, "teacher": model.teacher_backbone}, folder,
+    probes = probe_backbones({"student": model.backbone, "teacher": model.teacher_backbone}, splits,
                              ks=budget.knn_k, linear_steps=budget.linear_steps)
-    gap = same_view_gap(model.student, model.teacher, folder)
+    gap = same_view_gap(model.student, model.teacher, splits)
     return {"lightly_version": lightly.__version__, **probes, "intra_gap": gap,
             "train_seconds": timing["train_seconds"], "eval_seconds": time.perf_counter() - start,
             "images_per_second": timing["images_per_second"]}
@@ -127,14 +118,14 @@ def run_lightly(protocol: Protocol, arm, seed: int, folder: Path) -> dict:
 
 def run_random(protocol: Protocol, seed: int, folder: Path) -> dict:
     import torch
-    from backbone_probes import probe_backbones
+    from backbone_probes import folder_splits, probe_backbones
 
     from resmo import create_backbone
 
     torch.manual_seed(seed)
     backbone = create_backbone("resnet_small", width=protocol.budget.width)
     start = time.perf_counter()
-    probes = probe_backbones({"random": backbone}, folder, ks=protocol.budget.knn_k,
+    probes = probe_backbones({"random": backbone}, folder_splits(folder), ks=protocol.budget.knn_k,
                              linear_steps=protocol.budget.linear_steps)
     return {**probes, "eval_seconds": time.perf_counter() - start}
 
@@ -146,7 +137,7 @@ def run_one(protocol: Protocol, key: str, folder: Path, work: Path, results: Pat
     arm, seed = protocol.parse(key)
     tag = protocol.expected_fingerprint(key)
     record = {"protocol": protocol.name, "key": key, "seed": seed, "fingerprint": tag, "date": time.strftime("%Y-%m-%d"),
-              "machine": machine(), "load_average_1min_start": round(os.getloadavg()[0], 2)}
+              "machine": machine_info(), "load_average_1min_start": round(os.getloadavg()[0], 2)}
     if arm is None:
         record |= {"arm": "random-init", "impl": "resmo"} | run_random(protocol, seed, folder)
     else:

@@ -13,35 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import machine_info, write_result  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results" / "quickstart.json"
-
-
-def machine() -> dict:
-    import torch
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    before = machine()
+    before = machine_info(load_average_1min=round(os.getloadavg()[0], 2))
     with tempfile.TemporaryDirectory() as tmp:
         command = ["resmo", "pretrain", "--out", f"{tmp}/run"]
         start = time.perf_counter()
@@ -65,10 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
         "targets": {"wall_seconds_total_max": 180, "margin_points_min": 15},
     }
     result["meets_targets"] = result["wall_seconds_total"] <= 180 and result["margin_points"] >= 15
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -35,6 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from results_io import machine_info, write_result  # noqa: E402
+
 RESULTS = HERE / "results" / "speed_cpu.json"
 RECIPE_HEADS = {"hidden_dim": 4096, "out_dim": 256}
 TINY_HEADS = {"hidden_dim": 64, "out_dim": 32}
@@ -44,16 +45,10 @@ DATA_CONFIGS = ("views-batched", "views-torchvision")
 DATA_BATCHES = 30
 
 
-def peak_rss_mib() -> float:
+def memory_mib(field: str) -> float:
+    """A ``/proc/self/status`` memory field in MiB: ``VmHWM`` (peak resident) or ``VmRSS`` (now)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -138,7 +133,7 @@ def measure(config: str, *, tiny: bool, batch_size: int, steps: int, warmup: int
         from lightly_baselines import lightly_blocks
 
         lightly_blocks()
-    before = rss_mib()
+    before = memory_mib("VmRSS")
     if config in DATA_CONFIGS:
         call = data_function(config, batch_size, images=max(4 * batch_size, 1024))
         steps = max(steps, DATA_BATCHES)  # enough batches that the workers' prefetch does not count
@@ -154,8 +149,9 @@ def measure(config: str, *, tiny: bool, batch_size: int, steps: int, warmup: int
     for index in range(warmup, warmup + steps):
         call(index)
     seconds = time.perf_counter() - start
+    peak = memory_mib("VmHWM")
     return {"config": config, "images_per_second": steps * batch_size / seconds,
-            "peak_rss_increase_mib": peak_rss_mib() - before, "peak_rss_mib": peak_rss_mib()}
+            "peak_rss_increase_mib": peak - before, "peak_rss_mib": peak}
 
 
 def ratios(median: dict[str, float]) -> dict[str, float]:
@@ -201,15 +197,12 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"round {round_index + 1}: {config}: {samples[config][-1]['images_per_second']:.1f} images/s",
                   flush=True)
     median = {c: statistics.median(s["images_per_second"] for s in runs) for c, runs in samples.items()}
-    import torch
 
     result = {
         "command": "python benchmarks/speed_cpu.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
-                    "load_average_1min_before": round(load_before, 2),
-                    "load_average_1min_after": round(os.getloadavg()[0], 2)},
+        "machine": machine_info(threads=args.threads, load_average_1min_before=round(load_before, 2),
+                                load_average_1min_after=round(os.getloadavg()[0], 2)),
         "model": "resnet_small width 4 (tiny)" if args.tiny else "resnet18, CIFAR stem, heads 4096 -> 256",
         "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
         "images_per_second_median": {c: round(v, 2) for c, v in median.items()},
@@ -219,11 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
         "ratios": {name: round(value, 3) for name, value in ratios(median).items()},
         "targets": {"resmo_on_over_off_min": 0.97},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("images_per_second_median", "ratios", "peak_rss_increase_mib")},
-                     indent=2))
-    return result
+    return write_result(args.out, result, shown={
+        k: result[k] for k in ("images_per_second_median", "ratios", "peak_rss_increase_mib")})
 
 
 if __name__ == "__main__":

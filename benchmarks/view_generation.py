@@ -26,7 +26,6 @@ the cores run other jobs); the 2-thread figure is recorded next to it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -42,6 +41,9 @@ from resmo.data import MultiViewDataset, build_view_recipe
 from resmo.data.batched import BatchedViewRecipe, uint8_batch_loader
 from resmo.data.textures import SyntheticTextures
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import machine_info, write_result  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results" / "view_generation.json"
 
 
@@ -53,16 +55,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def machine() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "processor": cpu_model(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.is_available(),
-    }
 
 
 def torchvision_rate(loader: DataLoader) -> float:
@@ -153,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": machine(),
+        "machine": machine_info(processor=cpu_model()),
         "recipe": 'build_view_recipe("mocov3", 32): two 32 px views',
         "images": args.images,
         "batch_size": args.batch_size,
@@ -170,10 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
             name: round(value / medians["torchvision"], 2) for name, value in medians.items() if name != "torchvision"
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_result(args.out, result)
 
 
 if __name__ == "__main__":

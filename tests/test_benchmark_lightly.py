@@ -21,22 +21,24 @@ def tiny(method: str) -> lightly_baselines.LightlyModel:
     return lightly_baselines.build_model(method, width=4, hidden_dim=16, out_dim=8, temperature=0.2, seed=0)
 
 
-def test_byol_loss_is_the_symmetric_negative_cosine():
-    model = tiny("byol").train()
+def loss_and_outputs(method: str):
+    """The model's loss on two random views, and the student / teacher outputs of each view."""
+    model = tiny(method).train()
     views = [torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16)]
     loss = model.loss(views)
     (_, p1), (_, p2) = model.student(views[0]), model.student(views[1])
     (_, z1), (_, z2) = model.teacher(views[0]), model.teacher(views[1])
+    return loss, p1, p2, z1, z2
+
+
+def test_byol_loss_is_the_symmetric_negative_cosine():
+    loss, p1, p2, z1, z2 = loss_and_outputs("byol")
     expected = 0.5 * (-F.cosine_similarity(p1, z2).mean() - F.cosine_similarity(p2, z1).mean())
     assert torch.allclose(loss, expected, atol=1e-6)
 
 
 def test_mocov3_loss_is_ntxent_with_queries_as_extra_negatives():
-    model = tiny("mocov3").train()
-    views = [torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16)]
-    loss = model.loss(views)
-    (_, p1), (_, p2) = model.student(views[0]), model.student(views[1])
-    (_, z1), (_, z2) = model.teacher(views[0]), model.teacher(views[1])
+    loss, p1, p2, z1, z2 = loss_and_outputs("mocov3")
 
     def ntxent(a, b, tau=0.2):
         z = F.normalize(torch.cat([a, b]), dim=1)

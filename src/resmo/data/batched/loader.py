@@ -20,10 +20,14 @@ and the edges a centre crop cuts off non-square images are never seen. Pass a la
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+
+from resmo.data.views import EvalDataset
 
 
 class TensorImages(Dataset):
@@ -96,19 +100,12 @@ def decode_to_size(image: Image.Image, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
 
 
-class DecodedImages(Dataset):
+class DecodedImages(EvalDataset):
     """``(uint8 [3, size, size], label)`` from a dataset of ``(PIL image, label)``."""
 
     def __init__(self, base: Dataset, size: int) -> None:
-        self.base = base
+        super().__init__(base, partial(decode_to_size, size=size))  # a partial: workers can pickle it
         self.size = size
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image, label = self.base[index]
-        return decode_to_size(image, self.size), int(label)
 
 
 def uint8_batch_loader(

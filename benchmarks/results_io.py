@@ -1,0 +1,27 @@
+"""What every benchmark result records about its machine, and how it is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+
+def machine_info(**extra) -> dict:
+    """CPU count and model, Python, torch, its thread count and CUDA, plus ``extra`` fields."""
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(), **extra,
+    }
+
+
+def write_result(path: Path, result: dict, *, shown: dict | None = None) -> dict:
+    """Write ``result`` as JSON to ``path`` (folders created), print ``shown`` (default: all)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result if shown is None else shown, indent=2))
+    return result
