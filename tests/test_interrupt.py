@@ -1,7 +1,8 @@
 """SIGTERM / SIGINT during training: checkpoint, clean stop, exact resume with ``--resume auto``.
 
 In-process tests send a real signal to this process from a callback at a chosen step;
-the slow test interrupts ``python -m resmo.cli pretrain`` in a subprocess.
+the slow tests run ``resmo pretrain`` in a subprocess that signals itself (or its process
+group, DataLoader workers included) at a chosen step, then resume with the printed command.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 
 import lightning.pytorch as pl
 import pytest
@@ -131,37 +131,47 @@ def test_resume_command_replaces_out_and_resume():
                                     "--out", "runs/a b", "--resume", "auto"]
 
 
-def wait_for(path, process, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.05)
+# ``resmo pretrain`` whose process sends SIGTERM (to itself, or to its whole process group)
+# when the step with ``global_step == step`` starts: the same delivery as a kill from
+# outside, at a known position inside an epoch (an outside kill timed by the epoch-1
+# checkpoint appearing races the epoch boundary on a loaded machine).
+SIGNAL_AT_STEP = """
+import os, signal, sys
+from resmo.cli import main
+from resmo.train.interrupt import GracefulInterrupt
+original = GracefulInterrupt.on_train_batch_start
+def on_train_batch_start(self, trainer, *args):
+    if trainer.global_step == {step}:
+        {kill}
+    original(self, trainer, *args)
+GracefulInterrupt.on_train_batch_start = on_train_batch_start
+sys.exit(main())
+"""
+TO_ITSELF = "os.kill(os.getpid(), signal.SIGTERM)"
+TO_ITS_GROUP = "os.killpg(os.getpgid(0), signal.SIGTERM)"
+
+
+def signalling_command(step, kill=TO_ITSELF):
+    return [sys.executable, "-c", SIGNAL_AT_STEP.format(step=step, kill=kill)]
 
 
 @pytest.mark.slow
 def test_sigterm_to_the_command_mid_epoch_then_resume_auto(tmp_path):
     """``resmo pretrain`` gets SIGTERM in epoch 2 of 3; the printed resume command finishes
     the run with the same metrics and backbones as an uninterrupted run with the same seed."""
-    samples, epochs = 640, 3  # 20 steps per epoch: the signal lands well inside epoch 2
+    samples, epochs = 640, 3  # 20 steps per epoch: the signal comes at step 27, inside epoch 2
     out = tmp_path / "run"
     args = ["pretrain", *tiny_overrides(out, epochs=epochs, samples=samples)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "resmo.cli"]
-    process = subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env, cwd=tmp_path)
-    try:
-        wait_for(out / "checkpoints" / "last.ckpt", process)  # written at the end of epoch 1
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    process = subprocess.run([*signalling_command(27), *args], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=180)
+    stderr = process.stderr
     assert process.returncode == 143, stderr[-3000:]
     message = stderr.strip().splitlines()[-1]
     assert message.startswith("resmo pretrain: interrupted by SIGTERM after"), message
     step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-    steps_per_epoch = samples // 32
-    assert steps_per_epoch < step < 2 * steps_per_epoch  # a mid-epoch checkpoint
+    assert step == 28  # the checkpoint of the position after the signalled step
     resume = shlex.split(message.split("continue with: ", 1)[1])
     assert resume[0] == "resmo" and resume[-2:] == ["--resume", "auto"]
     resumed = subprocess.run([*command, *resume[1:]], capture_output=True, text=True, env=env,
@@ -184,24 +194,19 @@ def test_sigterm_to_the_command_mid_epoch_then_resume_auto(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_to_the_whole_process_group_with_dataloader_workers(tmp_path):
-    """As SLURM does: SIGTERM reaches the main process and its DataLoader workers at once.
+    """As SLURM does: SIGTERM reaches the main process and its DataLoader workers at once
+    (at step 35, in epoch 2 of 3).
     The workers must outlive it (else torch raises mid-step); the run saves and exits 143."""
     out = tmp_path / "run"
     args = ["pretrain", *tiny_overrides(out, epochs=3, samples=960), "data.num_workers=2"]
-    process = subprocess.Popen([sys.executable, "-m", "resmo.cli", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        wait_for(out / "checkpoints" / "last.ckpt", process)
-        time.sleep(0.2)  # the next epoch's workers are up
-        os.killpg(process.pid, signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    process = subprocess.run([*signalling_command(35, TO_ITS_GROUP), *args], capture_output=True,
+                             text=True, cwd=tmp_path, start_new_session=True, timeout=180,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    stderr = process.stderr
     assert process.returncode == 143, stderr[-3000:]
     assert "Traceback" not in stderr and "DataLoader worker" not in stderr, stderr[-3000:]
     assert stderr.strip().splitlines()[-1].startswith("resmo pretrain: interrupted by SIGTERM")
-    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] > 30
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 36
 
 
 def test_every_knn_measurement_runs_under_the_signal_handlers(tmp_path, monkeypatch):
