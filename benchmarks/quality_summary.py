@@ -3,8 +3,8 @@
 Per arm: each metric's values over seeds, mean and sample standard deviation (``None``
 with one seed). Then the checks the docs report: the plain method's margin over a random
 encoder (student kNN top-1, whole test split; target at least 15 points), ResMo's effect
-on MoCo v3 and BYOL (paired per seed: same seed, same data order; mean, standard deviation and
-standard error of the differences), and peer parity (resmo's baseline against the
+against the plain method for every ResMo arm with several seeds (paired per seed: same
+seed, same data order; mean, standard deviation and standard error of the differences), and peer parity (resmo's baseline against the
 LightlySSL-built one, "within noise" meaning no more than two standard deviations of
 resmo's seeds below, with the source of that spread recorded).
 """
@@ -126,13 +126,16 @@ def _checks(by_key: dict, random_init: dict, runs: dict, protocol: Protocol, k: 
         margin = _mean(plain, "knn_student") - random_knn
         checks["margin_over_random_init"] = {"points": margin, "target": MARGIN_TARGET,
                                              "met": margin >= MARGIN_TARGET}
-    for method in ("mocov3", "byol"):  # ResMo λ=1 against the plain method, paired by seed
-        control, treated = by_key.get(f"{method}-w0"), by_key.get(f"{method}-w1")
-        if control and treated:
-            checks[f"resmo_effect_{method}"] = {
-                metric: effect for metric in METRICS
-                if (effect := _paired(runs, f"{method}-w1", f"{method}-w0", control["seeds"], metric, k))
-            }
+    checks["resmo_effects"] = {}
+    for arm in protocol.arms:  # each ResMo arm with several seeds against its plain method, paired by seed
+        control = by_key.get(f"{arm.method}-w0")
+        if arm.impl != "resmo" or arm.weight == 0 or len(arm.seeds) < 2 or not control:
+            continue
+        effects = {metric: effect for metric in METRICS
+                   if (effect := _paired(runs, arm.key, control["key"], control["seeds"], metric, k))}
+        if effects:
+            checks["resmo_effects"][arm.key] = {"label": arm.label, "method": arm.method,
+                                                "control": control["key"], "metrics": effects}
     parity = {}
     for method, ours in (("mocov3", plain), ("byol", by_key.get("byol-w0"))):
         theirs = by_key.get(f"lightly-{method}")

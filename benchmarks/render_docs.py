@@ -101,16 +101,16 @@ def quality_findings(summary: dict) -> list[str]:
         verdict = "meets" if margin["met"] else "does not meet"
         lines.append(f"- Plain MoCo v3's student is {margin['points']:.1f} points above a random encoder "
                      f"(kNN top-1); this {verdict} the protocol's bar of {margin['target']:.0f} points.")
-    for method, title in (("mocov3", "MoCo v3"), ("byol", "BYOL")):
-        effect = checks.get(f"resmo_effect_{method}", {})
+    arms = {a["key"]: a for a in summary["arms"]}
+    for effect in checks.get("resmo_effects", {}).values():
+        control = arms[effect["control"]]["label"] if effect["control"] in arms else effect["control"]
         for metric, name in (("knn_student", "student kNN"), ("knn_teacher", "teacher kNN"),
                              ("linear_student", "student linear"), ("linear_teacher", "teacher linear")):
-            if metric in effect:
-                e = effect[metric]
-                lead = f"- ResMo (λ=1) on {title}, paired by seed," if metric == "knn_student" else " "
+            if metric in effect["metrics"]:
+                e = effect["metrics"][metric]
+                lead = f"- {effect['label']} against {control}, paired by seed," if metric == "knn_student" else " "
                 lines.append(f"{lead} {name} top-1: {signed(e['mean'])} points (per seed: "
                              f"{', '.join(signed(v) for v in e['per_seed'])}); {paired_verdict(e)}.")
-    arms = {a["key"]: a for a in summary["arms"]}
     for method, title in (("mocov3", "MoCo v3"), ("byol", "BYOL")):
         if f"{method}-w0" in arms and f"{method}-w1" in arms:
             g0 = arms[f"{method}-w0"]["metrics"]["intra_gap_output"]["mean"]
