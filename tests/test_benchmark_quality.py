@@ -81,6 +81,7 @@ def _record(key: str, seed: int, knn: float, teacher: float, gap: float) -> dict
 def small_protocol():
     arms = (protocol.Arm("mocov3-w0", "MoCo v3", "core", "mocov3", 0.0, seeds=(0, 1, 2)),
             protocol.Arm("mocov3-w1", "MoCo v3 + ResMo", "core", "mocov3", 1.0, seeds=(0, 1, 2)),
+            protocol.Arm("mocov3-w3", "MoCo v3 + ResMo (λ=3)", "sweep", "mocov3", 3.0),
             protocol.Arm("lightly-mocov3", "MoCo v3 (LightlySSL)", "peer", "mocov3", impl="lightly"))
     return protocol.Protocol("unit", replace(FULL.budget, knn_k=(20,)), arms, random_init_seeds=(0, 1))
 
@@ -105,6 +106,7 @@ def test_summary_means_stds_and_checks(tmp_path, small_protocol):
         "mocov3-w1-s0": _record("mocov3-w1-s0", 0, 41.0, 38.0, 0.2),
         "mocov3-w1-s1": _record("mocov3-w1-s1", 1, 41.0, 38.5, 0.3),
         "mocov3-w1-s2": _record("mocov3-w1-s2", 2, 47.0, 42.0, 0.1),
+        "mocov3-w3-s0": _record("mocov3-w3-s0", 0, 30.0, 31.0, 0.05),
         "lightly-mocov3-s0": _record("lightly-mocov3-s0", 0, 47.0, 45.0, 0.6),
     }
     _write_runs(tmp_path, small_protocol, records)
@@ -117,7 +119,9 @@ def test_summary_means_stds_and_checks(tmp_path, small_protocol):
     assert summary["random_init"]["knn"]["mean"] == 21.0 and summary["complete"] is True
     checks = summary["checks"]
     assert checks["margin_over_random_init"] == {"points": 21.0, "target": 15.0, "met": True}
-    effect = checks["resmo_effect_mocov3"]["knn_student"]
+    assert list(checks["resmo_effects"]) == ["mocov3-w1"]  # ResMo arms with several seeds only
+    assert checks["resmo_effects"]["mocov3-w1"]["control"] == "mocov3-w0"
+    effect = checks["resmo_effects"]["mocov3-w1"]["metrics"]["knn_student"]
     assert effect["per_seed"] == [1.0, -1.0, 3.0] and effect["mean"] == 1.0 and effect["std"] == 2.0
     assert math.isclose(effect["standard_error"], 2.0 / math.sqrt(3))
     # 42 vs 47 is 5 points below with a seed spread of 2: beyond noise
@@ -125,7 +129,7 @@ def test_summary_means_stds_and_checks(tmp_path, small_protocol):
     assert parity["resmo_minus_lightly"] == -5.0 and parity["at_least_as_accurate_within_noise"] is False
     assert parity["noise_std"] == 2.0 and parity["noise_source"] == "resmo mocov3 seeds"
     assert summary["jobs"] == 2 and summary["run_dates"] == []
-    assert math.isclose(summary["cpu_seconds_runs"], 7 * 110.0 + 2 * 5.0)
+    assert math.isclose(summary["cpu_seconds_runs"], 8 * 110.0 + 2 * 5.0)
     import numpy as np
     from PIL import Image
 
@@ -145,7 +149,7 @@ def test_summary_reports_missing_runs_and_ignores_stale_ones(tmp_path, small_pro
     plain = next(a for a in summary["arms"] if a["key"] == "mocov3-w0")
     assert plain["metrics"]["knn_student"]["values"] == [40.0]
     # paired over the seeds both arms have: seed 0 only, no noise estimate
-    effect = summary["checks"]["resmo_effect_mocov3"]["knn_student"]
+    effect = summary["checks"]["resmo_effects"]["mocov3-w1"]["metrics"]["knn_student"]
     assert effect["per_seed"] == [5.0] and effect["std"] is None and effect["standard_error"] is None
     docs = render_docs.quality_section(summary, None)
     assert any("Incomplete" in line and "mocov3-w1-s2" in line for line in docs)
@@ -205,3 +209,19 @@ def test_committed_benchmark_docs_are_the_rendering_of_the_committed_json():
     """Every number in docs/benchmarks.md comes from benchmarks/results/: after a benchmark,
     `python benchmarks/render_docs.py` must be run and its output committed."""
     assert render_docs.DOC.read_text() == render_docs.render(render_docs.RESULTS)
+
+
+@pytest.mark.parametrize("name", ["full", "smoke"])
+def test_committed_summaries_are_the_aggregate_of_the_committed_runs(tmp_path, name):
+    """Each committed ``summary.json`` is what ``quality_summary`` makes of the committed
+    per-run JSON files (with the protocol's current settings): no table number lacks its run."""
+    import shutil
+
+    committed = render_docs.RESULTS / "quality"
+    shutil.copytree(committed / name / "runs", tmp_path / name / "runs")
+    fresh = json.loads(quality_summary.summarise(protocol.PROTOCOLS[name], tmp_path, command="c",
+                                                 figure=tmp_path / "f.png").read_text())
+    summary = json.loads((committed / name / "summary.json").read_text())
+    assert fresh["complete"] and summary["complete"]
+    for key in ("arms", "random_init", "checks", "budget", "cpu_seconds_runs", "run_dates"):
+        assert fresh[key] == summary[key], key
