@@ -4,7 +4,8 @@ Per arm: each metric's values over seeds, mean and sample standard deviation (``
 with one seed). Then the checks the docs report: the plain method's margin over a random
 encoder (student kNN top-1, whole test split; target at least 15 points), ResMo's effect
 against the plain method for every ResMo arm with several seeds (paired per seed: same
-seed, same data order; mean, standard deviation and standard error of the differences), and peer parity (resmo's baseline against the
+seed, same data order; mean, standard deviation, standard error and 95 % confidence interval
+of the differences), and peer parity (resmo's baseline against the
 LightlySSL-built one, "within noise" meaning no more than two standard deviations of
 resmo's seeds below, with the source of that spread recorded).
 """
@@ -21,6 +22,9 @@ from protocol import Protocol, run_key
 PROJECT = Path(__file__).resolve().parents[1]
 FIGURE = PROJECT / "docs" / "figures" / "quality_cifar10.png"
 MARGIN_TARGET = 15.0
+#: Two-sided 95 % critical values of Student's t by degrees of freedom; beyond 10 the value
+#: for 10 is used (slightly wider than exact, never narrower).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 METRICS = {
     "knn_student": ("knn", "student"), "knn_teacher": ("knn", "teacher"),
     "linear_student": ("linear", "student"), "linear_teacher": ("linear", "teacher"),
@@ -162,8 +166,9 @@ def _noise(ours: dict, plain: dict | None, method: str) -> tuple[float | None, s
 
 
 def _paired(runs: dict, treated: str, control: str, seeds: list[int], metric: str, k: str) -> dict | None:
-    """Per-seed differences ``treated - control`` over the seeds both have, their mean,
-    standard deviation and standard error (``None`` with fewer than two seeds)."""
+    """Per-seed differences ``d_s = treated_s - control_s`` over the seeds both have: mean
+    ``d̄``, standard deviation ``s``, standard error ``s / sqrt(n)`` and the 95 % confidence
+    interval ``d̄ ± t_{0.975, n-1} · s / sqrt(n)`` (``None`` with fewer than two seeds)."""
     differences = []
     for seed in seeds:
         a, b = runs.get(f"{treated}-s{seed}"), runs.get(f"{control}-s{seed}")
@@ -174,9 +179,14 @@ def _paired(runs: dict, treated: str, control: str, seeds: list[int], metric: st
             differences.append(va - vb)
     if not differences:
         return None
+    mean = statistics.fmean(differences)
     std = statistics.stdev(differences) if len(differences) > 1 else None
-    return {"per_seed": differences, "mean": statistics.fmean(differences), "std": std,
-            "standard_error": None if std is None else std / len(differences) ** 0.5}
+    error = None if std is None else std / len(differences) ** 0.5
+    interval = None
+    if error is not None:
+        half = T95[min(len(differences) - 1, 10)] * error
+        interval = [mean - half, mean + half]
+    return {"per_seed": differences, "mean": mean, "std": std, "standard_error": error, "ci95": interval}
 
 
 def plot(summary: dict, path: Path) -> Path:

@@ -85,12 +85,14 @@ def budget_text(summary: dict) -> str:
 
 
 def paired_verdict(effect: dict) -> str:
-    """Whether per-seed differences are told apart from zero (mean beyond two standard errors)."""
-    if effect["standard_error"] is None:
+    """Whether per-seed differences are told apart from zero: their 95 % confidence interval
+    (Student's t over the seeds) excludes zero."""
+    if effect.get("ci95") is None:
         return "one seed: no noise estimate"
-    if abs(effect["mean"]) > 2 * effect["standard_error"]:
-        return f"beyond two standard errors ({effect['standard_error']:.2f}): consistent across seeds"
-    return f"within two standard errors ({effect['standard_error']:.2f}): not told apart from noise"
+    low, high = effect["ci95"]
+    if low > 0 or high < 0:
+        return f"95 % interval [{low:+.1f}, {high:+.1f}] excludes 0: consistent across seeds"
+    return f"95 % interval [{low:+.1f}, {high:+.1f}] includes 0: not told apart from noise"
 
 
 def quality_findings(summary: dict) -> list[str]:
@@ -178,6 +180,9 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
         lines += quality_table(full) + [""]
         lines += ["Training images/s are each run's own loop, measured while another run shared the machine: "
                   "they are not a speed comparison (the speed section is).", ""]
+        lines += ["Paired effects compare runs of the same seed (same initialisation, data order and views); "
+                  "the interval is the 95 % confidence interval of the mean per-seed difference (Student's t "
+                  "over the seeds).", ""]
         lines += quality_findings(full) + [""]
         lines += ["This is a short CPU budget (a small network, a few epochs); the published ResMo gains "
                   "come from ResNet-18 runs of hundreds of epochs. The table says what ResMo does at this "

@@ -124,6 +124,10 @@ def test_summary_means_stds_and_checks(tmp_path, small_protocol):
     effect = checks["resmo_effects"]["mocov3-w1"]["metrics"]["knn_student"]
     assert effect["per_seed"] == [1.0, -1.0, 3.0] and effect["mean"] == 1.0 and effect["std"] == 2.0
     assert math.isclose(effect["standard_error"], 2.0 / math.sqrt(3))
+    half = 4.303 * 2.0 / math.sqrt(3)  # Student's t, 2 degrees of freedom
+    assert all(math.isclose(a, b) for a, b in zip(effect["ci95"], [1.0 - half, 1.0 + half], strict=True))
+    assert render_docs.paired_verdict(effect) == "95 % interval [-4.0, +6.0] includes 0: not told apart from noise"
+    assert render_docs.paired_verdict({**effect, "ci95": [0.2, 1.8]}).endswith("excludes 0: consistent across seeds")
     # 42 vs 47 is 5 points below with a seed spread of 2: beyond noise
     parity = checks["peer_parity"]["mocov3"]
     assert parity["resmo_minus_lightly"] == -5.0 and parity["at_least_as_accurate_within_noise"] is False
@@ -151,6 +155,7 @@ def test_summary_reports_missing_runs_and_ignores_stale_ones(tmp_path, small_pro
     # paired over the seeds both arms have: seed 0 only, no noise estimate
     effect = summary["checks"]["resmo_effects"]["mocov3-w1"]["metrics"]["knn_student"]
     assert effect["per_seed"] == [5.0] and effect["std"] is None and effect["standard_error"] is None
+    assert effect["ci95"] is None and render_docs.paired_verdict(effect) == "one seed: no noise estimate"
     docs = render_docs.quality_section(summary, None)
     assert any("Incomplete" in line and "mocov3-w1-s2" in line for line in docs)
 
@@ -168,7 +173,7 @@ def test_rendered_docs_take_every_number_from_the_json(tmp_path, small_protocol)
     assert "| MoCo v3 | 0, 1, 2 | 41.0 ± 1.0 |" in text
     assert "| MoCo v3 + ResMo | 0, 1, 2 | 44.0 ± 1.0 |" in text
     assert "| random init (no training) | 2 seeds | 21.2 ± 0.0 |" in text
-    assert "student kNN top-1: +3.0 points (per seed: +3.0, +3.0, +3.0); beyond two standard errors" in text
+    assert "student kNN top-1: +3.0 points (per seed: +3.0, +3.0, +3.0); 95 % interval [+3.0, +3.0] excludes 0" in text
     assert "from 0.500 without ResMo to 0.400 with it" in text
     assert "Not measured yet: `python benchmarks/speed_cpu.py`" in text
     assert "python benchmarks/gpu_cifar10.py" in text
