@@ -116,15 +116,16 @@ def _digest(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def arms(core_seeds: tuple[int, ...], extra_seeds: tuple[int, ...]) -> tuple[Arm, ...]:
-    """The table: core (MoCo v3 without ResMo, with λ=1 and with λ=0.3, ``core_seeds``),
-    BYOL without and with ResMo (``extra_seeds``), one-seed sweep and ablations, peer baselines."""
+def arms(seeds: tuple[int, ...]) -> tuple[Arm, ...]:
+    """The table: MoCo v3 (core) and BYOL (extra) without ResMo, with λ=1 and with λ=0.3, at
+    ``seeds``; one-seed sweep and ablations; peer baselines."""
     return (
-        Arm("mocov3-w0", "MoCo v3", "core", "mocov3", 0.0, seeds=core_seeds),
-        Arm("mocov3-w1", "MoCo v3 + ResMo (λ=1)", "core", "mocov3", 1.0, seeds=core_seeds),
-        Arm("mocov3-w0.3", "MoCo v3 + ResMo (λ=0.3)", "core", "mocov3", 0.3, seeds=core_seeds),
-        Arm("byol-w0", "BYOL", "extra", "byol", 0.0, seeds=extra_seeds),
-        Arm("byol-w1", "BYOL + ResMo (λ=1)", "extra", "byol", 1.0, seeds=extra_seeds),
+        Arm("mocov3-w0", "MoCo v3", "core", "mocov3", 0.0, seeds=seeds),
+        Arm("mocov3-w1", "MoCo v3 + ResMo (λ=1)", "core", "mocov3", 1.0, seeds=seeds),
+        Arm("mocov3-w0.3", "MoCo v3 + ResMo (λ=0.3)", "core", "mocov3", 0.3, seeds=seeds),
+        Arm("byol-w0", "BYOL", "extra", "byol", 0.0, seeds=seeds),
+        Arm("byol-w1", "BYOL + ResMo (λ=1)", "extra", "byol", 1.0, seeds=seeds),
+        Arm("byol-w0.3", "BYOL + ResMo (λ=0.3)", "extra", "byol", 0.3, seeds=seeds),
         Arm("mocov3-w3", "MoCo v3 + ResMo (λ=3)", "sweep", "mocov3", 3.0),
         Arm("mocov3-w1-kd", "MoCo v3 + ResMo (λ=1, KD distance)", "ablation", "mocov3", 1.0, "kd"),
         Arm("mocov3-w1-projection", "MoCo v3 + ResMo (λ=1, projection level)", "ablation", "mocov3", 1.0,
@@ -140,13 +141,13 @@ PROTOCOLS = {
     "full": Protocol(
         "full",
         Budget(width=8, epochs=2, warmup_epochs=0.25),
-        arms(core_seeds=(0, 1, 2, 3, 4), extra_seeds=(0, 1, 2)),
+        arms(seeds=(0, 1, 2, 3, 4)),
     ),
     "smoke": Protocol(
         "smoke",
         Budget(width=4, epochs=1, batch_size=64, hidden_dim=64, out_dim=32,
                train_per_class=64, test_per_class=20, knn_k=(20,), linear_steps=20),
-        arms(core_seeds=(0, 1), extra_seeds=(0, 1)),
+        arms(seeds=(0, 1)),
         random_init_seeds=(0,),
         notes=("smoke: checks that the protocol runs end to end; its numbers mean nothing",),
     ),
