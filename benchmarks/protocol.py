@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Protocol:
 
     def run_keys(self) -> list[str]:
         """Every run: the random-init evaluations, then each arm at each seed."""
-        return [f"random-s{seed}" for seed in self.random_init_seeds] + [run_key(a, s) for a, s in self.runs()]
+        return [random_key(seed) for seed in self.random_init_seeds] + [run_key(a, s) for a, s in self.runs()]
 
     def parse(self, key: str) -> tuple[Arm | None, int]:
         """``(arm, seed)`` of a run key; ``arm`` is ``None`` for a random-init evaluation."""
@@ -92,6 +93,24 @@ class Protocol:
 
 def run_key(arm: Arm, seed: int) -> str:
     return f"{arm.key}-s{seed}"
+
+
+def random_key(seed: int) -> str:
+    return f"random-s{seed}"
+
+
+def result_file(protocol: Protocol, key: str, results: Path) -> Path:
+    """Where the result of run ``key`` is cached: ``<results>/<protocol>/runs/<key>.json``."""
+    return results / protocol.name / "runs" / f"{key}.json"
+
+
+def cached_result(protocol: Protocol, key: str, results: Path) -> dict | None:
+    """The cached result of ``key`` if it was made with the current settings (same fingerprint)."""
+    path = result_file(protocol, key, results)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("fingerprint") == protocol.expected_fingerprint(key) else None
 
 
 def fingerprint(budget: Budget, arm: Arm, seed: int) -> str:

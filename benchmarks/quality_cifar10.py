@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from cifar10_folder import DataMissing, cache_root, cifar10_folder  # noqa: E402
 from folder_subset import subset_folder  # noqa: E402
-from protocol import PROTOCOLS, Protocol, pretrain_arguments  # noqa: E402
+from protocol import PROTOCOLS, Protocol, cached_result, pretrain_arguments, result_file  # noqa: E402
 from quality_summary import summarise  # noqa: E402
 from results_io import machine_info  # noqa: E402
 
@@ -49,16 +49,6 @@ def data_folder(protocol: Protocol, work: Path, given: Path | None) -> Path:
         return folder
     counts = {"train": budget.train_per_class or 5000, "test": budget.test_per_class or 1000}
     return subset_folder(folder, work / "data" / f"cifar10-{counts['train']}-{counts['test']}", counts)
-
-
-def result_file(protocol: Protocol, key: str, results: Path) -> Path:
-    return results / protocol.name / "runs" / f"{key}.json"
-
-
-def is_done(protocol: Protocol, key: str, results: Path) -> bool:
-    """A cached result exists and was made with the current settings (same fingerprint)."""
-    path = result_file(protocol, key, results)
-    return path.is_file() and json.loads(path.read_text()).get("fingerprint") == protocol.expected_fingerprint(key)
 
 
 # --- one run (in its own process) ---------------------------------------------------------
@@ -211,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     base_argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--only"]
     base_argv = [a for a in base_argv if not args.only or a not in args.only]
     keys = [k for k in protocol.run_keys() if not args.only or k in args.only]
-    pending = [k for k in keys if not is_done(protocol, k, args.results_dir)]
+    pending = [k for k in keys if cached_result(protocol, k, args.results_dir) is None]
     print(f"protocol {protocol.name}: {len(keys) - len(pending)} of {len(keys)} runs cached, "
           f"{len(pending)} to run, {args.jobs} at a time; data {folder}", flush=True)
     start = time.perf_counter()

@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from protocol import Protocol, run_key
+from protocol import Arm, Protocol, cached_result, random_key, run_key
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIGURE = PROJECT / "docs" / "figures" / "quality_cifar10.png"
@@ -49,15 +49,14 @@ def _metric(record: dict, name: str, k: str) -> float | None:
 
 def load_runs(protocol: Protocol, results: Path) -> dict[str, dict]:
     """The cached runs of ``protocol`` made with its current settings (stale results are left out)."""
-    folder = results / protocol.name / "runs"
-    runs = {}
-    for key in protocol.run_keys():
-        path = folder / f"{key}.json"
-        if path.is_file():
-            record = json.loads(path.read_text())
-            if record.get("fingerprint") == protocol.expected_fingerprint(key):
-                runs[key] = record
-    return runs
+    return {key: record for key in protocol.run_keys()
+            if (record := cached_result(protocol, key, results)) is not None}
+
+
+def _present(runs: dict, keys: list[str], missing: list[str]) -> list[dict]:
+    """The records of ``keys`` found in ``runs``; the others are appended to ``missing``."""
+    missing += [key for key in keys if key not in runs]
+    return [runs[key] for key in keys if key in runs]
 
 
 def summarise(protocol: Protocol, results: Path, *, command: str, wall_seconds: float | None = None,
@@ -65,20 +64,14 @@ def summarise(protocol: Protocol, results: Path, *, command: str, wall_seconds: 
     runs = load_runs(protocol, results)
     k = f"k{protocol.budget.knn_k[0]}"
     missing: list[str] = []
-    random_records = []
-    for seed in protocol.random_init_seeds:
-        key = f"random-s{seed}"
-        (random_records.append(runs[key]) if key in runs else missing.append(key))
+    random_records = _present(runs, [random_key(seed) for seed in protocol.random_init_seeds], missing)
     random_init = {
         "knn": _stats([r["knn"]["random"][k] for r in random_records]),
         "linear": _stats([r["linear"]["random"] for r in random_records]),
     }
     arms = []
     for arm in protocol.arms:
-        records = []
-        for seed in arm.seeds:
-            key = run_key(arm, seed)
-            (records.append(runs[key]) if key in runs else missing.append(key))
+        records = _present(runs, [run_key(arm, seed) for seed in arm.seeds], missing)
         metrics = {name: _stats([v for r in records if (v := _metric(r, name, k)) is not None])
                    for name in [*METRICS, "intra_gap_output", "intra_gap_features"]}
         arms.append({
@@ -131,15 +124,15 @@ def _checks(by_key: dict, random_init: dict, runs: dict, protocol: Protocol, k: 
         checks["margin_over_random_init"] = {"points": margin, "target": MARGIN_TARGET,
                                              "met": margin >= MARGIN_TARGET}
     checks["resmo_effects"] = {}
+    arms = {arm.key: arm for arm in protocol.arms}
     for arm in protocol.arms:  # each ResMo arm with several seeds against its plain method, paired by seed
-        control = by_key.get(f"{arm.method}-w0")
-        if arm.impl != "resmo" or arm.weight == 0 or len(arm.seeds) < 2 or not control:
+        control = arms.get(f"{arm.method}-w0")
+        if arm.impl != "resmo" or arm.weight == 0 or len(arm.seeds) < 2 or control is None:
             continue
-        effects = {metric: effect for metric in METRICS
-                   if (effect := _paired(runs, arm.key, control["key"], control["seeds"], metric, k))}
+        effects = {metric: effect for metric in METRICS if (effect := _paired(runs, arm, control, metric, k))}
         if effects:
             checks["resmo_effects"][arm.key] = {"label": arm.label, "method": arm.method,
-                                                "control": control["key"], "metrics": effects}
+                                                "control": control.key, "metrics": effects}
     parity = {}
     for method, ours in (("mocov3", plain), ("byol", by_key.get("byol-w0"))):
         theirs = by_key.get(f"lightly-{method}")
@@ -165,13 +158,13 @@ def _noise(ours: dict, plain: dict | None, method: str) -> tuple[float | None, s
     return None, "none (one seed): judged as difference >= 0"
 
 
-def _paired(runs: dict, treated: str, control: str, seeds: list[int], metric: str, k: str) -> dict | None:
+def _paired(runs: dict, treated: Arm, control: Arm, metric: str, k: str) -> dict | None:
     """Per-seed differences ``d_s = treated_s - control_s`` over the seeds both have: mean
     ``d̄``, standard deviation ``s``, standard error ``s / sqrt(n)`` and the 95 % confidence
     interval ``d̄ ± t_{0.975, n-1} · s / sqrt(n)`` (``None`` with fewer than two seeds)."""
     differences = []
-    for seed in seeds:
-        a, b = runs.get(f"{treated}-s{seed}"), runs.get(f"{control}-s{seed}")
+    for seed in control.seeds:
+        a, b = runs.get(run_key(treated, seed)), runs.get(run_key(control, seed))
         if a is None or b is None:
             continue
         va, vb = _metric(a, metric, k), _metric(b, metric, k)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 RESULTS = HERE / "results"
 DOC = PROJECT / "docs" / "benchmarks.md"
+METHOD_TITLES = {"mocov3": "MoCo v3", "byol": "BYOL"}
+EFFECT_METRICS = {"knn_student": "student kNN", "knn_teacher": "teacher kNN",
+                  "linear_student": "student linear", "linear_teacher": "teacher linear"}
 
 
 def load(path: Path) -> dict | None:
@@ -106,14 +110,13 @@ def quality_findings(summary: dict) -> list[str]:
     arms = {a["key"]: a for a in summary["arms"]}
     for effect in checks.get("resmo_effects", {}).values():
         control = arms[effect["control"]]["label"] if effect["control"] in arms else effect["control"]
-        for metric, name in (("knn_student", "student kNN"), ("knn_teacher", "teacher kNN"),
-                             ("linear_student", "student linear"), ("linear_teacher", "teacher linear")):
+        for metric, name in EFFECT_METRICS.items():
             if metric in effect["metrics"]:
                 e = effect["metrics"][metric]
                 lead = f"- {effect['label']} against {control}, paired by seed," if metric == "knn_student" else " "
                 lines.append(f"{lead} {name} top-1: {signed(e['mean'])} points (per seed: "
                              f"{', '.join(signed(v) for v in e['per_seed'])}); {paired_verdict(e)}.")
-    for method, title in (("mocov3", "MoCo v3"), ("byol", "BYOL")):
+    for method, title in METHOD_TITLES.items():
         if f"{method}-w0" in arms and f"{method}-w1" in arms:
             g0 = arms[f"{method}-w0"]["metrics"]["intra_gap_output"]["mean"]
             g1 = arms[f"{method}-w1"]["metrics"]["intra_gap_output"]["mean"]
@@ -143,10 +146,9 @@ def single_seed_lines(summary: dict, arms: dict) -> list[str]:
         values = dict(zip(arm["seeds"], arm["metrics"]["knn_student"]["values"], strict=False))
         return values.get(0)
 
-    mocov3 = [a for a in summary["arms"] if a["method"] == "mocov3" and a["impl"] == "resmo" and seed0(a) is not None]
-    byol = [a for a in summary["arms"] if a["method"] == "byol" and a["impl"] == "resmo" and seed0(a) is not None]
     lines = []
-    for name, group in (("MoCo v3", mocov3), ("BYOL", byol)):
+    for method, name in METHOD_TITLES.items():
+        group = [a for a in summary["arms"] if a["method"] == method and a["impl"] == "resmo" and seed0(a) is not None]
         if len(group) > 1 and any(len(a["seeds"]) == 1 for a in group):
             listed = "; ".join(f"{a['label']} {seed0(a):.1f}" for a in group)
             lines.append(f"- {name}, seed 0, student kNN top-1: {listed}.")
@@ -250,7 +252,7 @@ def speed_section(speed: dict | None) -> list[str]:
     verdict = "meets" if on_off and min(on_off) >= speed["targets"]["resmo_on_over_off_min"] else "does not meet"
     steps = [[r["images_per_second"] for r in runs] for key, runs in speed["samples"].items()
              if not key.startswith("views")]
-    spread = max(((max(v) - min(v)) / sorted(v)[len(v) // 2] for v in steps if v), default=0.0)
+    spread = max(((max(v) - min(v)) / statistics.median(v) for v in steps if v), default=0.0)
     lines += ["", f"Between rounds, the same training step varied by up to {100 * spread:.0f} % (see rounds): "
               "step ratios closer to 1 than that are ties, not differences.",
               "", f"By the medians, ResMo on / off {verdict} the target of at most 3 % slower on this machine. "
