@@ -2,6 +2,13 @@
 
 ``img_size`` and ``patch_size`` adapt the model to small images (e.g. 32 px with patch 4).
 The output is timm's pooled class-token feature (``num_classes=0``).
+
+The model is built with ``dynamic_img_size=True``: images of another size than
+``img_size`` (DINO's local crops; any multiple of ``patch_size``) get the position
+embedding resampled (bicubic) to their patch grid. At ``img_size`` nothing is resampled and
+the parameters (``pos_embed`` of shape ``[1, 1 + (img_size / patch_size)^2, D]``) are those
+of the plain ``timm.create_model(name, num_classes=0, img_size=..., patch_size=...)``, so
+exports load into it with ``strict=True`` and give the same features at ``img_size``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ class TimmViT(nn.Module):
                 f"backbone {model_name!r} needs timm: pip install 'resmo[vit]'"
             ) from error
         self.net = timm.create_model(
-            model_name, pretrained=False, num_classes=0, img_size=img_size, patch_size=patch_size
+            model_name, pretrained=False, num_classes=0, img_size=img_size, patch_size=patch_size,
+            dynamic_img_size=True,
         )
         self.feature_dim: int = self.net.num_features
         self.model_name = model_name

@@ -10,6 +10,10 @@ Student view ``j`` and teacher view ``j`` are the same crop for ``j < len(teache
 The centre is updated explicitly, after the optimizer step, by :class:`DinoCenter`:
 
     c <- m c + (1 - m) mean_batch(g_t)     (batch mean over all ranks and teacher views)
+
+Logits, softmaxes and the loss are computed in float32 even under autocast, and the
+centre is a float32 buffer updated from float32 means (:mod:`resmo.precision`): with tens
+of thousands of prototypes and ``tau_t = 0.04``, 16-bit softmaxes and means are too coarse.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resmo.distributed import all_reduce_mean
+from resmo.precision import at_least_float32, autocast_off
 from resmo.validation import check_positive, check_unit_interval
 
 
@@ -35,15 +40,22 @@ def dino_cross_entropy(
     """DINO loss averaged over all (teacher view, other student view) pairs."""
     check_positive("student_temperature", student_temperature)
     check_positive("teacher_temperature", teacher_temperature)
-    targets = [F.softmax((t.detach() - center) / teacher_temperature, dim=-1) for t in teacher_logits]
-    log_probs = [F.log_softmax(s / student_temperature, dim=-1) for s in student_logits]
-    total, pairs = 0.0, 0
-    for t_index, target in enumerate(targets):
-        for s_index, log_prob in enumerate(log_probs):
-            if s_index == t_index:
-                continue
-            total = total + (-(target * log_prob).sum(dim=-1)).mean()
-            pairs += 1
+    with autocast_off(center.device):
+        center = at_least_float32(center)
+        targets = [
+            F.softmax((at_least_float32(t.detach()) - center) / teacher_temperature, dim=-1)
+            for t in teacher_logits
+        ]
+        log_probs = [
+            F.log_softmax(at_least_float32(s) / student_temperature, dim=-1) for s in student_logits
+        ]
+        total, pairs = 0.0, 0
+        for t_index, target in enumerate(targets):
+            for s_index, log_prob in enumerate(log_probs):
+                if s_index == t_index:
+                    continue
+                total = total + (-(target * log_prob).sum(dim=-1)).mean()
+                pairs += 1
     if pairs == 0:
         raise ValueError("DINO needs at least two views")
     return total / pairs
@@ -55,11 +67,12 @@ class DinoCenter(nn.Module):
     def __init__(self, dim: int, momentum: float = 0.9) -> None:
         super().__init__()
         self.momentum = check_unit_interval("center_momentum", momentum)
-        self.register_buffer("center", torch.zeros(1, dim))
+        self.register_buffer("center", torch.zeros(1, dim, dtype=torch.float32))
 
     @torch.no_grad()
     def update(self, teacher_logits: Sequence[torch.Tensor]) -> None:
-        """``c <- m c + (1 - m) * batch mean of teacher logits`` (all ranks)."""
-        batch_mean = torch.cat([t.detach() for t in teacher_logits]).mean(dim=0, keepdim=True)
-        batch_mean = all_reduce_mean(batch_mean)
-        self.center.mul_(self.momentum).add_(batch_mean, alpha=1.0 - self.momentum)
+        """``c <- m c + (1 - m) * batch mean of teacher logits`` (all ranks), in float32."""
+        with autocast_off(self.center.device):
+            logits = torch.cat([at_least_float32(t.detach()) for t in teacher_logits])
+            batch_mean = all_reduce_mean(logits.mean(dim=0, keepdim=True))
+            self.center.mul_(self.momentum).add_(batch_mean, alpha=1.0 - self.momentum)

@@ -3,6 +3,12 @@
 A ring buffer of ``size`` L2-normalised keys, saved in the state dict together with its
 write pointer, so a resumed run sees the same negatives. :meth:`enqueue` gathers keys
 from all ranks first, so every rank holds the same queue.
+
+The pointer advances deterministically, ``pointer <- (pointer + n) mod size`` for ``n``
+gathered keys, so it is tracked as a Python int and :meth:`enqueue` never reads a tensor
+back from the device (no host synchronisation per step). The ``pointer`` buffer mirrors it
+for checkpoints; loading a state dict (of the queue or of any module holding it) sets the
+Python pointer from the loaded buffer.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resmo.distributed import all_gather_no_grad
+from resmo.precision import at_least_float32, autocast_off
 from resmo.validation import check_positive_int
 
 
@@ -21,6 +28,7 @@ class MoCoQueue(nn.Module):
         check_positive_int("queue_size", size)
         self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+        self._next = 0  # the write position; ``pointer`` holds the same value
 
     @property
     def size(self) -> int:
@@ -29,9 +37,18 @@ class MoCoQueue(nn.Module):
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         """Write normalised ``keys`` (gathered from all ranks) at the pointer, wrapping."""
-        keys = F.normalize(all_gather_no_grad(keys.detach()), dim=1).to(self.keys.dtype)
-        keys = keys[-self.size :]
-        start = int(self.pointer)
-        positions = (torch.arange(keys.shape[0], device=keys.device) + start) % self.size
-        self.keys[positions] = keys
-        self.pointer.fill_((start + keys.shape[0]) % self.size)
+        keys = all_gather_no_grad(keys.detach())[-self.size :]
+        with autocast_off(keys.device):
+            keys = F.normalize(at_least_float32(keys), dim=1).to(self.keys.dtype)
+        start, count = self._next, keys.shape[0]
+        head = min(count, self.size - start)  # slots start .. start + head - 1, then wrap to 0
+        self.keys[start : start + head] = keys[:head]
+        self.keys[: count - head] = keys[head:]
+        self._next = (start + count) % self.size
+        self.pointer.fill_(self._next)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # called for this module by every ``load_state_dict``, also a parent's
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if not self.pointer.is_meta:  # a meta buffer holds no value to read
+            self._next = int(self.pointer)

@@ -14,7 +14,8 @@ with the distance ``d``:
 
 ``sg`` is stop-gradient: the teacher tensors are detached, so only the student learns. The
 total loss is ``L_ssl + weight(step) * L_resmo`` where ``weight`` ramps linearly from 0 over
-``warmup_steps`` when that is set.
+``warmup_steps`` when that is set. ``d`` is computed in float32 even under autocast
+(:mod:`resmo.precision`): ``2 - 2 cos`` near 0 is below bfloat16's resolution.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from resmo.momentum.schedule import linear_warmup
+from resmo.precision import at_least_float32, autocast_off
 from resmo.validation import (
     check_choice,
     check_non_negative,
@@ -58,11 +60,13 @@ def residual_momentum_loss(
 
 
 def _distance(student: torch.Tensor, teacher: torch.Tensor, distance: str, temperature: float):
-    if distance == "cosine":
-        return (2.0 - 2.0 * F.cosine_similarity(student, teacher, dim=-1)).mean()
-    if distance == "mse":
-        return F.mse_loss(F.normalize(student, dim=-1), F.normalize(teacher, dim=-1))
-    return kd_cross_entropy(student, teacher=teacher, temperature=temperature)
+    with autocast_off(student.device):
+        student, teacher = at_least_float32(student), at_least_float32(teacher)
+        if distance == "cosine":
+            return (2.0 - 2.0 * F.cosine_similarity(student, teacher, dim=-1)).mean()
+        if distance == "mse":
+            return F.mse_loss(F.normalize(student, dim=-1), F.normalize(teacher, dim=-1))
+        return kd_cross_entropy(student, teacher=teacher, temperature=temperature)
 
 
 def kd_cross_entropy(

@@ -131,7 +131,8 @@ class MomentumMethod(nn.Module):
             if weight > 0:
                 loss = loss + weight * residual
             terms["resmo"] = residual.detach()
-            terms["resmo_weight"] = torch.tensor(weight)
+            # on the loss's device, built there (no host-to-device copy)
+            terms["resmo_weight"] = torch.full((), weight, device=ssl.device)
         terms["loss"] = loss.detach()
         gaps = {
             level: intra_gap(student.level(level)[: len(teacher.outputs)], teacher=teacher.level(level))

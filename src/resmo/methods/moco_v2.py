@@ -36,10 +36,16 @@ class MoCoV2(MomentumMethod):
         self.queue = MoCoQueue(out_dim, queue_size)
 
     def ssl_loss(self, student: ViewOutputs, teacher: ViewOutputs, *, step: int) -> torch.Tensor:
-        negatives = self.queue.keys.clone().detach()
+        """The symmetric InfoNCE of the module docstring against the queue's keys.
+
+        The queue buffer is used in place (a detached view, no copy, not re-normalised: it
+        holds unit vectors). It changes only in :meth:`update_state`, after backward; an
+        in-place write before backward would make autograd raise, not compute wrong grads.
+        """
+        negatives = self.queue.keys.detach()
         return sum(
             info_nce(student.outputs[s], key=teacher.outputs[t], queue=negatives,
-                     temperature=self.temperature)
+                     normalize_queue=False, temperature=self.temperature)
             for s, t in cross_view_pairs(len(student.outputs), len(teacher.outputs))
         )
 

@@ -10,7 +10,9 @@ shrunk for small runs.
   with BN after the hidden layer only.
 - BYOL (Grill et al., 2020): projector and predictor Linear(4096) -> BN -> ReLU -> Linear(256).
 - DINO (Caron et al., 2021): 3-layer GELU MLP 2048 -> 256 bottleneck, L2-normalised, then a
-  weight-normalised linear layer to K prototypes with its norm fixed to 1.
+  weight-normalised linear layer to K prototypes with its norm fixed to 1. The normalisation
+  and the prototype layer run in float32 even under autocast (:mod:`resmo.precision`): the
+  logits feed softmaxes with temperatures down to 0.04.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resmo.nn.mlp import build_mlp
+from resmo.precision import at_least_float32, autocast_off
 from resmo.validation import check_positive_int
 
 
@@ -50,7 +53,8 @@ def byol_predictor(in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256
 class PrototypeLayer(nn.Module):
     """Linear map to prototypes with unit-norm rows: ``logits = x @ normalize(W).T``.
 
-    Equivalent to DINO's ``weight_norm`` layer with the gain frozen at 1.
+    Equivalent to DINO's ``weight_norm`` layer with the gain frozen at 1. Computed in (at
+    least) float32, also under autocast.
     """
 
     def __init__(self, in_dim: int, num_prototypes: int) -> None:
@@ -59,7 +63,8 @@ class PrototypeLayer(nn.Module):
         nn.init.trunc_normal_(self.weight, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, F.normalize(self.weight, dim=1))
+        with autocast_off(x.device):
+            return F.linear(at_least_float32(x), F.normalize(at_least_float32(self.weight), dim=1))
 
 
 class DinoHead(nn.Module):
@@ -83,4 +88,6 @@ class DinoHead(nn.Module):
         self.prototypes = PrototypeLayer(bottleneck_dim, num_prototypes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prototypes(F.normalize(self.mlp(x), dim=-1))
+        bottleneck = self.mlp(x)
+        with autocast_off(bottleneck.device):
+            return self.prototypes(F.normalize(at_least_float32(bottleneck), dim=-1))
