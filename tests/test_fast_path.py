@@ -147,6 +147,16 @@ def test_device_views_are_a_function_of_the_batch_seed():
     assert not torch.equal(a[0], c[0])
 
 
+def test_device_views_are_made_channels_last_with_the_same_values():
+    recipe = build_batched_view_recipe("mocov3", 16)
+    images, labels = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8), torch.arange(4)
+    plain, _ = DeviceViews(recipe)((images, labels, 5))
+    last, _ = DeviceViews(recipe, channels_last=True)((images, labels, 5))
+    assert all(view.is_contiguous() for view in plain)
+    assert all(view.is_contiguous(memory_format=torch.channels_last) for view in last)
+    assert all(torch.equal(a, b) for a, b in zip(plain, last, strict=True))
+
+
 def test_backbone_settings_apply_to_student_and_teacher():
     method = create_method("mocov3", create_backbone("resnet_small", width=8),
                            hidden_dim=16, out_dim=8, predictor_hidden_dim=16)

@@ -40,3 +40,29 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     total = tensor.clone()
     dist.all_reduce(total)
     return total / dist.get_world_size()
+
+
+@torch.no_grad()
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """Element-wise maximum of ``tensor`` over ranks (a new tensor; one all-reduce)."""
+    if not is_distributed():
+        return tensor
+    result = tensor.clone()
+    dist.all_reduce(result, op=dist.ReduceOp.MAX)
+    return result
+
+
+@torch.no_grad()
+def broadcast_tensors_(tensors: list[torch.Tensor], *, src: int = 0) -> None:
+    """Overwrite ``tensors`` in place with rank ``src``'s values: one broadcast per dtype
+    of the tensors flattened together (not one pickled object per tensor)."""
+    if not is_distributed():
+        return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for tensor in tensors:
+        by_dtype.setdefault(tensor.dtype, []).append(tensor)
+    for group in by_dtype.values():
+        flat = torch.cat([t.reshape(-1) for t in group])
+        dist.broadcast(flat, src=src)
+        for tensor, part in zip(group, flat.split([t.numel() for t in group]), strict=True):
+            tensor.copy_(part.view_as(tensor))

@@ -85,8 +85,11 @@ class TrainSection:
     gradient may be skipped before the run stops; 0 (default) stops at the first one,
     with a checkpoint of the last good step and a message naming the step and the term.
     A skipped step changes nothing (weights, teacher, queue, BatchNorm statistics).
+    ``max_scaler_skips_in_a_row``: under ``16-mixed``, how many steps in a row the gradient
+    scaler may skip (overflowing gradients) before the run stops: a collapsed loss scale.
     ``channels_last`` / ``compile``: channels-last memory format / ``torch.compile`` for
     the student and teacher backbones (off by default; for GPUs).
+    ``cudnn_benchmark``: cuDNN autotuning of convolution algorithms (CUDA only; on).
     """
 
     epochs: int = 10
@@ -100,8 +103,10 @@ class TrainSection:
     log_every_n_steps: int = 10
     progress_bar: bool = True
     max_bad_steps: int = 0
+    max_scaler_skips_in_a_row: int = 24
     channels_last: bool = False
     compile: bool = False
+    cudnn_benchmark: bool = True
 
 
 @dataclass

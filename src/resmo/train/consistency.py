@@ -10,11 +10,13 @@ every rank, ``fingerprint = (sum, sum of squares)`` in float64 over the tensors 
 
 so a silent divergence shows up in ``summary.json`` (``ranks_consistent``) and as a warning.
 
-Buffers (BatchNorm running statistics, queue, centre) are first broadcast from rank 0, as
-DDP itself does before every forward pass: the teacher's and student's own forward passes
-update running statistics from each rank's local batch, so without this the final
-statistics would differ by the last step's batches. Parameters are never broadcast: they
-must already agree, and the check verifies it.
+Buffers (BatchNorm running statistics, queue, centre) are first broadcast from rank 0
+(DDP runs with ``broadcast_buffers=False``, see resmo.train.pretrain): the teacher's and
+student's own forward passes update running statistics from each rank's local batch, so
+without this the final statistics would differ. The broadcast is one collective per dtype
+of all buffers flattened together, on the device (no pickled objects). Parameters are never
+broadcast: they must already agree, and the check verifies it. The fingerprints are summed
+on the device and gathered as one tensor.
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from resmo.distributed import broadcast_tensors_
+
 
 def fingerprint(module_or_state: nn.Module | dict[str, torch.Tensor]) -> torch.Tensor:
-    """``[sum, sum of squares]`` in float64 over all floating-point tensors."""
+    """``[sum, sum of squares]`` in float64 over all floating-point tensors, on their device."""
     state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
-    total = torch.zeros(2, dtype=torch.float64)
-    for tensor in state.values():
-        if tensor.is_floating_point():
-            values = tensor.detach().to("cpu", torch.float64)
-            total += torch.stack([values.sum(), (values * values).sum()])
-    return total
+    sums = [
+        torch.stack([values.sum(), (values * values).sum()])
+        for values in (t.detach().double() for t in state.values() if t.is_floating_point())
+    ]
+    return torch.stack(sums).sum(dim=0) if sums else torch.zeros(2, dtype=torch.float64)
 
 
 class RankConsistencyCheck(pl.Callback):
@@ -45,9 +48,7 @@ class RankConsistencyCheck(pl.Callback):
     @torch.no_grad()
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         method = pl_module.method
-        if trainer.world_size > 1:
-            for buffer in method.buffers():
-                buffer.copy_(trainer.strategy.broadcast(buffer, src=0))
+        broadcast_tensors_(list(method.buffers()), src=0)
         local = torch.stack([fingerprint(method.teacher), fingerprint(method)]).to(pl_module.device)
         gathered = trainer.strategy.all_gather(local).reshape(-1, 2, 2).cpu()
         self.fingerprints = {

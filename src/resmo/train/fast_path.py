@@ -102,17 +102,24 @@ def is_uint8_batch(batch: Any) -> bool:
 
 
 class DeviceViews:
-    """``(uint8 images, labels, seed)`` on the device -> ``(views, labels)``, made there."""
+    """``(uint8 images, labels, seed)`` on the device -> ``(views, labels)``, made there.
 
-    def __init__(self, recipe: BatchedViewRecipe) -> None:
+    With ``channels_last`` the views are written in channels-last memory by the recipe's
+    last op, the memory format the backbones use (no copy afterwards).
+    """
+
+    def __init__(self, recipe: BatchedViewRecipe, *, channels_last: bool = False) -> None:
         self.recipe = recipe
+        self.channels_last = channels_last
 
     def __call__(self, batch) -> tuple[list[torch.Tensor], torch.Tensor]:
         images, labels, seed = batch
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         generator = torch.Generator(device=images.device).manual_seed(int(seed))
         host = generator if images.device.type == "cpu" else torch.Generator().manual_seed(int(seed))
         with torch.autocast(images.device.type, enabled=False):  # views in float32
-            views = self.recipe(images, generator=generator, host_generator=host)
+            views = self.recipe(images, generator=generator, host_generator=host,
+                                memory_format=memory_format)
         return views, labels
 
 

@@ -1,5 +1,8 @@
 """Finding non-finite numbers in a training step before they reach the weights.
 
+- :func:`all_finite`: one device flag (no host synchronisation) that every tensor of a
+  list is finite; the training step fuses the flags of its loss terms and gradients with
+  its stop request into one tensor and reads it once (see resmo.train.module);
 - :func:`first_non_finite_term`: the first named loss term (``loss``, ``ssl``, ``resmo``,
   ...) that is NaN or infinite; checked after the forward pass, before backward (a NaN
   is never back-propagated);
@@ -13,7 +16,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -51,6 +54,17 @@ class NonFiniteStep:
 
 def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else f"{value:g}"
+
+
+def all_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A 0-dim bool tensor on the tensors' device: whether all of them are finite.
+
+    One fused max-abs norm per tensor (``torch._foreach_norm`` with ``inf``), no read by the
+    host. The max-abs norm is NaN / infinite exactly when a tensor holds NaN / inf (a
+    2-norm could overflow on large but finite values). ``tensors`` must not be empty.
+    """
+    norms = torch._foreach_norm([t.detach() for t in tensors], float("inf"))
+    return torch.isfinite(torch.stack([norm.float() for norm in norms])).all()
 
 
 def first_non_finite_term(terms: Mapping[str, torch.Tensor], *, total: str = "loss") -> tuple[str, float] | None:

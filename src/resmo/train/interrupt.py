@@ -10,9 +10,10 @@ then continues from that checkpoint and reaches the same weights and metrics as 
 that was never interrupted (see :mod:`resmo.train.sampling`).
 
 - A signal during the last step of training lets the run finish normally.
-- With several processes, the decision is OR-ed over ranks at every batch end, so all
-  stop after the same step (a cluster usually signals every rank, Lightning's launcher
-  only the first).
+- With several processes, the request is OR-ed over ranks in the step's one fused
+  check (``PretrainModule.stop_requested`` -> ``check.stop``, see resmo.train.module), so
+  all stop after the same step (a cluster usually signals every rank, Lightning's
+  launcher only the first).
 - DataLoader workers outlive the signal (:data:`worker_ignores_stop_signals`, their
   ``worker_init_fn``, for the training loader and the kNN monitor's loaders): a terminal's
   Ctrl+C or a cluster's SIGTERM reaches the whole process group, and a worker that died
@@ -81,6 +82,7 @@ class GracefulInterrupt(pl.Callback):
     def __init__(self, checkpoint_path: str | os.PathLike) -> None:
         self.checkpoint_path = Path(checkpoint_path)
         self.received: int | None = None
+        self._module: pl.LightningModule | None = None
         self._previous: dict[int, object] = {}
         self._pending: RunStopped | None = None
 
@@ -91,6 +93,8 @@ class GracefulInterrupt(pl.Callback):
             raise KeyboardInterrupt  # a second Ctrl+C: stop now
         if self.received is None:
             self.received = signum
+            if self._module is not None:
+                self._module.stop_requested = True  # read by the next step's fused check
 
     def install_handlers(self) -> None:
         """Route SIGINT and SIGTERM to this callback (main thread only)."""
@@ -111,12 +115,14 @@ class GracefulInterrupt(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # replaces Lightning's SIGTERM handler (registered just before); runs before the kNN
         # monitor's on_train_start, so the kNN at initialisation is covered too
+        self._module = pl_module
+        pl_module.stop_requested = self.received is not None
         self.install_handlers()
         worker_ignores_stop_signals.training = True
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs, batch, batch_idx: int) -> None:
-        if self._pending is not None or not any_rank(trainer, self.received is not None):
+        if self._pending is not None or not pl_module.check.stop:
             return
         save_boundary_checkpoint(trainer, self.checkpoint_path)
         self._pending = self._stopped(trainer, f"after {trainer.global_step} steps "

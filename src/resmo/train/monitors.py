@@ -5,13 +5,16 @@
   of the student at initialisation (the random-encoder baseline). Runs on global rank 0.
 - :class:`ThroughputMonitor`: training images per second per epoch (all ranks together).
 - :class:`RngStateCallback`: saves and restores the Python, NumPy and torch RNG states in
-  checkpoints, so a resumed run draws the same augmentations and batches.
+  checkpoints, so a resumed run draws the same augmentations and batches. CUDA states are
+  restored for the devices this machine has (a checkpoint from a machine with more GPUs
+  restores the first ones, with a warning).
 """
 
 from __future__ import annotations
 
 import random
 import time
+import warnings
 
 import lightning.pytorch as pl
 import numpy as np
@@ -111,8 +114,21 @@ class RngStateCallback(pl.Callback):
         random.setstate(state_dict["python"])
         np.random.set_state(_numpy_state_from_tensors(state_dict["numpy"]))
         torch.set_rng_state(state_dict["torch"])
-        if state_dict.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        restore_cuda_rng_states(state_dict.get("cuda"))
+
+
+def restore_cuda_rng_states(states: list[torch.Tensor] | None) -> None:
+    """Set the RNG state of CUDA device ``i`` to ``states[i]`` for the devices present."""
+    if not states or not torch.cuda.is_available():
+        return
+    present = torch.cuda.device_count()
+    if len(states) > present:
+        warnings.warn(
+            f"the checkpoint holds the CUDA RNG states of {len(states)} devices, this machine has "
+            f"{present}: the states of the first {present} are restored", stacklevel=2,
+        )
+    for device, state in enumerate(states[:present]):
+        torch.cuda.set_rng_state(state, device=device)
 
 
 def _numpy_state_to_tensors(state: tuple) -> dict:

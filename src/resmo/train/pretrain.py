@@ -26,6 +26,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from resmo.backbones import BACKBONES, backbone_names, create_backbone
@@ -55,7 +56,7 @@ from resmo.train.fast_path import (
 )
 from resmo.train.interrupt import GracefulInterrupt, worker_ignores_stop_signals
 from resmo.train.metrics_log import ResumableCSVLogger
-from resmo.train.module import SCALED_PRECISIONS, PretrainModule
+from resmo.train.module import PretrainModule
 from resmo.train.monitors import KnnMonitor, RngStateCallback, ThroughputMonitor
 from resmo.train.non_finite import NonFiniteGuard
 from resmo.train.resume import CHECKPOINT_FOLDER, inspect_checkpoint, resolve_resume
@@ -110,6 +111,7 @@ def _check_settings(config: PretrainConfig) -> None:
         check_positive_int("train.devices", train.devices)
     check_non_negative_int("monitor.knn_every_epochs", config.monitor.knn_every_epochs)
     check_non_negative_int("train.max_bad_steps", train.max_bad_steps)
+    check_non_negative_int("train.max_scaler_skips_in_a_row", train.max_scaler_skips_in_a_row)
     check_choice("data.on_bad_image", config.data.on_bad_image, BAD_IMAGE_POLICIES)
     check_run_numbers(config)
     check_choice("data.pipeline", config.data.pipeline, PIPELINES)
@@ -218,12 +220,12 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
         )
     apply_backbone_settings(method, channels_last=config.train.channels_last, compile=config.train.compile)
     batched = config.data.pipeline == "batched"  # views made on the device: resmo.train.fast_path
-    device_views = DeviceViews(BatchedViewRecipe.from_view_recipe(recipe)) if batched else None
+    device_views = DeviceViews(BatchedViewRecipe.from_view_recipe(recipe),
+                               channels_last=config.train.channels_last) if batched else None
     resume_step = inspect_checkpoint(resume).global_step if resume else None
     trainer = _build_trainer(config, out, resume_step)  # last: Lightning starts printing here
-    module = PretrainModule(method, config.optimizer,
-                            check_gradients=config.train.precision not in SCALED_PRECISIONS,
-                            device_views=device_views, channels_last=config.train.channels_last)
+    module = PretrainModule(method, config.optimizer, device_views=device_views,
+                            channels_last=config.train.channels_last)
     if batched:
         train_loader = batched_train_loader(
             splits.train, image_size=image_size, batch_size=config.train.batch_size,
@@ -233,7 +235,8 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
         train_loader = _train_loader(MultiViewDataset(splits.train, recipe), config)
     checkpoint = out / CHECKPOINT_FOLDER / "last.ckpt"
     epoch_means = EpochMeans()
-    non_finite = NonFiniteGuard(checkpoint, max_bad_steps=config.train.max_bad_steps)
+    non_finite = NonFiniteGuard(checkpoint, max_bad_steps=config.train.max_bad_steps,
+                                max_scaler_skips_in_a_row=config.train.max_scaler_skips_in_a_row)
     # order matters at a batch end: bookkeeping first, then the callbacks that save and stop
     trainer.callbacks[0:0] = [
         epoch_means, LoaderPosition(train_loader),
@@ -306,6 +309,18 @@ def _build_trainer(config: PretrainConfig, out: Path, resume_step: int | None = 
         ) from None
 
 
+def _strategy(config: PretrainConfig):
+    """``train.strategy``; DDP (chosen, or Lightning's choice for several processes) without
+    re-broadcasting buffers before every forward pass: the queue and the DINO centre are kept
+    equal by their gathered updates, rank 0's BatchNorm statistics are the same either way
+    (DDP would copy rank 0's to the others), and the end-of-run check broadcasts them once
+    (resmo.train.consistency). Other strategy names pass through to Lightning."""
+    strategy = config.train.strategy
+    if strategy == "ddp" or (strategy == "auto" and expected_world_size(config) > 1):
+        return DDPStrategy(broadcast_buffers=False)
+    return strategy
+
+
 def _trainer(config: PretrainConfig, out: Path, checkpoint: ModelCheckpoint,
              resume_step: int | None) -> pl.Trainer:
     train = config.train
@@ -314,8 +329,9 @@ def _trainer(config: PretrainConfig, out: Path, checkpoint: ModelCheckpoint,
         accelerator=train.accelerator,
         devices=train.devices,
         num_nodes=train.num_nodes,
-        strategy=train.strategy,
+        strategy=_strategy(config),
         precision=train.precision,
+        benchmark=train.cudnn_benchmark,
         sync_batchnorm=train.sync_batchnorm,
         logger=[
             ResumableCSVLogger(save_dir=out, name="", version="", keep_before_step=resume_step),
@@ -380,6 +396,7 @@ def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
         "skipped_files": skipped.count,
         "skipped_examples": list(skipped.examples),
         "skipped_steps": list(run.non_finite.bad_steps) if run.non_finite is not None else [],
+        "scaler_skipped_steps": run.non_finite.scaler_skipped_steps if run.non_finite is not None else 0,
         "world_size": run.trainer.world_size,
         "ranks_consistent": run.consistency.consistent,
         "rank_fingerprints": run.consistency.fingerprints,

@@ -16,6 +16,7 @@ Layout (``--out``, default ``runs/<method>-<data>-<time>``)::
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,28 @@ from resmo.backbones import create_backbone
 from resmo.config.loader import dump_config
 from resmo.config.schema import PretrainConfig
 
+#: The default run folder, handed to the processes that Lightning's launcher starts.
+RUN_FOLDER_VARIABLE = "RESMO_RUN_FOLDER"
+
 
 def default_out_dir(config: PretrainConfig) -> Path:
+    """``runs/<method>-<data>-<time>``, the same folder on every process of a run.
+
+    The first process stores it in ``$RESMO_RUN_FOLDER``, which the processes that
+    Lightning's launcher starts (with ``LOCAL_RANK`` set) inherit and read. Under torchrun
+    or SLURM, where every process starts on its own, the launch's id
+    (``TORCHELASTIC_RUN_ID`` when given, ``SLURM_JOB_ID``) replaces the time, so all
+    processes of the launch name the same folder.
+    """
+    shared = os.environ.get(RUN_FOLDER_VARIABLE)
+    if shared and "LOCAL_RANK" in os.environ:
+        return Path(shared)
     data = Path(str(config.data.name)).name or "data"
-    return Path("runs") / f"{config.method}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+    launch = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    stamp = launch if launch != "none" else os.environ.get("SLURM_JOB_ID") or time.strftime("%Y%m%d-%H%M%S")
+    folder = Path("runs") / f"{config.method}-{data}-{stamp}"
+    os.environ[RUN_FOLDER_VARIABLE] = str(folder)
+    return folder
 
 
 def write_config(out: Path, config: PretrainConfig) -> Path:

@@ -200,8 +200,12 @@ class BatchedViewRecipe:
         generator: torch.Generator | None = None,
         host_generator: torch.Generator | None = None,
         return_params: bool = False,
+        memory_format: torch.memory_format = torch.contiguous_format,
     ):
         """Views of ``images`` (uint8 ``[B, 3, H, W]``, or float in ``[0, 1]``), on their device.
+
+        ``memory_format``: that of the views (e.g. ``torch.channels_last`` for backbones in
+        channels-last memory): the last op (normalisation) writes them in it, no extra copy.
 
         Per-sample draws come from ``generator`` (on the images' device; default: that
         device's global RNG). The few draws made on the host (the jitter order, which
@@ -218,7 +222,8 @@ class BatchedViewRecipe:
         params: list[ViewParams | None] = [None] * self.num_views
         for members, scratch in zip(self.groups, self.scratch, strict=True):
             outputs, drawn = _make_group(
-                source, [self.specs[i] for i in members], generator, host_generator, return_params, scratch
+                source, [self.specs[i] for i in members], generator, host_generator, return_params, scratch,
+                memory_format,
             )
             for position, index in enumerate(members):
                 views[index] = outputs[position]
@@ -236,7 +241,7 @@ def _draw(probabilities: torch.Tensor, generator) -> torch.Tensor:
 
 def _make_group(
     source: torch.Tensor, specs: list[BatchedViewSpec], generator, host_generator, return_params: bool,
-    scratch: Scratch,
+    scratch: Scratch, memory_format: torch.memory_format = torch.contiguous_format,
 ):
     """All views of one group: ``len(specs) x B`` samples through every op at once."""
     spec, batch, device = specs[0], source.shape[0], source.device
@@ -281,9 +286,11 @@ def _make_group(
     solar = _draw(per_sample("solarize_prob"), generator) if active("solarize_prob") else off
     if active("solarize_prob"):
         out = solarize_(out, spec.solarize_threshold, apply=solar, scratch=scratch)
+    normalised = torch.empty_like(out, memory_format=memory_format)
     for channel in range(3):  # Python scalars: no host-to-device copy
-        out[:, channel].sub_(spec.mean[channel]).div_(spec.std[channel])
-    outputs = list(out.split(batch))
+        torch.sub(out[:, channel], spec.mean[channel], out=normalised[:, channel])
+        normalised[:, channel].div_(spec.std[channel])
+    outputs = list(normalised.split(batch))
     if not return_params:
         return outputs, None
 

@@ -1,0 +1,86 @@
+"""fp16 with a gradient scaler: a step the scaler skips changes nothing, is counted, and a
+collapsed loss scale stops the run.
+
+Lightning turns ``precision="16-mixed"`` into bf16 on a CPU, so these runs get Lightning's
+real fp16 ``MixedPrecision`` plugin with torch's CPU ``GradScaler``: the same code path as
+``16-mixed`` on a GPU (autocast to float16, scaled backward, unscale, ``scaler.step``).
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
+
+import resmo.train.pretrain as pretrain
+from resmo.config import load_config
+from resmo.train.pretrain import execute_run, prepare_run
+from resmo.train.stopping import RunStopped
+from tests.pretrain_helpers import tiny_overrides
+
+
+@pytest.fixture
+def cpu_fp16(monkeypatch):
+    """``prepare_run`` builds its Trainer with fp16 autocast and a CPU gradient scaler."""
+    real = pl.Trainer
+
+    def trainer(*args, precision=None, plugins=(), **kwargs):
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+        fp16 = MixedPrecision("16-mixed", "cpu", scaler=scaler)
+        return real(*args, plugins=[*plugins, fp16], **kwargs)
+
+    monkeypatch.setattr(pretrain.pl, "Trainer", trainer)
+
+
+def overflow_at(run, steps):
+    """Infinite gradients (as an fp16 overflow gives) at the steps in ``steps``."""
+    parameter = next(iter(run.module.method.student_parameters()))
+    parameter.register_hook(
+        lambda grad: grad * float("inf") if run.trainer.global_step in steps else grad
+    )
+
+
+class StateAt(pl.Callback):
+    """The method's state when the batch of ``step`` starts and when it ends."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.before, self.after = step, {}, {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            self.before = {k: v.clone() for k, v in pl_module.method.state_dict().items()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step + 1:
+            self.after = {k: v.clone() for k, v in pl_module.method.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", ["mocov2", "dino"])
+def test_a_scaler_skipped_step_changes_no_weight_teacher_queue_or_centre(tmp_path, cpu_fp16, method):
+    run = prepare_run(load_config(None, tiny_overrides(tmp_path / "run", method=method)))
+    assert run.trainer.precision == "16-mixed"
+    overflow_at(run, {3})
+    state = StateAt(3)
+    run.trainer.callbacks.append(state)
+    summary = execute_run(run)
+    assert state.before and state.after
+    for key, value in state.before.items():  # student, teacher, queue / centre, BN statistics
+        assert torch.equal(state.after[key], value), key
+    assert summary["scaler_skipped_steps"] == 1
+    assert summary["skipped_steps"] == []  # an overflow is not a bad step: no budget used
+    assert run.trainer.global_step == 12
+
+
+def test_a_collapsed_loss_scale_stops_the_run_with_a_checkpoint(tmp_path, cpu_fp16):
+    overrides = [*tiny_overrides(tmp_path / "run"), "train.max_scaler_skips_in_a_row=3"]
+    run = prepare_run(load_config(None, overrides))
+    overflow_at(run, set(range(2, 100)))
+    with pytest.raises(RunStopped) as stopped:
+        execute_run(run)
+    stop = stopped.value
+    assert stop.exit_code == 1 and stop.reason == "non-finite" and "\n" not in stop.message
+    assert "skipped 4 steps in a row" in stop.message and "max_scaler_skips_in_a_row=3" in stop.message
+    saved = torch.load(stop.checkpoint, weights_only=False)
+    assert saved["global_step"] == 6  # steps 0, 1 applied; 2..5 skipped by the scaler
+    assert saved["callbacks"]["NonFiniteGuard"]["scaler_skipped_steps"] == 4
