@@ -3,6 +3,12 @@
     python benchmarks/gpu_throughput.py                    # on a GPU: writes benchmarks/results/gpu_throughput.json
     python benchmarks/gpu_throughput.py --torchvision-workers 8 --compile
     python benchmarks/gpu_throughput.py --tiny --out /tmp/g.json   # seconds on a CPU (smoke test)
+    python benchmarks/gpu_throughput.py --torchvision-workers 8 --lightly-workers 8 --out "$OUT/gpu_throughput.json"
+
+The last form is for a borrowed machine where only the repository travels and only ``$OUT``
+comes back: copy the JSON into ``benchmarks/results/`` afterwards. The JSON is rewritten after
+every mode measured, with ``"complete": false`` until the last one, so a crash or time-out
+keeps the modes already measured.
 
 Every mode runs the same training step as ``resmo pretrain`` (PretrainModule): the method's
 forward on the views, backward, LARS step, then ``after_optimizer_step`` (fused EMA of the
@@ -25,7 +31,8 @@ Defaults where the device supports them: bf16 autocast (``--precision bf16``, as
 ``train.precision=bf16-mixed``), ``channels_last`` (off with ``--no-channels-last``),
 ``torch.compile`` of the backbones with ``--compile``. Images/s count source images per
 second (each gives two views). ``batched / model_only`` close to 1 means the data path
-keeps the accelerator busy.
+keeps the accelerator busy. On CUDA, cuDNN autotuning (``torch.backends.cudnn.benchmark``)
+is on, as in ``resmo pretrain``; the JSON records it (``cudnn_benchmark``).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 from PIL import Image
-from results_io import write_result
+from results_io import save_json, write_result
 from torch.utils.data import DataLoader, Dataset
 
 from resmo import create_backbone, create_method
@@ -55,6 +62,8 @@ from resmo.train.optimizers import build_optimizer
 RESULTS = Path(__file__).parent / "results" / "gpu_throughput.json"
 RECIPE_HEADS = {"hidden_dim": 4096, "out_dim": 256, "predictor_hidden_dim": 4096, "temperature": 0.2}
 TINY_HEADS = {"hidden_dim": 64, "out_dim": 32, "predictor_hidden_dim": 64}
+RATIOS = {"batched_over_model_only": ("batched", "model_only"),
+          "torchvision_over_model_only": ("torchvision", "model_only"), "batched_over_lightly": ("batched", "lightly")}
 
 
 class RandomImages(Dataset):
@@ -147,8 +156,8 @@ def per_image_batches(data, recipe, batch_size: int, workers: int, device: torch
     ))
 
 
-def lightly_rate(args, data, recipe, device: torch.device) -> float:
-    """End-to-end images/s of MoCo v3 from LightlySSL's blocks, per-image views in workers."""
+def lightly_seconds(args, data, recipe, device: torch.device) -> float:
+    """Seconds for ``args.steps`` end-to-end steps of MoCo v3 from LightlySSL's blocks, per-image views in workers."""
     from lightly.utils.lars import LARS
     from lightly_baselines import LightlyModel
 
@@ -181,7 +190,7 @@ def lightly_rate(args, data, recipe, device: torch.device) -> float:
             optimizer.step()
             model.update_teacher(0.99)
 
-    return args.steps * args.batch_size / timed(steps, args.steps, args.warmup, device)
+    return timed(steps, args.steps, args.warmup, device)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -209,17 +218,39 @@ def main(argv: list[str] | None = None) -> dict:
     if args.tiny:
         args.batch_size, args.images, args.steps, args.warmup = 8, 64, 2, 1
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True  # as resmo pretrain on CUDA
+
+    result = {
+        "command": "python benchmarks/gpu_throughput.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": device_info(device),
+        "model": "resnet_small (tiny)" if args.tiny else "resnet18, CIFAR stem, MoCo v3 recipe heads",
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "warmup_steps": args.warmup,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "compile": args.compile,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "complete": False,  # true once every mode asked for is measured
+        "images_per_second": {},
+    }
+    rates: dict[str, float] = {}
+
+    def record(mode: str, seconds: float) -> None:
+        """Keep the images/s of ``mode`` and save everything measured so far."""
+        rates[mode] = args.steps * args.batch_size / seconds
+        result["images_per_second"][mode] = round(rates[mode], 1)
+        result.update({key: round(rates[a] / rates[b], 3) for key, (a, b) in RATIOS.items() if {a, b} <= set(rates)})
+        save_json(args.out, result)
 
     recipe = build_view_recipe("mocov3", 32)
     method, optimizer = build(args, device)
     step = make_step(method, optimizer, args, device)
-    rates: dict[str, float] = {}
 
     # model only: the views are already on the device
     fixed = [torch.randn(args.batch_size, 3, 32, 32, device=device) for _ in range(2)]
-    seconds = timed(lambda n: [step(fixed) for _ in range(n)], args.steps, args.warmup, device)
-    rates["model_only"] = args.steps * args.batch_size / seconds
+    record("model_only", timed(lambda n: [step(fixed) for _ in range(n)], args.steps, args.warmup, device))
 
     # batched: uint8 batches -> device -> views there (as data.pipeline=batched)
     data = RandomImages(args.images, 32)
@@ -234,8 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
             views, _ = views_on_device((images, labels.to(device, non_blocking=True), seed))
             step(views)
 
-    seconds = timed(batched_steps, args.steps, args.warmup, device)
-    rates["batched"] = args.steps * args.batch_size / seconds
+    record("batched", timed(batched_steps, args.steps, args.warmup, device))
 
     if args.torchvision_workers:
         torchvision_batches = per_image_batches(data, recipe, args.batch_size, args.torchvision_workers, device)
@@ -245,30 +275,11 @@ def main(argv: list[str] | None = None) -> dict:
                 views, _labels = next(torchvision_batches)
                 step([v.to(device, non_blocking=True) for v in views])
 
-        seconds = timed(torchvision_steps, args.steps, args.warmup, device)
-        rates["torchvision"] = args.steps * args.batch_size / seconds
+        record("torchvision", timed(torchvision_steps, args.steps, args.warmup, device))
 
     if args.lightly_workers:
-        rates["lightly"] = lightly_rate(args, data, recipe, device)
-
-    result = {
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": device_info(device),
-        "model": "resnet_small (tiny)" if args.tiny else "resnet18, CIFAR stem, MoCo v3 recipe heads",
-        "batch_size": args.batch_size,
-        "steps": args.steps,
-        "warmup_steps": args.warmup,
-        "precision": args.precision,
-        "channels_last": args.channels_last,
-        "compile": args.compile,
-        "images_per_second": {name: round(rate, 1) for name, rate in rates.items()},
-        "batched_over_model_only": round(rates["batched"] / rates["model_only"], 3),
-    }
-    if "torchvision" in rates:
-        result["torchvision_over_model_only"] = round(rates["torchvision"] / rates["model_only"], 3)
-    if "lightly" in rates:
-        result["batched_over_lightly"] = round(rates["batched"] / rates["lightly"], 3)
+        record("lightly", lightly_seconds(args, data, recipe, device))
+    result["complete"] = True
     return write_result(args.out, result)
 
 

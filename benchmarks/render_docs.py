@@ -298,7 +298,10 @@ def views_section(views: dict | None) -> list[str]:
 
 # --- GPU -------------------------------------------------------------------------------------
 def gpu_section(throughput: dict | None, cifar: dict | None) -> list[str]:
-    lines = ["## On a GPU", ""]
+    lines = ["## On a GPU", "",
+             "Both scripts rewrite their JSON after every measurement, with `\"complete\": false` until the last, "
+             "so an interrupted run keeps what it measured; `gpu_cifar10.py`'s docstring says how to run them "
+             "where only the repository travels (`--archive`, `--out`).", ""]
     if throughput is None:
         lines += ["End-to-end throughput against the model-only ceiling and against LightlySSL: not measured "
                   "yet (no GPU was available). Command, on one H100:", "", "```bash",
@@ -309,13 +312,18 @@ def gpu_section(throughput: dict | None, cifar: dict | None) -> list[str]:
                   f"Date: {throughput['date']}. {throughput['model']}, batch {throughput['batch_size']}, "
                   f"precision {throughput['precision']}.", "", "| mode | images/s |", "|---|---:|"]
         lines += [f"| {mode} | {rate:,.0f} |" for mode, rate in rates.items()]
-        lines += ["", f"batched / model-only: {throughput['batched_over_model_only']:.2f}" +
-                  (f"; batched / LightlySSL: {throughput['batched_over_lightly']:.2f}"
-                   if "batched_over_lightly" in throughput else ""), ""]
+        ratios = [f"{label}: {throughput[key]:.2f}" for key, label in (
+            ("batched_over_model_only", "batched / model-only"), ("batched_over_lightly", "batched / LightlySSL"))
+            if key in throughput]
+        lines += ["", "; ".join(ratios) if ratios else "No ratio measured.", ""]
+        if not throughput.get("complete", True):
+            lines += [f"Incomplete: the run stopped after {', '.join(rates)}.", ""]
     if cifar is None:
         lines += ["MoCo v3 with and without ResMo on CIFAR-10 (ResNet-18, sized for 8 minutes on one H100): "
                   "not measured yet. "
-                  "Command, on one H100:", "", "```bash", "python benchmarks/gpu_cifar10.py", "```", ""]
+                  "Commands, on one H100 (`--archive PATH/cifar10-jpeg.tar.gz` where `../shared/data` is absent):",
+                  "", "```bash", "python benchmarks/gpu_cifar10.py --tiny    # the whole flow in seconds, first",
+                  "python benchmarks/gpu_cifar10.py", "```", ""]
     else:
         lines += [f"Command: `{cifar['command']}`. Machine: {machine_line(cifar['machine'])}. Date: {cifar['date']}. "
                   f"{cifar['epochs']} epochs, seed {cifar['seed']}. Model-only ceiling: "
@@ -323,9 +331,13 @@ def gpu_section(throughput: dict | None, cifar: dict | None) -> list[str]:
                   "| run | student kNN top-1 | teacher kNN top-1 | training images/s | / ceiling |",
                   "|---|---:|---:|---:|---:|"]
         for name, run in cifar["runs"].items():
+            ratio = cifar["train_over_model_only"].get(name)
             lines.append(f"| {name} | {run['knn_top1_student']:.1f} | {run['knn_top1_teacher']:.1f} "
-                         f"| {run['train_images_per_second']:,.0f} | {cifar['train_over_model_only'][name]:.2f} |")
+                         f"| {run['train_images_per_second'] or 0:,.0f} | "
+                         f"{'-' if ratio is None else f'{ratio:.2f}'} |")
         lines.append("")
+        if not cifar.get("complete", True):
+            lines += [f"Incomplete: the script stopped after {len(cifar['runs'])} run(s).", ""]
     return lines
 
 

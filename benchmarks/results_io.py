@@ -19,9 +19,18 @@ def machine_info(**extra) -> dict:
     }
 
 
+def save_json(path: Path, result: dict) -> None:
+    """Write ``result`` as JSON to ``path`` (folders created) atomically: a kill mid-write leaves
+    the previous file, never a truncated one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(partial, path)
+
+
 def write_result(path: Path, result: dict, *, shown: dict | None = None) -> dict:
     """Write ``result`` as JSON to ``path`` (folders created), print ``shown`` (default: all)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(path, result)
     print(json.dumps(result if shown is None else shown, indent=2))
     return result

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -30,6 +32,22 @@ def test_gpu_throughput_tiny(tmp_path):
     assert saved["batched_over_lightly"] == pytest.approx(rates["batched"] / rates["lightly"], rel=1e-2)
     assert saved["batched_over_model_only"] > 0 and saved["precision"] == "32"
     assert saved["command"].startswith("python ") and "--tiny" in saved["command"]
+    assert saved["complete"] is True and saved["cudnn_benchmark"] is False  # autotuning is on CUDA only
+
+
+def test_gpu_throughput_saves_each_mode_as_it_is_measured(tmp_path, monkeypatch):
+    out = tmp_path / "gpu.json"
+    throughput = load("gpu_throughput")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("lost the machine")
+
+    monkeypatch.setattr(throughput, "lightly_seconds", fail)
+    with pytest.raises(RuntimeError, match="lost the machine"):
+        throughput.main(["--tiny", "--device", "cpu", "--lightly-workers", "1", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["complete"] is False and set(saved["images_per_second"]) == {"model_only", "batched"}
+    assert saved["batched_over_model_only"] > 0 and "batched_over_lightly" not in saved
 
 
 def test_view_generation_tiny(tmp_path):
@@ -103,12 +121,74 @@ def test_quality_protocol_caches_runs_and_resumes(cifar10_jpeg, tmp_path, capsys
     assert "3 of 3 runs cached, 0 to run" in capsys.readouterr().out
 
 
-@pytest.mark.slow
-def test_gpu_cifar10_script_tiny_on_cpu(cifar10_jpeg, tmp_path):
-    out = tmp_path / "gpu.json"
-    result = load("gpu_cifar10").main(["--tiny", "--data-folder", str(cifar10_jpeg), "--out", str(out)])
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory):
+    """A CIFAR-10-shaped folder of random 32 px JPEG files: 10 classes, 8 train and 3 test images each."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("jpegs")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("test", 3)):
+        for label in range(10):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for index in range(count):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{index:04d}.jpg")
+    return root
+
+
+def check_gpu_cifar10(result: dict, out: Path) -> None:
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
-    assert set(result["runs"]) == {"resmo_weight_0", "resmo_weight_1"}
-    for run in result["runs"].values():
-        assert 0 <= run["knn_top1_student"] <= 100 and run["train_images_per_second"] > 0
+    assert result["complete"] is True and set(result["runs"]) == {"resmo_weight_0", "resmo_weight_1"}
+    for name, run in result["runs"].items():
+        assert 0 <= run["knn_top1_student"] <= 100 and 0 <= run["knn_top1_teacher"] <= 100
+        assert math.isfinite(run["train_images_per_second"]) and run["train_images_per_second"] > 0
+        assert math.isfinite(result["train_over_model_only"][name]) and run["wall_seconds_eval"] >= 0
+        assert "--num-workers" in run["eval_command"] and "CIFAR10_FOLDER" in run["command"]
+    assert "--resmo-weight 1.0" in result["runs"]["resmo_weight_1"]["command"]
     assert result["model_only_images_per_second"] > 0 and result["machine"]["device"] == "cpu"
+
+
+def test_gpu_cifar10_tiny_runs_the_whole_flow(jpeg_folder, tmp_path):
+    out = tmp_path / "gpu.json"
+    cifar = load("gpu_cifar10")
+    result = cifar.main(["--tiny", "--data-folder", str(jpeg_folder), "--cache", str(tmp_path), "--out", str(out)])
+    check_gpu_cifar10(result, out)
+
+
+def test_gpu_cifar10_keeps_the_first_run_when_the_second_fails(jpeg_folder, tmp_path, monkeypatch):
+    out = tmp_path / "gpu.json"
+    cifar = load("gpu_cifar10")
+    real_run = cifar.pretrain_run
+
+    def run_or_fail(weight, *args):
+        if weight == 1.0:
+            raise RuntimeError("crashed in the second run")
+        return real_run(weight, *args)
+
+    monkeypatch.setattr(cifar, "pretrain_run", run_or_fail)
+    with pytest.raises(RuntimeError, match="second run"):
+        cifar.main(["--tiny", "--data-folder", str(jpeg_folder), "--cache", str(tmp_path), "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["complete"] is False and set(saved["runs"]) == {"resmo_weight_0"}
+    assert saved["runs"]["resmo_weight_0"]["knn_top1_student"] >= 0 and saved["model_only_images_per_second"] > 0
+
+
+def test_gpu_cifar10_missing_archive_fails_in_one_line_before_any_work(tmp_path, monkeypatch):
+    cifar = load("gpu_cifar10")
+    monkeypatch.setattr(cifar, "pretrain_run", lambda *args: pytest.fail("a run started"))
+    archive = tmp_path / "nowhere" / "cifar10-jpeg.tar.gz"
+    with pytest.raises(SystemExit) as exit_info:
+        cifar.main(["--archive", str(archive), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "g.json")])
+    message = str(exit_info.value)
+    assert "\n" not in message and str(archive) in message and "--archive .cache/cifar10-jpeg.tar.gz" in message
+    assert not (tmp_path / "g.json").exists()
+
+
+@pytest.mark.slow
+def test_gpu_cifar10_tiny_on_the_real_archive(cifar10_jpeg, tmp_path):
+    out = tmp_path / "gpu.json"
+    archive = load("cifar10_folder").ARCHIVE
+    result = load("gpu_cifar10").main(["--tiny", "--archive", str(archive), "--cache", str(cifar10_jpeg.parent),
+                                       "--out", str(out)])
+    check_gpu_cifar10(result, out)
