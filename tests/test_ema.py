@@ -205,3 +205,29 @@ def test_state_dict_round_trip_restores_everything(method_name, make_method, mak
     method.train()
     fresh.train()
     assert torch.equal(method(views, step=3).loss, fresh(views, step=3).loss)
+
+
+def test_teacher_follows_the_student_under_bf16_autocast(make_method, make_views):
+    """Under bf16-mixed the weights, and so the EMA, stay float32: the teacher moves by
+    exactly (1 - m)(student - teacher). Held in bf16 (bf16-true, refused by resmo pretrain)
+    the same update rounds to no change for most weights."""
+    method = make_method("mocov3")
+    optimizer = torch.optim.SGD(method.student_parameters(), lr=0.1)
+    before = [p.detach().clone() for p in method.teacher.parameters()]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = method(make_views(), step=0)
+    result.loss.backward()
+    optimizer.step()
+    momentum = method.after_optimizer_step(result, step=0, total_steps=1000)
+    assert 0.99 <= momentum < 1.0
+    students = list(method.student.parameters())
+    for teacher, old, student in zip(method.teacher.parameters(), before, students, strict=True):
+        assert teacher.dtype == torch.float32
+        expected = torch.lerp(old, student.detach(), 1.0 - momentum)
+        torch.testing.assert_close(teacher, expected, rtol=0, atol=1e-7)
+    changed = sum(int((t != o).sum()) for t, o in zip(method.teacher.parameters(), before, strict=True))
+    assert changed > 0.9 * sum(o.numel() for o in before)
+    halves = [torch.lerp(o.bfloat16(), s.detach().bfloat16(), 1.0 - momentum)
+              for o, s in zip(before, students, strict=True)]
+    unchanged = sum(int((h == o.bfloat16()).sum()) for h, o in zip(halves, before, strict=True))
+    assert unchanged > 0.5 * sum(o.numel() for o in before)

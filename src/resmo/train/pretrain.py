@@ -64,7 +64,9 @@ from resmo.train.run_folder import default_out_dir, export_backbone, write_confi
 from resmo.train.sampling import EpochShuffleSampler, LoaderPosition, ResumableLoader, SeededSamples
 from resmo.validation import check_choice, check_non_negative_int, check_positive_int
 
-PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+#: Precisions that would hold the teacher in 16 bits (refused, see _check_settings).
+HALF_WEIGHTS = ("bf16-true", "16-true")
 
 
 @dataclass
@@ -106,6 +108,12 @@ def _check_settings(config: PretrainConfig) -> None:
     check_positive_int("train.batch_size", train.batch_size)
     check_positive_int("train.num_nodes", train.num_nodes)
     check_non_negative_int("data.num_workers", config.data.num_workers)
+    if train.precision in HALF_WEIGHTS:  # the EMA needs 32-bit weights
+        raise ValueError(
+            f"train.precision={train.precision!r} is not supported: it holds the teacher in 16 bits, "
+            "where the EMA update m*teacher + (1-m)*student with m >= 0.99 mostly rounds to no change "
+            "(the teacher stops following the student); use bf16-mixed (32-bit weights, 16-bit compute)"
+        )
     check_choice("train.precision", train.precision, PRECISIONS)
     if train.devices != "auto":
         check_positive_int("train.devices", train.devices)
@@ -190,6 +198,15 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     out = Path(config.out) if config.out else default_out_dir(config)
     auto_without_out = resume == "auto" and not config.out
     resume, notes = resolve_resume(resume, out)
+    if expected_world_size(config) > 1 and config.train.sync_batchnorm and not uses_gpus(config):
+        raise ValueError(
+            "train.sync_batchnorm=true cannot be used with several CPU processes: torch's "
+            "SyncBatchNorm runs on GPUs only; set train.sync_batchnorm=false for a CPU run"
+        )
+    if expected_world_size(config) > 1 and not config.train.sync_batchnorm:
+        notes.append(f"{expected_world_size(config)} processes without train.sync_batchnorm: each "
+                     "normalises its BatchNorm layers over its own share of the batch (the cited "
+                     "recipes synchronise them); set train.sync_batchnorm=true to follow them")
     if auto_without_out:
         notes.append("--resume auto without --out looks in a new, timestamped run folder; "
                      "pass --out RUN to continue an earlier run")
@@ -255,13 +272,16 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
                        epoch_means=epoch_means, non_finite=non_finite, notes=notes)
 
 
+def uses_gpus(config: PretrainConfig) -> bool:
+    """Whether the run trains on CUDA GPUs (``train.accelerator`` auto, gpu or cuda, and a GPU)."""
+    return config.train.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def expected_world_size(config: PretrainConfig) -> int:
     """Processes the trainer will start: devices per node x nodes (``auto``: all GPUs, or 1)."""
     devices = config.train.devices
     if devices == "auto":
-        accelerator = config.train.accelerator
-        use_gpus = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-        devices = torch.cuda.device_count() if use_gpus else 1
+        devices = torch.cuda.device_count() if uses_gpus(config) else 1
     return int(devices) * config.train.num_nodes
 
 
