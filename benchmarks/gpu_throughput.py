@@ -12,7 +12,7 @@ keeps the modes already measured.
 
 Every mode runs the same training step as ``resmo pretrain`` (PretrainModule): the method's
 forward on the views, backward, LARS step, then ``after_optimizer_step`` (fused EMA of the
-teacher), with the CIFAR MoCo v3 recipe's heads (``configs/cifar10/mocov3.yaml``), batch
+teacher), with the heads of the CIFAR MoCo v3 recipe (``--config cifar10/mocov3``), batch
 512 by default:
 
 - ``model_only``: two views already on the device (random tensors): the ceiling;

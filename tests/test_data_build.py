@@ -85,8 +85,8 @@ def test_labelled_folder_splits(tmp_path):
     assert splits.name == tmp_path.name
     assert splits.has_labels and splits.num_classes == 3 and splits.classes == ["a", "b", "c"]
     assert len(splits.train) == 6 and len(splits.val) == 3 and splits.eval_train is splits.train
-    assert splits.image_size == 224
-    assert any("image_size defaults to 224" in note for note in splits.notes)
+    assert splits.image_size == 8  # chosen from the 10x10 images (see test_folder_image_size.py)
+    assert any("image_size 8 chosen from the images" in note for note in splits.notes)
     assert "labelled (train/ + test/)" in splits.notes[0]
     assert build_datasets(tmp_path, image_size=64).image_size == 64
 

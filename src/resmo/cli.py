@@ -1,6 +1,7 @@
 """The ``resmo`` command.
 
-    resmo pretrain [--config FILE.yaml] [flags] [key.sub=value ...]
+    resmo pretrain [--config RECIPE|FILE.yaml] [flags] [key.sub=value ...]
+    resmo recipes [NAME]
     resmo eval knn|linear RUN [--encoder student|teacher|both] [--data NAME|PATH]
     resmo gap RUN [--data NAME|PATH]
     resmo report RUN [RUN ...] [--out DIR]
@@ -23,11 +24,18 @@ import sys
 from collections.abc import Sequence
 
 from resmo import __version__
-from resmo.commands import eval_command, export_command, gap_command, report_command
+from resmo.commands import (
+    eval_command,
+    export_command,
+    gap_command,
+    recipes_command,
+    report_command,
+)
 from resmo.validation import one_line
 
 #: Subcommands defined in resmo.commands: name -> module with add_parser() and run().
-COMMANDS = {"eval": eval_command, "gap": gap_command, "report": report_command, "export": export_command}
+COMMANDS = {"eval": eval_command, "gap": gap_command, "report": report_command, "export": export_command,
+            "recipes": recipes_command}
 
 # flag -> recipe key
 FLAG_KEYS = {
@@ -84,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any recipe key can be overridden as key.sub=value, e.g. optimizer.lr=0.05 "
         "resmo.level=projection method_options.mocov3.hidden_dim=1024.",
     )
-    pretrain.add_argument("--config", metavar="FILE.yaml", help="recipe file (see configs/); flags and overrides win over it")
+    pretrain.add_argument("--config", metavar="RECIPE|FILE.yaml", help="a shipped recipe such as cifar10/mocov3 (list: resmo recipes) or a recipe file; a file that exists wins; flags and overrides win over it")
     pretrain.add_argument("--method", help="mocov2, mocov3, byol or dino (recipe key: method)")
     pretrain.add_argument("--backbone", help="resnet_small, resnet18, resnet50, vit_tiny, vit_small (key: backbone)")
     pretrain.add_argument("--data", metavar="NAME|PATH", help="synthetic (default, offline), cifar10, cifar100, stl10, or an image folder (key: data.name)")

@@ -4,6 +4,7 @@
 - :mod:`~resmo.commands.gap_command`: ``resmo gap``
 - :mod:`~resmo.commands.report_command`: ``resmo report``
 - :mod:`~resmo.commands.export_command`: ``resmo export``
+- :mod:`~resmo.commands.recipes_command`: ``resmo recipes``
 
 Heavy imports (torch models, Lightning, matplotlib) happen inside ``run``, so building the
 parser stays fast and side-effect free.

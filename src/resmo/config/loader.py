@@ -1,9 +1,12 @@
 """Reading recipes: YAML files and ``key.sub=value`` overrides into a typed config.
 
-Errors are :class:`ConfigError` (a ``ValueError``) with one line naming the source (file
-or command line), the dotted key and the offending value, e.g.::
+A recipe is a YAML file given by path or a shipped recipe given by name
+(``cifar10/mocov3``, see :mod:`resmo.recipes`); a path that exists wins over a name.
 
-    configs/x.yaml: unknown key 'train.epoch'; valid keys in 'train': accelerator, ...
+Errors are :class:`ConfigError` (a ``ValueError``) with one line naming the source (file,
+recipe or command line), the dotted key and the offending value, e.g.::
+
+    my_recipe.yaml: unknown key 'train.epoch'; valid keys in 'train': accelerator, ...
     command line: 'train.epochs' expects an integer, got 'abc'
 
 Merging rules: sections and plain option maps (``data.views``) merge key by key; entries of name-keyed option maps
@@ -22,6 +25,7 @@ from typing import Any, Union
 import yaml
 
 from resmo.config.schema import PretrainConfig
+from resmo.recipes import find_recipe, read_recipe, recipe_names, suggest_recipe
 from resmo.validation import one_line
 
 
@@ -33,36 +37,64 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PretrainConfig:
-    """Defaults, then the YAML file at ``path``, then ``overrides`` (``key.sub=value``)."""
+    """Defaults, then the recipe ``path`` (a YAML file or a shipped recipe name), then
+    ``overrides`` (``key.sub=value``)."""
     config = PretrainConfig()
     if path is not None:
-        apply_mapping(config, read_yaml(path), source=str(path))
+        text, source = recipe_source(path)
+        apply_mapping(config, parse_yaml(text, source), source=source)
     for override in overrides or []:
         apply_override(config, override, source="command line")
     return config
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"config file '{path}' is a folder; pass a .yaml file")
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
+    """The top-level mapping of the recipe ``path`` (a YAML file or a shipped recipe name)."""
+    return parse_yaml(*recipe_source(path))
+
+
+def recipe_source(path: str | Path) -> tuple[str, str]:
+    """``(YAML text, source name for messages)`` of a recipe file or shipped recipe name.
+
+    A file at ``path`` wins; otherwise ``path`` must name a shipped recipe
+    (``cifar10/mocov3``, optionally with ``.yaml``), whose source reads ``recipe cifar10/mocov3``.
+    """
+    file = Path(path)
+    if file.is_dir():
+        raise ConfigError(f"config file '{file}' is a folder; pass a .yaml file")
+    if not file.is_file():
+        name = find_recipe(str(path))
+        if name is None:
+            raise ConfigError(_unknown_recipe(str(path)))
+        return read_recipe(name), f"recipe {name}"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return file.read_text(encoding="utf-8"), str(path)
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); save the recipe as UTF-8") from None
+        raise ConfigError(f"{file}: not UTF-8 text (byte {error.start}); save the recipe as UTF-8") from None
     except OSError as error:
-        raise ConfigError(f"config file '{path}' cannot be read ({error.strerror or error})") from None
+        raise ConfigError(f"config file '{file}' cannot be read ({error.strerror or error})") from None
+
+
+def _unknown_recipe(value: str) -> str:
+    hint = suggest_recipe(value)
+    moved = f"; the shipped recipes are named without a folder, e.g. --config {hint}" if hint else ""
+    return (f"config '{value}' is neither a file nor a recipe name{moved}; "
+            f"recipes (resmo recipes): {', '.join(recipe_names())}")
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    """The top-level mapping of the YAML ``text`` read from ``source`` (``{}`` when empty)."""
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
+        raise ConfigError(f"{source}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
-    check_acyclic(data, source=str(path), key="")
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    check_acyclic(data, source=source, key="")
     return data
 
 

@@ -24,12 +24,16 @@ from torch.utils.data import Dataset
 
 from resmo.data.folders import load_image_folder
 from resmo.data.images import SkippedFiles
+from resmo.data.sizing import FALLBACK_IMAGE_SIZE, folder_image_size
 from resmo.data.torchvision_sets import cifar10, cifar100, stl10
 from resmo.validation import check_positive_int
 
 TORCHVISION_SETS = {"cifar10": cifar10, "cifar100": cifar100, "stl10": stl10}
 NATIVE_IMAGE_SIZES = {"synthetic": 32, "cifar10": 32, "cifar100": 32, "stl10": 96}
-DEFAULT_FOLDER_IMAGE_SIZE = 224
+#: The side of a folder run whose config.yaml has ``data.image_size: null`` (runs from before
+#: the side was chosen from the images, see :mod:`resmo.data.sizing`; `resmo pretrain` now
+#: records the chosen side), and the fallback when no sampled image can be read.
+DEFAULT_FOLDER_IMAGE_SIZE = FALLBACK_IMAGE_SIZE
 DATASET_NAMES = ("synthetic", *TORCHVISION_SETS)
 
 
@@ -90,10 +94,10 @@ def build_datasets(
     """Build the base datasets for ``data`` (see the module docstring).
 
     ``image_size`` defaults to the data's native size (32 for CIFAR and synthetic, 96 for
-    STL-10) and to 224 for image folders (a note says so). ``cache_dir`` is where
-    torchvision sets live. ``seed`` and ``synthetic_options`` only affect the synthetic
-    data: ``num_samples`` (train), ``val_num_samples`` and any other keyword of
-    ``SyntheticTextures``. Errors: :class:`~resmo.data.errors.DataError` for missing or
+    STL-10); for image folders it is chosen from the images (see :mod:`resmo.data.sizing`;
+    a note says which). ``cache_dir`` is where torchvision sets live. ``seed`` and
+    ``synthetic_options`` only affect the synthetic data: ``num_samples`` (train),
+    ``val_num_samples`` and any other keyword of ``SyntheticTextures``. Errors: :class:`~resmo.data.errors.DataError` for missing or
     unreadable data, ``ValueError`` for invalid settings.
     """
     if image_size is not None:
@@ -153,10 +157,9 @@ def _folder(path: str | os.PathLike, image_size: int | None) -> DataSplits:
     found = load_image_folder(path)
     notes = list(found.notes)
     if image_size is None:
-        image_size = DEFAULT_FOLDER_IMAGE_SIZE
-        notes.append(
-            f"image folder: image_size defaults to {DEFAULT_FOLDER_IMAGE_SIZE}; pass image_size to change it"
-        )
+        choice = folder_image_size(found.train)
+        image_size = choice.size
+        notes.append(choice.note)
     counts = f"{len(found.train)} train images"
     if found.val is not None:
         counts += f", {len(found.val)} evaluation images, {len(found.classes)} classes"
