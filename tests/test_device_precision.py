@@ -149,7 +149,7 @@ def test_bf16_autocast_step_matches_float32_losses(method_name, distance, make_m
     if method_name == "mocov2":
         keys = method.queue.keys
         assert keys.dtype == torch.float32
-        torch.testing.assert_close(keys[:8], F.normalize(torch.cat(teacher.outputs), dim=1),
+        torch.testing.assert_close(keys[:, :4], F.normalize(torch.stack(teacher.outputs), dim=-1),
                                    rtol=0, atol=1e-6)
 
 
@@ -217,14 +217,14 @@ def test_loaded_queue_continues_at_the_loaded_pointer():
 
 def test_whole_method_load_refreshes_the_queue_pointer(make_method):
     trained = make_method("mocov2", queue_size=64)
-    for step in range(2):  # 2 steps x 2 views x 4 keys: pointer 16
+    for step in range(2):  # 2 steps x 4 keys per view: pointer 8
         trained.after_optimizer_step(trained(_views("mocov2", seed=step)), step=step, total_steps=10)
     fresh = make_method("mocov2", queue_size=64, seed=1)
     fresh.load_state_dict(trained.state_dict())
     result = fresh(_views("mocov2", seed=2))
     fresh.after_optimizer_step(result, step=2, total_steps=10)
-    assert int(fresh.queue.pointer) == 24
-    new_keys = F.normalize(torch.cat(result.teacher.outputs), dim=1)
-    torch.testing.assert_close(fresh.queue.keys[16:24], new_keys, rtol=0, atol=1e-6)
-    assert torch.equal(fresh.queue.keys[:16], trained.queue.keys[:16])
-    assert torch.equal(fresh.queue.keys[24:], trained.queue.keys[24:])
+    assert int(fresh.queue.pointer) == 12
+    new_keys = F.normalize(torch.stack(result.teacher.outputs), dim=-1)
+    torch.testing.assert_close(fresh.queue.keys[:, 8:12], new_keys, rtol=0, atol=1e-6)
+    assert torch.equal(fresh.queue.keys[:, :8], trained.queue.keys[:, :8])
+    assert torch.equal(fresh.queue.keys[:, 12:], trained.queue.keys[:, 12:])

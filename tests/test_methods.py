@@ -83,7 +83,7 @@ def test_dino_multi_crop_step(resmo, make_method):
     # 2 teacher (global) views x 3 other student views = 6 pairs
     expected = dino_cross_entropy(
         result.student.outputs, teacher_logits=result.teacher.outputs,
-        center=torch.zeros(1, 32), student_temperature=0.1, teacher_temperature=0.07,
+        center=torch.zeros(1, 32), student_temperature=0.1, teacher_temperature=0.04,
     )
     assert torch.equal(result.terms["ssl"], expected.detach())
     if resmo == "on":  # ResMo compares only the global crops, the ones the teacher sees
@@ -131,12 +131,13 @@ def test_mocov3_loss_is_2tau_symmetric_infonce(make_method, make_views):
 
 
 def test_mocov2_loss_uses_queue_negatives(make_method, make_views):
+    # solo-learn MoCo v2+: mean of the two terms, the negatives the queue of the key's view
     method = make_method("mocov2", temperature=0.2)
     student, teacher = _outputs(method, make_views(2))
     q, k, queue = student.outputs, teacher.outputs, method.queue.keys
-    expected = info_nce(q[0], key=k[1], temperature=0.2, queue=queue) + info_nce(
-        q[1], key=k[0], temperature=0.2, queue=queue
-    )
+    expected = (info_nce(q[0], key=k[1], temperature=0.2, queue=queue[1]) + info_nce(
+        q[1], key=k[0], temperature=0.2, queue=queue[0]
+    )) / 2
     torch.testing.assert_close(method.ssl_loss(student, teacher, step=0), expected, rtol=0, atol=1e-6)
     # the negatives are the queue: other keys give another loss
     with torch.no_grad():
@@ -151,8 +152,8 @@ def test_mocov2_pairs_every_student_view(make_method, make_views):
     q, k, queue = student.outputs, teacher.outputs, method.queue.keys
     assert len(q) == 3 and len(k) == 2
     expected = sum(
-        info_nce(q[s], key=k[t], temperature=0.2, queue=queue) for s, t in cross_view_pairs(3, 2)
-    )
+        info_nce(q[s], key=k[t], temperature=0.2, queue=queue[t]) for s, t in cross_view_pairs(3, 2)
+    ) / 4
     torch.testing.assert_close(method.ssl_loss(student, teacher, step=0), expected, rtol=0, atol=1e-6)
 
 
@@ -182,10 +183,10 @@ def test_mocov2_enqueues_teacher_keys_after_the_step(make_method, make_views):
     result = method(make_views(2))
     assert torch.equal(method.queue.keys, old_keys)  # forward has no side effect on the queue
     method.after_optimizer_step(result, step=0, total_steps=10)
-    assert int(method.queue.pointer) == 8
-    expected = torch.nn.functional.normalize(torch.cat(result.teacher.outputs), dim=1)
-    torch.testing.assert_close(method.queue.keys[:8], expected, rtol=0, atol=1e-6)
-    assert torch.equal(method.queue.keys[8:], old_keys[8:])
+    assert int(method.queue.pointer) == 4  # keys per view: view v's keys go to queue v
+    expected = torch.nn.functional.normalize(torch.stack(result.teacher.outputs), dim=-1)
+    torch.testing.assert_close(method.queue.keys[:, :4], expected, rtol=0, atol=1e-6)
+    assert torch.equal(method.queue.keys[:, 4:], old_keys[:, 4:])
 
 
 def test_dino_updates_centre_after_the_step(make_method, make_views):

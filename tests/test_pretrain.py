@@ -80,3 +80,30 @@ def test_resume_matches_uninterrupted_run(tmp_path, method):
     for key in ("knn_top1_student", "knn_top1_teacher", "knn_top1_random_init"):
         assert resumed_summary[key] == pytest.approx(straight_summary[key], abs=1.1), key
     assert resumed_summary["final_loss"] == pytest.approx(straight_summary["final_loss"], rel=1e-3)
+
+
+def test_dino_run_freezes_the_prototypes_in_the_first_epoch_and_schedules_weight_decay(tmp_path):
+    """The loop calls the method's gradient edits and weight-decay schedule (DINO)."""
+    overrides = [o for o in tiny_overrides(tmp_path / "run", method="dino") if not o.startswith("method_options")]
+    overrides += ["method_options.dino={hidden_dim: 64, bottleneck_dim: 32, num_prototypes: 64, "
+                  "freeze_last_layer_epochs: 1, weight_decay_start: 0.04, weight_decay_end: 0.4}",
+                  "optimizer.name=adamw", "monitor.knn_every_epochs=0"]
+    run = prepare_run(load_config(None, overrides))
+    seen = {}
+
+    class Watch(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            layer = [p.detach().clone() for p in pl_module.method.last_layer_parameters()]
+            decay = [g["weight_decay"] for g in trainer.optimizers[0].param_groups]
+            seen[trainer.current_epoch] = (layer, decay)
+
+        def on_train_start(self, trainer, pl_module):
+            seen["start"] = ([p.detach().clone() for p in pl_module.method.last_layer_parameters()], None)
+
+    run.trainer.callbacks.append(Watch())
+    execute_run(run)
+    start, after_first, after_second = seen["start"][0], seen[0][0], seen[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(start, after_first, strict=True))  # frozen
+    assert not all(torch.equal(a, b) for a, b in zip(after_first, after_second, strict=True))
+    decays = seen[1][1]
+    assert 0.04 < max(decays) <= 0.4 and min(decays) == 0.0  # scheduled weights, undecayed norms

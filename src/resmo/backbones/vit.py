@@ -9,9 +9,14 @@ embedding resampled (bicubic) to their patch grid. At ``img_size`` nothing is re
 the parameters (``pos_embed`` of shape ``[1, 1 + (img_size / patch_size)^2, D]``) are those
 of the plain ``timm.create_model(name, num_classes=0, img_size=..., patch_size=...)``, so
 exports load into it with ``strict=True`` and give the same features at ``img_size``.
+
+MoCo v3 trains ViTs with a frozen random patch embedding (``stop_grad_conv1``):
+:meth:`TimmViT.freeze_patch_embedding`.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -36,6 +41,39 @@ class TimmViT(nn.Module):
         )
         self.feature_dim: int = self.net.num_features
         self.model_name = model_name
+
+    @property
+    def patch_embedding(self) -> nn.Conv2d:
+        """The patch projection (timm ``patch_embed.proj``, MoCo v3's ``conv1``)."""
+        return self.net.patch_embed.proj
+
+    @property
+    def patch_embedding_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.patch_embedding.parameters())
+
+    @torch.no_grad()
+    def freeze_patch_embedding(self, *, reinitialize: bool = True) -> None:
+        """Fix the patch projection at a random initialisation, as MoCo v3's
+        ``stop_grad_conv1`` (facebookresearch/moco-v3 ``vits.py``,
+        ``VisionTransformerMoCo.__init__``)::
+
+            val = sqrt(6 / (3 * patch_h * patch_w + embed_dim))
+            uniform_(patch_embed.proj.weight, -val, val);  zeros_(patch_embed.proj.bias)
+            patch_embed.proj.weight.requires_grad = False  (and the bias)
+
+        ``reinitialize=False`` keeps the current weights and only freezes them. A frozen
+        parameter gets no gradient, is left out of the optimizer and stays in the state
+        dict (exports are unchanged).
+        """
+        proj = self.patch_embedding
+        if reinitialize:
+            in_channels, (patch_h, patch_w) = proj.weight.shape[1], proj.weight.shape[2:]
+            val = math.sqrt(6.0 / float(in_channels * patch_h * patch_w + proj.weight.shape[0]))
+            proj.weight.uniform_(-val, val)
+            if proj.bias is not None:
+                proj.bias.zero_()
+        for parameter in proj.parameters():
+            parameter.requires_grad_(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

@@ -2,7 +2,8 @@
 
 The defaults are the built-in quickstart (``resmo pretrain`` with no arguments): a small
 ResNet on the generated offline dataset, sized to finish in minutes on two CPU cores.
-Recipes in ``configs/`` override them per dataset and method.
+The shipped recipes (``src/resmo/recipes/<dataset>/<method>.yaml``, ``resmo recipes``)
+override them per dataset and method.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Small heads per method for the quickstart; paper-size heads are the method defaults
-# (see resmo.nn.heads) and recipes in configs/ set their own.
+# (see resmo.nn.heads) and the shipped recipes (resmo.recipes) set their own.
 SMALL_HEADS: dict[str, dict[str, Any]] = {
     "mocov3": {"hidden_dim": 512, "out_dim": 128, "predictor_hidden_dim": 512},
     "byol": {"hidden_dim": 512, "out_dim": 128, "predictor_hidden_dim": 512},
@@ -37,7 +38,8 @@ class DataSection:
     """Where images come from and how views are made.
 
     ``name``: ``synthetic`` (built-in, offline), ``cifar10``, ``cifar100``, ``stl10`` or a
-    folder path. ``image_size`` null means the dataset's own size (32, 96, or 224 for folders).
+    folder path. ``image_size`` null means the dataset's own size (32, 96; for a folder, chosen
+    from its images: see resmo.data.sizing).
     ``views``: options of :func:`resmo.data.build_view_recipe`; ``synthetic``: options of
     :class:`resmo.data.textures.SyntheticTextures`.
     ``on_bad_image``: what an image file that cannot be read does (zero bytes, truncated,
@@ -65,6 +67,14 @@ class OptimizerSection:
 
     ``lr`` is used as given: it is never rescaled by the batch size.
     Norm and bias parameters get no weight decay (and no LARS adaptation).
+    ``weight_decay_norm_and_bias``: ``sgd`` / ``adamw`` decay norm and bias parameters too
+    (off: only weights are decayed). ``lars_eta``, ``lars_clip``, ``lars_exclude_bias_and_norm``: solo-learn's LARS ``eta``,
+    ``clip_lr`` and ``exclude_bias_n_norm`` (``resmo.train.lars`` has the update); the
+    defaults are the cited BYOL / MoCo v3 / DINO recipes' (0.02, true, true).
+    ``lars_clip``: the layer-wise lr ``r`` becomes ``min(r / lr, 1)`` (so the step of a layer
+    never exceeds ``lr``). ``lars_exclude_bias_and_norm``: 1-D parameters (biases, norms)
+    take plain SGD with momentum and no weight decay; when false, LARS adapts and decays
+    them like the weights (as solo-learn does).
     """
 
     name: str = "adamw"
@@ -75,6 +85,9 @@ class OptimizerSection:
     warmup_epochs: float = 1.0
     min_lr: float = 0.0
     lars_eta: float = 0.02
+    lars_clip: bool = True
+    lars_exclude_bias_and_norm: bool = True
+    weight_decay_norm_and_bias: bool = False
 
 
 @dataclass

@@ -12,9 +12,10 @@ Built from torchvision ``transforms.v2`` on PIL images, one ``Compose`` per view
 - :func:`eval_transform`: deterministic resize (+ centre crop) for kNN / linear probes.
 - :func:`build_view_recipe`: picks multi-crop for DINO, two views otherwise.
 
-Small images (``image_size <= SMALL_IMAGE_SIZE``, e.g. CIFAR's 32 px) follow the public
-CIFAR recipes (solo-learn, lightly): no Gaussian blur, minimum crop scale 0.2, and for
-multi-crop global scale (0.14, 1) with 4 local crops of ``image_size // 2`` pixels.
+Small images (``image_size <= SMALL_IMAGE_SIZE``, e.g. CIFAR's 32 px) default to no
+Gaussian blur, minimum crop scale 0.2, and for multi-crop global scale (0.14, 1) with 4
+local crops of ``image_size // 2`` pixels. The shipped CIFAR recipes set what the
+solo-learn files they cite use instead (minimum scale 0.08, ...): see docs/recipes.md.
 Every default is a keyword argument; invalid values raise ``ValueError`` naming the setting.
 """
 
@@ -92,8 +93,10 @@ def _view(
     mean: Sequence[float],
     std: Sequence[float],
     interpolation: str,
+    blur_kernel: int | None = None,
 ) -> v2.Compose:
-    """One view's pipeline; steps with probability 0 are left out."""
+    """One view's pipeline; steps with probability 0 are left out. ``blur_kernel``: the
+    Gaussian blur's kernel size (default :func:`blur_kernel_size` of the view size)."""
     steps: list[Callable] = [
         v2.RandomResizedCrop(size, scale=scale, interpolation=interpolation, antialias=True)
     ]
@@ -105,7 +108,7 @@ def _view(
     if grayscale_prob > 0:
         steps.append(v2.RandomGrayscale(p=grayscale_prob))
     if blur_prob > 0:
-        blur = v2.GaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0))
+        blur = v2.GaussianBlur(blur_kernel or blur_kernel_size(size), sigma=(0.1, 2.0))
         steps.append(v2.RandomApply([blur], p=blur_prob))
     if solarize_prob > 0:  # on uint8 PIL images, threshold 128 as in BYOL
         steps.append(v2.RandomSolarize(threshold=128, p=solarize_prob))
@@ -128,6 +131,7 @@ def _common(
     jitter_prob: float,
     grayscale_prob: float,
     blur: bool | None,
+    blur_kernel: int | None,
     mean: Sequence[float],
     std: Sequence[float],
     interpolation: str,
@@ -141,7 +145,10 @@ def _common(
         check_range("hue", hue, 0, 0.5),
     )
     blur = check_optional_bool("blur", blur)
+    if blur_kernel is not None and (check_positive_int("blur_kernel", blur_kernel) % 2 == 0):
+        raise ValueError(f"blur_kernel={blur_kernel!r} is not valid; allowed values: an odd integer >= 1")
     options = dict(
+        blur_kernel=blur_kernel,
         flip_prob=check_range("flip_prob", flip_prob, 0, 1),
         jitter=jitter,
         jitter_prob=check_range("jitter_prob", jitter_prob, 0, 1),
@@ -166,6 +173,7 @@ def two_view_recipe(
     jitter_prob: float = 0.8,
     grayscale_prob: float = 0.2,
     blur: bool | None = None,
+    blur_kernel: int | None = None,
     blur_prob: float | Sequence[float] = (1.0, 0.1),
     solarize_prob: float | Sequence[float] = (0.0, 0.2),
     mean: Sequence[float] = IMAGENET_MEAN,
@@ -177,12 +185,13 @@ def two_view_recipe(
     solarisation (``solarize_prob``), then ``ToTensor`` and ``Normalize(mean, std)``.
 
     ``min_scale`` defaults to 0.08 (BYOL), 0.2 for small images. ``blur=None`` blurs only
-    images larger than ``SMALL_IMAGE_SIZE`` (public CIFAR recipes skip it at 32 px).
+    images larger than ``SMALL_IMAGE_SIZE`` (most public CIFAR recipes skip it at 32 px);
+    ``blur_kernel`` sets the blur's kernel size (default :func:`blur_kernel_size`).
     """
     options, blur = _common(
         image_size, flip_prob=flip_prob, brightness=brightness, contrast=contrast,
         saturation=saturation, hue=hue, jitter_prob=jitter_prob, grayscale_prob=grayscale_prob,
-        blur=blur, mean=mean, std=std, interpolation=interpolation,
+        blur=blur, blur_kernel=blur_kernel, mean=mean, std=std, interpolation=interpolation,
     )
     if min_scale is None:
         min_scale = 0.2 if image_size <= SMALL_IMAGE_SIZE else 0.08
@@ -215,6 +224,7 @@ def multi_crop_recipe(
     jitter_prob: float = 0.8,
     grayscale_prob: float = 0.2,
     blur: bool | None = None,
+    blur_kernel: int | None = None,
     blur_prob: float | Sequence[float] = (1.0, 0.1),
     local_blur_prob: float = 0.5,
     solarize_prob: float | Sequence[float] = (0.0, 0.2),
@@ -239,7 +249,7 @@ def multi_crop_recipe(
     options, blur = _common(
         image_size, flip_prob=flip_prob, brightness=brightness, contrast=contrast,
         saturation=saturation, hue=hue, jitter_prob=jitter_prob, grayscale_prob=grayscale_prob,
-        blur=blur, mean=mean, std=std, interpolation=interpolation,
+        blur=blur, blur_kernel=blur_kernel, mean=mean, std=std, interpolation=interpolation,
     )
     small = image_size <= SMALL_IMAGE_SIZE
     if num_local_crops is None:

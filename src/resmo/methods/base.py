@@ -8,16 +8,24 @@ One training step (the same for every method):
        L = L_ssl(student, teacher) + lambda(step) * L_resmo(student level, sg[teacher level])
 
    and ``result.terms`` / ``result.gaps`` hold every named term and the intra gap per level;
-2. the caller runs backward and the optimizer step;
+2. the caller runs backward, then (gradients final: after the DDP all-reduce and, under
+   fp16, after the scaler's ``unscale_``) ``method.before_optimizer_step(step=step,
+   epoch=epoch)``, which edits the gradients the way the method's reference loop does
+   (DINO: per-parameter clipping, then the prototype layer's gradients cancelled during
+   the first epochs; a no-op for the other methods), and, when
+   ``method.weight_decay_at(step, total_steps=T)`` is not ``None``,
+   ``set_weight_decay(optimizer, value)``; then the optimizer step;
 3. ``method.after_optimizer_step(result, step=step, total_steps=T)`` updates explicit state
    (queue, centre), then the teacher by EMA with ``momentum = cosine_momentum(step)``.
 
-A subclass defines ``ssl_loss`` and, when it has state, ``update_state``.
+A subclass defines ``ssl_loss`` and, when it has state, ``update_state``; for the loop-side
+steps of item 2 it sets ``gradient_clip_norm`` / ``freeze_last_layer_epochs`` and
+overrides ``last_layer_parameters`` / ``weight_decay_at``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +36,13 @@ from resmo.losses.resmo import LEVELS, ResMoSettings, residual_momentum_loss
 from resmo.momentum.ema import EMATeacher
 from resmo.momentum.schedule import cosine_momentum
 from resmo.nn.encoder import Encoder
-from resmo.validation import check_positive_int, check_unit_interval
+from resmo.validation import (
+    check_non_negative,
+    check_non_negative_int,
+    check_positive,
+    check_positive_int,
+    check_unit_interval,
+)
 
 
 @dataclass
@@ -58,6 +72,12 @@ class MomentumMethod(nn.Module):
     """Base class; see the module docstring for the step protocol."""
 
     name: str = "base"
+    #: Per-parameter gradient-norm threshold of :meth:`before_optimizer_step` (DINO's
+    #: ``--clip_grad``; see :func:`clip_gradients_per_parameter`); 0 = no clipping.
+    gradient_clip_norm: float = 0.0
+    #: Epochs (from 0) during which :meth:`before_optimizer_step` cancels the gradients of
+    #: :meth:`last_layer_parameters` (DINO's ``--freeze_last_layer``); 0 = never.
+    freeze_last_layer_epochs: int = 0
 
     def __init__(
         self,
@@ -93,11 +113,32 @@ class MomentumMethod(nn.Module):
         return self.student.backbone
 
     def student_parameters(self) -> list[nn.Parameter]:
-        """Parameters the optimizer trains: student encoder and predictor."""
+        """Parameters the optimizer trains: student encoder and predictor, without frozen
+        ones (``requires_grad=False``, e.g. MoCo v3's fixed random ViT patch embedding)."""
         params = list(self.student.parameters())
         if self.predictor is not None:
             params += list(self.predictor.parameters())
-        return params
+        return [p for p in params if p.requires_grad]
+
+    def last_layer_parameters(self) -> list[nn.Parameter]:
+        """Parameters frozen during the first ``freeze_last_layer_epochs``. Default: none."""
+        return []
+
+    @torch.no_grad()
+    def before_optimizer_step(self, *, step: int, epoch: int) -> None:
+        """Gradient edits between backward and the optimizer step (item 2 of the module
+        docstring), in the order of DINO's ``train_one_epoch`` (facebookresearch/dino
+        ``main_dino.py``): ``clip_gradients`` on every student parameter, then
+        ``cancel_gradients_last_layer``. ``step`` is the global optimizer step, ``epoch``
+        the epoch from 0."""
+        if self.gradient_clip_norm > 0:
+            clip_gradients_per_parameter(self.student_parameters(), self.gradient_clip_norm)
+        cancel_last_layer_gradients(self, epoch)
+
+    def weight_decay_at(self, step: int, *, total_steps: int) -> float | None:
+        """Weight decay of the regularised parameter group at ``step``; ``None`` (default)
+        keeps the optimizer's constant ``weight_decay``."""
+        return None
 
     def encode_student(self, views: Sequence[torch.Tensor]) -> ViewOutputs:
         encoded = [self.student(view) for view in views]
@@ -158,3 +199,63 @@ class MomentumMethod(nn.Module):
 def cross_view_pairs(num_student: int, num_teacher: int) -> list[tuple[int, int]]:
     """(student view, teacher view) pairs of different views: the SSL loss's pairs."""
     return [(s, t) for t in range(num_teacher) for s in range(num_student) if s != t]
+
+
+#: DINO's ``clip_gradients`` adds this to each norm before dividing (utils.py).
+CLIP_EPSILON = 1e-6
+
+
+@torch.no_grad()
+def clip_gradients_per_parameter(
+    parameters: Iterable[nn.Parameter], max_norm: float
+) -> list[torch.Tensor]:
+    """Clip each parameter's gradient norm separately (DINO, facebookresearch/dino
+    ``utils.py``, ``clip_gradients(model, clip)``; solo-learn's ``DINO.clip_gradients``):
+
+        c_p = max_norm / (||g_p||_2 + 1e-6);   g_p <- c_p * g_p   if c_p < 1
+
+    for every parameter ``p`` with a gradient. Unlike
+    ``torch.nn.utils.clip_grad_norm_`` (one coefficient from the norm of all gradients
+    together), a parameter with a small gradient is never scaled down because another one
+    has a large gradient. Computed on the device, ``min(c_p, 1)`` multiplied in (``* 1.0``
+    is exact), so nothing is read back to the host. Returns the gradient norms before
+    clipping (device tensors; DINO returns them as floats for logging).
+    """
+    check_positive("gradient_clip_norm", max_norm)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return []
+    norms = torch._foreach_norm(grads)
+    for grad, norm in zip(grads, norms, strict=True):
+        grad.mul_((max_norm / (norm + CLIP_EPSILON)).clamp(max=1.0))
+    return list(norms)
+
+
+def cancel_last_layer_gradients(method: MomentumMethod, epoch: int) -> None:
+    """DINO's ``cancel_gradients_last_layer(epoch, model, freeze_last_layer)``
+    (facebookresearch/dino ``utils.py``): while ``epoch < method.freeze_last_layer_epochs``
+    the gradients of ``method.last_layer_parameters()`` (DINO's ``last_layer``: here the
+    prototype layer) are set to ``None``, so the optimizer skips those parameters
+    entirely (no update, no weight decay, no momentum) in the first epochs."""
+    check_non_negative_int("epoch", epoch)
+    if epoch >= method.freeze_last_layer_epochs:
+        return
+    for parameter in method.last_layer_parameters():
+        parameter.grad = None
+
+
+def set_weight_decay(optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
+    """Set ``weight_decay`` on the optimizer's regularised parameter groups, as DINO's
+    ``train_one_epoch`` sets ``param_group["weight_decay"] = wd_schedule[it]`` on the first
+    group only ("only the first group is regularized").
+
+    The regularised groups are found by content, not position: a group with parameters
+    that all have two or more dimensions (the rule of
+    ``resmo.train.optimizers.parameter_groups``; norms and biases, with fewer, are never
+    decayed). A single group holding all parameters is therefore left alone.
+    """
+    check_non_negative("weight_decay", weight_decay)
+    for group in optimizer.param_groups:
+        params = group["params"]
+        if params and all(p.ndim > 1 for p in params):
+            group["weight_decay"] = weight_decay

@@ -35,3 +35,20 @@ def linear_warmup(step: int, *, warmup_steps: int, start: float, end: float) -> 
     if warmup_steps == 0 or step >= warmup_steps:
         return end
     return start + (end - start) * step / warmup_steps
+
+
+def cosine_schedule(step: int, total_steps: int, start: float, end: float) -> float:
+    """DINO's cosine schedule (facebookresearch/dino ``utils.py``, ``cosine_scheduler`` with
+    no warm-up), used there for the weight decay (0.04 -> 0.4) and indexed by the global
+    iteration ``it = epoch * len(loader) + batch``:
+
+        value(step) = end + (start - end) * (1 + cos(pi * step / total_steps)) / 2
+
+    so ``value(0) = start``; note the denominator ``total_steps`` (not ``total_steps - 1``,
+    unlike :func:`cosine_momentum`): the last step ``total_steps - 1`` is just short of
+    ``end``, exactly as the reference array. Steps from ``total_steps`` on keep ``end``.
+    """
+    check_non_negative_int("step", step)
+    check_positive_int("total_steps", total_steps)
+    progress = min(step, total_steps) / total_steps
+    return end + (start - end) * (1.0 + math.cos(math.pi * progress)) / 2.0

@@ -5,9 +5,12 @@ shrunk for small runs.
 
 - MoCo v2 (Chen et al., 2020): 2-layer MLP, no BN, ReLU, 2048 -> 128 (solo-learn's
   MoCo v2+ uses 2048 -> 256).
-- MoCo v3 (Chen, Xie, He 2021): projector 2 layers for ResNets (3 for ViTs), hidden 4096,
-  out 256, BN after every layer, last BN without affine; predictor 2 layers 4096 -> 256
-  with BN after the hidden layer only.
+- MoCo v3 (Chen, Xie, He 2021; facebookresearch/moco-v3 ``moco/builder.py``,
+  ``MoCo._build_mlp`` and ``_build_projector_and_predictor_mlps``): projector 2 layers for
+  ResNets (``MoCo_ResNet``), 3 for ViTs (``MoCo_ViT``), hidden 4096, out 256, BN after every
+  layer, last BN without affine; predictor 2 layers 256 -> 4096 -> 256, BN after the hidden
+  layer, and for ViTs also a last BN without affine (``last_batch_norm=True``; the
+  ResNet predictor is built with ``last_bn=False``).
 - BYOL (Grill et al., 2020): projector and predictor Linear(4096) -> BN -> ReLU -> Linear(256).
 - DINO (Caron et al., 2021): 3-layer GELU MLP 2048 -> 256 bottleneck, L2-normalised, then a
   weight-normalised linear layer to K prototypes with its norm fixed to 1. The normalisation
@@ -38,8 +41,13 @@ def moco_v3_projector(
     )
 
 
-def moco_v3_predictor(in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256) -> nn.Module:
-    return build_mlp(in_dim, hidden_dim, out_dim, layers=2)
+def moco_v3_predictor(
+    in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256, *, last_batch_norm: bool = False
+) -> nn.Module:
+    """2-layer predictor; ``last_batch_norm=True`` ends it in a BN without affine (ViT)."""
+    return build_mlp(
+        in_dim, hidden_dim, out_dim, layers=2, last_batch_norm=last_batch_norm, last_affine=False
+    )
 
 
 def byol_projector(in_dim: int, hidden_dim: int = 4096, out_dim: int = 256) -> nn.Module:

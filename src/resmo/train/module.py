@@ -13,7 +13,9 @@ Per batch (see resmo.methods.base for the method's side):
    gradient) clears all gradients, so the optimizer leaves the weights alone, and undoes
    the forward pass's BatchNorm statistics. Under ``16-mixed`` a non-finite gradient with
    finite terms is the gradient scaler's overflow: the scaler skips the optimizer step
-   itself and lowers its scale; the step is counted as ``scaler_skipped``;
+   itself and lowers its scale; the step is counted as ``scaler_skipped``. An applied
+   step then gets the method's gradient edits (``method.before_optimizer_step``: DINO's
+   per-parameter clipping and frozen last layer) and weight-decay schedule;
 3. ``optimizer_step``: the optimizer step, then ``method.after_optimizer_step`` (queue /
    centre, then the teacher's EMA with the momentum of that same step), only for an applied
    step: a bad or scaler-skipped step changes no weight, teacher, queue or centre;
@@ -33,7 +35,7 @@ import torch
 
 from resmo.config.schema import OptimizerSection
 from resmo.distributed import all_reduce_max
-from resmo.methods.base import MomentumMethod, StepResult
+from resmo.methods.base import MomentumMethod, StepResult, set_weight_decay
 from resmo.train.fast_path import is_uint8_batch
 from resmo.train.finite import (
     BatchNormSnapshot,
@@ -139,6 +141,13 @@ class PretrainModule(pl.LightningModule):
         if not self.check.applied:
             self.step_values = {}
             self._batch_norm.restore()
+            return
+        # the method's gradient edits (DINO: per-parameter clipping, frozen last layer) and
+        # its weight-decay schedule, after the gradients are final (all-reduced, unscaled)
+        self.method.before_optimizer_step(step=self.global_step, epoch=self.current_epoch)
+        weight_decay = self.method.weight_decay_at(self.global_step, total_steps=self.total_steps)
+        if weight_decay is not None:
+            set_weight_decay(optimizer, weight_decay)
 
     def _describe_bad_step(self, bad_terms: bool) -> NonFiniteStep:
         """Which term or gradient was not finite (extra host reads: bad steps only)."""
@@ -183,6 +192,8 @@ class PretrainModule(pl.LightningModule):
             self.method.student_parameters(),
             name=settings.name, lr=settings.lr, weight_decay=settings.weight_decay,
             momentum=settings.momentum, betas=settings.betas, lars_eta=settings.lars_eta,
+            lars_clip=settings.lars_clip, lars_exclude_bias_and_norm=settings.lars_exclude_bias_and_norm,
+            weight_decay_norm_and_bias=settings.weight_decay_norm_and_bias,
         )
         total = self.total_steps
         steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))

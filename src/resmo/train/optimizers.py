@@ -1,8 +1,16 @@
 """Optimizers and the learning-rate schedule for pretraining.
 
-Parameter groups: weights of linear and convolution layers get weight decay; norm
-parameters and biases (every parameter with fewer than two dimensions) get none and are
-excluded from LARS adaptation, as in the BYOL / MoCo v3 / solo-learn recipes.
+Parameter groups for ``sgd`` / ``adamw``: weights of linear and convolution layers get
+weight decay; norm parameters and biases (every parameter with fewer than two dimensions)
+get none, unless ``weight_decay_norm_and_bias`` (as solo-learn's SGD recipes, whose
+``exclude_bias_n_norm_wd`` is off, and MoCo v2's reference code do).
+
+``lars`` is solo-learn's LARS (:mod:`resmo.train.lars`, whose docstring has the update):
+one group of the 1-D parameters (biases, norms) and one of the rest, both with the
+configured weight decay; with ``lars_exclude_bias_and_norm`` (default, as in the cited
+recipes) the 1-D parameters take plain SGD with momentum and no weight decay (their group
+then says ``weight_decay=0``, which the optimizer would not apply anyway), without it they
+are adapted and decayed like the weights, as in solo-learn.
 
 Learning rate at optimizer step ``s`` of ``S`` with ``W`` warm-up steps:
 
@@ -26,15 +34,33 @@ from resmo.validation import check_choice, check_non_negative, check_positive
 OPTIMIZERS = ("sgd", "lars", "adamw")
 
 
-def parameter_groups(parameters: Iterable[nn.Parameter], weight_decay: float) -> list[dict]:
-    """Two groups: decayed weights, and norm/bias parameters without decay or LARS."""
+def parameter_groups(parameters: Iterable[nn.Parameter], weight_decay: float, *,
+                     decay_norm_and_bias: bool = False) -> list[dict]:
+    """Two groups for ``sgd`` / ``adamw``: weights, and norm/bias parameters, decayed only
+    with ``decay_norm_and_bias``."""
     decay, no_decay = [], []
     for parameter in parameters:
         if parameter.requires_grad:
             (decay if parameter.ndim > 1 else no_decay).append(parameter)
     return [
         {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True},
+        {"params": no_decay, "weight_decay": weight_decay if decay_norm_and_bias else 0.0},
+    ]
+
+
+def lars_parameter_groups(
+    parameters: Iterable[nn.Parameter], weight_decay: float, *, exclude_bias_n_norm: bool
+) -> list[dict]:
+    """Two groups for :class:`~resmo.train.lars.LARS`: parameters with ``ndim != 1``, then
+    the 1-D ones (the reference's exclusion test), whose weight decay is shown as 0 when
+    they are excluded (LARS applies none to them then)."""
+    adapted, one_dimensional = [], []
+    for parameter in parameters:
+        if parameter.requires_grad:
+            (one_dimensional if parameter.ndim == 1 else adapted).append(parameter)
+    return [
+        {"params": adapted, "weight_decay": weight_decay},
+        {"params": one_dimensional, "weight_decay": 0.0 if exclude_bias_n_norm else weight_decay},
     ]
 
 
@@ -47,19 +73,26 @@ def build_optimizer(
     momentum: float = 0.9,
     betas: tuple[float, float] = (0.9, 0.999),
     lars_eta: float = 0.02,
+    lars_clip: bool = True,
+    lars_exclude_bias_and_norm: bool = True,
+    weight_decay_norm_and_bias: bool = False,
 ) -> torch.optim.Optimizer:
+    """The optimizer ``name``; ``lars_*`` are LARS's ``eta``, ``clip_lr`` and
+    ``exclude_bias_n_norm`` (ignored by ``sgd`` / ``adamw``), ``weight_decay_norm_and_bias``
+    decays the 1-D parameters of ``sgd`` / ``adamw`` too."""
     check_choice("optimizer.name", name, OPTIMIZERS)
     check_positive("optimizer.lr", lr)
     check_non_negative("optimizer.weight_decay", weight_decay)
-    groups = parameter_groups(parameters, weight_decay)
-    if name == "sgd":
-        for group in groups:
-            group.pop("lars_exclude", None)
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     if name == "lars":
-        return LARS(groups, lr=lr, momentum=momentum, eta=lars_eta)
-    for group in groups:
-        group.pop("lars_exclude", None)
+        check_non_negative("optimizer.lars_eta", lars_eta)
+        groups = lars_parameter_groups(
+            parameters, weight_decay, exclude_bias_n_norm=bool(lars_exclude_bias_and_norm)
+        )
+        return LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=lars_eta,
+                    clip_lr=bool(lars_clip), exclude_bias_n_norm=bool(lars_exclude_bias_and_norm))
+    groups = parameter_groups(parameters, weight_decay, decay_norm_and_bias=weight_decay_norm_and_bias)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 

@@ -218,6 +218,9 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     )
     _set_bad_image_policy(splits, config.data.on_bad_image)
     image_size = config.data.image_size or splits.image_size
+    # config.yaml records the side the run trains on (a folder's is chosen from its images),
+    # so `resmo eval` / `gap` / `export` rebuild the same backbone without looking at the data
+    config.data.image_size = image_size
     recipe = build_view_recipe(config.method, image_size, **{**splits.view_defaults, **config.data.views})
     processes = expected_world_size(config)
     global_batch = config.train.batch_size * processes
