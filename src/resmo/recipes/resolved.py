@@ -1,0 +1,116 @@
+"""A recipe resolved into the flat settings that decide its results.
+
+:func:`resolved_settings` turns a :class:`~resmo.config.schema.PretrainConfig` into one
+flat mapping ``"section.key" -> value`` with every default filled in: the recipe's own
+values, the method factory's defaults (``method.<option>``), the backbone's size-dependent
+defaults and, per view, what the view pipeline really does (``views.<i>.<option>``, read
+from the built transforms). The reference table (``references.yaml``, rendered into
+``docs/recipes.md``) is checked against it.
+
+Colour-jitter strengths are given as the recipes and papers write them (0.4 for
+``ColorJitter(brightness=0.4)``, whose factor range is (0.6, 1.4)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from resmo.backbones import BACKBONES
+from resmo.config.schema import PretrainConfig
+from resmo.data.batched.recipe import spec_from_transform
+from resmo.data.build import NATIVE_IMAGE_SIZES
+from resmo.data.views import build_view_recipe
+from resmo.methods.base import MomentumMethod
+from resmo.methods.registry import METHODS
+from resmo.train.pretrain import rebuild_method, resolve_backbone_options
+
+#: Method attributes that decide results without being factory options everywhere.
+METHOD_ATTRIBUTES = ("gradient_clip_norm", "freeze_last_layer_epochs")
+
+
+def resolved_image_size(config: PretrainConfig) -> int | None:
+    """``data.image_size``, else the dataset's native size (None for image folders)."""
+    return config.data.image_size or NATIVE_IMAGE_SIZES.get(str(config.data.name))
+
+
+def method_settings(config: PretrainConfig) -> dict[str, Any]:
+    """``method.<option>``: the factory's and the base class's defaults, then the recipe's."""
+    values: dict[str, Any] = {}
+    for function in (MomentumMethod.__init__, METHODS.get(config.method)):
+        for name, parameter in inspect.signature(function).parameters.items():
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is not inspect.Parameter.empty:
+                values[name] = parameter.default
+    values.update(config.method_options.get(config.method, {}))
+    values.pop("resmo", None)
+    return {f"method.{name}": value for name, value in values.items()}
+
+
+def built_method_settings(config: PretrainConfig, image_size: int) -> dict[str, Any]:
+    """What the built method does (built on the ``meta`` device: no memory, no time):
+    :data:`METHOD_ATTRIBUTES`, and the projector's number of linear layers where the
+    method takes ``projector_layers`` (its default depends on the backbone)."""
+    with torch.device("meta"):
+        method, _ = rebuild_method(config, image_size)
+    values = {f"method.{name}": getattr(method, name) for name in METHOD_ATTRIBUTES}
+    if "projector_layers" in inspect.signature(METHODS.get(config.method)).parameters:
+        linears = [m for m in method.student.projector.modules() if isinstance(m, nn.Linear)]
+        values["method.projector_layers"] = len(linears)
+    return values
+
+
+def _strength(factors: tuple[float, float] | None, *, hue: bool = False) -> float:
+    if factors is None:
+        return 0.0
+    return round((factors[1] - factors[0]) / 2, 6) if not hue else round(factors[1], 6)
+
+
+def view_settings(config: PretrainConfig, image_size: int) -> dict[str, Any]:
+    """``views.count``, ``views.global`` and, per view ``i``, its crop and every probability."""
+    recipe = build_view_recipe(config.method, image_size, **config.data.views)
+    values: dict[str, Any] = {"views.count": recipe.num_views, "views.global": recipe.num_global_views}
+    for index, transform in enumerate(recipe.transforms):
+        spec = spec_from_transform(transform)
+        jitter_on = spec.jitter_prob > 0 and spec.brightness is not None
+        for name, value in {
+            "size": spec.size[0],
+            "min_scale": spec.scale[0], "max_scale": spec.scale[1],
+            "flip_prob": spec.flip_prob,
+            "brightness": _strength(spec.brightness) if jitter_on else 0.0,
+            "contrast": _strength(spec.contrast) if jitter_on else 0.0,
+            "saturation": _strength(spec.saturation) if jitter_on else 0.0,
+            "hue": _strength(spec.hue, hue=True) if jitter_on else 0.0,
+            "jitter_prob": spec.jitter_prob,
+            "grayscale_prob": spec.grayscale_prob,
+            "blur_prob": spec.blur_prob,
+            "solarize_prob": spec.solarize_prob,
+            "interpolation": spec.interpolation,
+        }.items():
+            values[f"views.{index}.{name}"] = value
+    return values
+
+
+def resolved_settings(config: PretrainConfig) -> dict[str, Any]:
+    """Every result-deciding setting of ``config`` (see the module docstring)."""
+    image_size = resolved_image_size(config) or 224
+    values: dict[str, Any] = {
+        "method": config.method,
+        "backbone": config.backbone,
+        "data.name": str(config.data.name),
+        "data.image_size": image_size,
+    }
+    defaults = {name: p.default for name, p in inspect.signature(BACKBONES.get(config.backbone)).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    backbone = {**defaults, **resolve_backbone_options(config, image_size)}
+    values.update({f"backbone.{name}": value for name, value in backbone.items()})
+    for section in ("train", "optimizer", "resmo"):
+        for name, value in dataclasses.asdict(getattr(config, section)).items():
+            values[f"{section}.{name}"] = list(value) if isinstance(value, tuple) else value
+    values.update(method_settings(config))
+    values.update(built_method_settings(config, image_size))
+    values.update(view_settings(config, image_size))
+    return values
