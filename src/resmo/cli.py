@@ -19,6 +19,7 @@ and print, on one line, how to continue (``--resume auto``).
 from __future__ import annotations
 
 import argparse
+import difflib
 import shlex
 import sys
 from collections.abc import Sequence
@@ -54,10 +55,61 @@ FLAG_KEYS = {
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line (no usage dump) with exit code 2."""
+    """argparse that reports usage errors in one line (no usage dump) with exit code 2.
+
+    Flags must be spelled out (``allow_abbrev=False``: ``--epoch 2`` is an error, not
+    ``--epochs 2``), and an unknown flag gets the closest known ones (``did you mean --epochs?``).
+    Subparsers made through ``add_subparsers(parser_class=OneLineParser)`` inherit both.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("the following arguments are required"):  # --encodr for --encoder
+            message += flag_hint(self, getattr(self, "_arguments", ()), name_flags=True)
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._arguments = list(sys.argv[1:] if args is None else args)  # for error()
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = chosen_parser(self, namespace)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{flag_hint(parser, extras)}")
+        return namespace
+
+
+def chosen_parser(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost (sub)parser that ``namespace`` was parsed with (``resmo eval knn``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(namespace, action.dest, None)
+            if name in action.choices:
+                return chosen_parser(action.choices[name], namespace)
+    return parser
+
+
+def flag_hint(parser: argparse.ArgumentParser, tokens: Sequence[str], *, name_flags: bool = False) -> str:
+    """``"; did you mean --epochs?"`` for the unknown flags among ``tokens`` that are close
+    to a flag of ``parser`` (``""`` when none is); with several such flags, or
+    ``name_flags``, each hint starts with its flag (``"; --epohcs: did you mean --epochs?"``)."""
+    known = [option for option in parser._option_string_actions if option.startswith("--")]
+    hints = []
+    for token in tokens:
+        if token == "--":  # the rest are positional values
+            break
+        flag = token.split("=", 1)[0]
+        if flag.startswith("--") and flag not in known:
+            matches = difflib.get_close_matches(flag, known, n=2, cutoff=0.6)
+            if matches:
+                hints.append((flag, f"did you mean {' or '.join(matches)}?"))
+    if len(hints) == 1 and not name_flags:
+        return f"; {hints[0][1]}"
+    return "".join(f"; {flag}: {hint}" for flag, hint in hints)
 
 
 def _error_text(error: BaseException) -> str:

@@ -24,6 +24,12 @@ from torch import nn
 from resmo.backbones.registry import BACKBONES
 
 
+class MissingDependencyError(ImportError, ValueError):
+    """A package of resmo's base install cannot be imported (a broken environment). Also a
+    ``ValueError``, so the ``resmo`` commands report it in one line with exit code 2, before
+    any training or measurement starts (the backbone is built first)."""
+
+
 class TimmViT(nn.Module):
     """A timm ViT without classifier: ``[B,3,H,W] -> [B, embed_dim]``."""
 
@@ -32,8 +38,11 @@ class TimmViT(nn.Module):
         try:
             import timm
         except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                f"backbone {model_name!r} needs timm: pip install 'resmo[vit]'"
+            raise MissingDependencyError(
+                f"backbone {model_name!r} needs timm, which resmo installs with it, but it cannot "
+                f"be imported here ({type(error).__name__}: {error}); reinstall it with "
+                f"pip install 'timm>=0.9' (or pip install -e . in the checkout)",
+                name="timm",
             ) from error
         self.net = timm.create_model(
             model_name, pretrained=False, num_classes=0, img_size=img_size, patch_size=patch_size,

@@ -27,6 +27,16 @@ def positive_int(value: str) -> int:
     return number
 
 
+def non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer >= 0")
+    return number
+
+
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", help="run folder (config.yaml + checkpoints/last.ckpt) or a .ckpt file")
     parser.add_argument("--config", metavar="FILE.yaml",
@@ -38,7 +48,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="NAME|PATH", help="labelled data to evaluate on (default: the run's data)")
     parser.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass (default 256)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
+    parser.add_argument("--num-workers", type=non_negative_int, default=0,
+                        help="data-loading processes (default 0; at most the machine's CPU cores)")
     parser.add_argument("--max-train", type=positive_int, metavar="N", help="use a fixed random subset of N training images")
     parser.add_argument("--max-val", type=positive_int, metavar="N", help="use a fixed random subset of N validation images")
     parser.add_argument("--no-cache", action="store_true", help="recompute features instead of using eval/cache/")
@@ -50,13 +61,20 @@ def extract_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load(args: argparse.Namespace):
-    """The run and its evaluation data from ``args`` (raises ``ValueError``)."""
+    """The run and its evaluation data from ``args`` (raises ``ValueError``).
+
+    Also lowers ``args.num_workers`` to the machine's CPU cores, printing a ``# note:`` line
+    (stdout, before any feature is extracted) when it does."""
+    from resmo.data.workers import capped_workers
     from resmo.eval.features import build_eval_data, resolve_device
     from resmo.eval.runs import load_run
 
     resolve_device(args.device)  # fail on a bad device before any work
     run = load_run(args.run, config=args.config)
     data = build_eval_data(run, args.data, max_train=args.max_train, max_val=args.max_val)
+    args.num_workers, note = capped_workers(args.num_workers, name="--num-workers")
+    if note:
+        print(f"# note: {note}", flush=True)
     return run, data
 
 

@@ -17,6 +17,7 @@ built-in entry as a whole, while a dotted override sets one option.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from pathlib import Path
@@ -137,8 +138,10 @@ def apply_mapping(
         dotted = f"{prefix}{key}"
         if key not in fields:
             section = f"'{prefix[:-1]}'" if prefix else "the top level"
+            guess = suggest_key(target, key, value)
+            hint = f" (did you mean {prefix}{guess}?)" if guess else ""
             raise ConfigError(
-                f"{source}: unknown key '{dotted}'; valid keys in {section}: {', '.join(sorted(fields))}"
+                f"{source}: unknown key '{dotted}'{hint}; valid keys in {section}: {', '.join(sorted(fields))}"
             )
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
@@ -151,6 +154,35 @@ def apply_mapping(
             current.update(value)
         else:
             setattr(target, key, coerce(value, hints[key], source=source, key=dotted))
+
+
+def suggest_key(target: Any, key: Any, value: Any) -> str | None:
+    """The dotted key, below the dataclass ``target``, that the unknown ``key`` (set to
+    ``value``) most likely means: ``trian`` with ``{epoch: 2}`` gives ``train.epochs``.
+
+    Each level is the closest field name (:func:`difflib.get_close_matches`); inside a
+    section, a ``value`` of one key is followed (as a ``key.sub=value`` override gives it)
+    as far as its names can be matched; names inside free-form option maps are kept as
+    given. ``None`` when no field is close to ``key``."""
+    names = [f.name for f in dataclasses.fields(target)]
+    matches = [key] if key in names else difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+    if not matches:
+        return None
+    match = matches[0]
+    current = getattr(target, match)
+    if not isinstance(value, dict) or len(value) != 1:
+        return match
+    ((sub, sub_value),) = value.items()
+    if dataclasses.is_dataclass(current):
+        below = suggest_key(current, sub, sub_value)
+        return match if below is None else f"{match}.{below}"
+    if isinstance(current, dict):  # free-form options (data.views, method_options.<name>): kept as given
+        below = str(sub)
+        while isinstance(sub_value, dict) and len(sub_value) == 1:
+            ((sub, sub_value),) = sub_value.items()
+            below += f".{sub}"
+        return f"{match}.{below}"
+    return match
 
 
 def _is_nested_options(annotation: Any) -> bool:

@@ -41,6 +41,7 @@ from resmo.data import (
 )
 from resmo.data.batched import BatchedViewRecipe
 from resmo.data.images import BAD_IMAGE_POLICIES
+from resmo.data.workers import capped_workers
 from resmo.losses.resmo import ResMoSettings
 from resmo.methods import MomentumMethod, create_method, method_names, method_options
 from resmo.train.bad_images import BadImageMonitor
@@ -198,6 +199,9 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     out = Path(config.out) if config.out else default_out_dir(config)
     auto_without_out = resume == "auto" and not config.out
     resume, notes = resolve_resume(resume, out)
+    config.data.num_workers, workers_note = capped_workers(config.data.num_workers)
+    if workers_note:
+        notes.append(workers_note)
     if expected_world_size(config) > 1 and config.train.sync_batchnorm and not uses_gpus(config):
         raise ValueError(
             "train.sync_batchnorm=true cannot be used with several CPU processes: torch's "
