@@ -52,9 +52,19 @@ def test_cosines_match_intra_gap_of_the_training_step():
 
 def test_cosine_histogram_counts_every_value():
     values = torch.tensor([-1.0, -0.99, 0.0, 0.5, 0.999, 1.0])
-    histogram = cosine_histogram(values, bins=4)
+    histogram = cosine_histogram(values, bins=4, value_range=(-1.0, 1.0))
     assert histogram["edges"] == [-1.0, -0.5, 0.0, 0.5, 1.0]
     assert histogram["counts"] == [2, 0, 1, 3]
+
+
+def test_cosine_histogram_fits_the_range_to_the_data():
+    values = torch.cat([torch.linspace(0.9, 1.0, 199), torch.tensor([-0.5])])  # one outlier
+    histogram = cosine_histogram(values)
+    assert 0.88 < histogram["edges"][0] < 0.9 and histogram["edges"][-1] == 1.0
+    assert sum(histogram["counts"]) == 200 and histogram["counts"][0] >= 1  # outlier in the first bin
+    assert len(histogram["counts"]) == 14  # square-root choice: round(200 ** 0.5)
+    same = cosine_histogram(torch.ones(10))
+    assert same["edges"][0] < 1.0 == same["edges"][-1] and sum(same["counts"]) == 10
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +112,24 @@ def test_gap_cli_prints_levels(gap_result, capsys):
     for level in ("features", "projection", "output"):
         assert any(line.startswith(level) for line in out.splitlines())
     assert "teacher - student" in out and "gap-synthetic-32px-192x40.json" in out
+
+
+def test_histogram_numbers_are_the_printed_ones(gap_result, capsys, monkeypatch):
+    """The legend and title of the PNG ``resmo gap`` draws read as the numbers it prints."""
+    import resmo.report.histogram as histogram
+
+    figures = []
+    monkeypatch.setattr(histogram, "save_png", lambda figure, path: figures.append(figure) or path)
+    run, _ = gap_result
+    code, out, _ = run_cli(["gap", run, "--device", "cpu"], capsys)
+    assert code == 0
+    printed = {line.split()[0]: line.split()[1:3] for line in out.splitlines()
+               if line.split() and line.split()[0] in ("features", "projection", "output")}
+    (figure,) = figures
+    for ax in figure.axes:
+        level = ax.get_title().split(":")[0]
+        gap, mean = printed[level]
+        assert ax.get_title() == f"{level}: intra gap {gap}"
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"mean {mean}"]
+        low, high = ax.get_xlim()
+        assert -1.0 < low < float(mean) < high <= 1.1 and high - low < 1.9  # fitted, not [-1, 1]

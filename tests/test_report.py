@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import re
+import shutil
 import statistics
 
 import numpy as np
@@ -65,7 +66,7 @@ def test_every_png_is_a_real_non_blank_image(report):
 
 def test_comparison_curves_draw_every_run(report):
     _, compare = report
-    for name in ("intra_gap.png", "knn.png"):  # (schedules are equal: later runs hide earlier ones)
+    for name in ("intra_gap.png", "knn.png", "schedules.png"):  # schedules are equal, still all drawn
         image = pixels(compare / name)
         for index in range(3):
             assert colour_pixels(image, run_colour(index)) > 100, (name, index)
@@ -106,7 +107,7 @@ def test_final_table_gives_mean_and_std_over_seeds(report):
     mean, std = statistics.fmean(values), statistics.stdev(values)
     text = page_text(compare / "index.html")
     assert f"kNN top-1 teacher (monitor) {mean:.2f} ± {std:.2f} (n=2)" in text
-    assert "resmo.weight=1.0: 2 runs (on0, on1; seeds 0, 1)" in text
+    assert "resmo.weight=1.0: 2 seeds (on0, on1; seeds 0, 1)" in text
     assert "Settings that differ" in text and "resmo.weight" in text
 
 
@@ -132,3 +133,25 @@ def test_single_run_report_with_out(report, tmp_path, capsys):
     assert code == 0 and "comparison" not in out
     assert (tmp_path / "single" / "index.html").is_file()
     assert "no results yet" in page_text(tmp_path / "single" / "index.html")
+
+
+def test_repeated_seed_is_counted_once_and_report_lands_in_the_first_run(report, tmp_path, capsys, monkeypatch):
+    """Two runs of one recipe and seed: no "± 0.00 (n=2)"; the comparison goes to
+    ``<first run>/report/compare-<time>/`` (not ./reports) and stdout says where and why."""
+    runs, _ = report
+    first, again = tmp_path / "first", tmp_path / "again"
+    for copy in (first, again):
+        shutil.copytree(runs["on0"], copy, ignore=shutil.ignore_patterns("report"))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(["report", first, again], capsys)
+    assert code == 0
+    note = "runs first and again repeat seed 0: counted once"
+    assert note in out.splitlines()
+    (written,) = [line for line in out.splitlines() if line.startswith("comparison report written to ")]
+    page = tmp_path / written.removeprefix("comparison report written to ")
+    assert page.is_file() and page.parent.parent == first / "report" and page.parent.name.startswith("compare-")
+    assert not (tmp_path / "reports").exists()
+    text = page_text(page)
+    assert note in text and "(n=2)" not in text and "1 seed (first, again; seed 0)" in text
+    teacher = json.loads((runs["on0"] / "summary.json").read_text())["knn_top1_teacher"]
+    assert f"kNN top-1 teacher (monitor) {teacher:.2f} kNN" in text  # the plain value, no ±

@@ -15,6 +15,7 @@ from resmo.commands.common import (
     load,
     positive_int,
 )
+from resmo.report.numbers import cosine_text
 
 
 def add_parser(commands) -> None:
@@ -33,7 +34,8 @@ def add_parser(commands) -> None:
 def format_gap(payload: dict[str, Any]) -> list[str]:
     lines = [f"gap on {describe(payload)}", f"{'level':<12}{'intra gap':>11}{'mean cos':>10}{'std cos':>9}"]
     for level, gap in payload["intra_gap"].items():
-        lines.append(f"{level:<12}{gap:>11.4f}{payload['cosine_mean'][level]:>10.4f}{payload['cosine_std'][level]:>9.4f}")
+        mean, std = payload["cosine_mean"][level], payload["cosine_std"][level]
+        lines.append(f"{level:<12}{cosine_text(gap):>11}{cosine_text(mean):>10}{cosine_text(std):>9}")
     knn = payload["knn"]
     lines.append(f"kNN k={knn['k']} top-1: student {knn['student']['top1']:.2f}, teacher "
                  f"{knn['teacher']['top1']:.2f}, teacher - student {knn['teacher_minus_student']['top1']:+.2f}")

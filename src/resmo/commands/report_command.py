@@ -12,12 +12,13 @@ def add_parser(commands) -> None:
         "report", help="HTML report of one or more runs (curves, gaps, kNN, tables)",
         description="Write <run>/report/index.html for every run (self-contained: PNGs embedded, and "
         "also saved beside it) and, for several runs, a comparison page with overlaid curves and a "
-        "final table (mean ± std over the seeds of one configuration). Run 'resmo eval' and "
+        "final table (mean ± std over the distinct seeds of one configuration; runs that repeat a "
+        "seed count once), by default in <first RUN>/report/compare-<time>/. Run 'resmo eval' and "
         "'resmo gap' first to include their results.",
     )
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
-    parser.add_argument("--out", metavar="DIR", help="comparison folder (default reports/compare-<time>); "
-                        "with one run: where its report goes (default <run>/report)")
+    parser.add_argument("--out", metavar="DIR", help="comparison folder (default <first RUN>/report/"
+                        "compare-<time>); with one run: where its report goes (default <RUN>/report)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     except USER_ERRORS as error:
         return fail("resmo report", error)
     for page in files.runs:
-        print(f"run report: {page}")
+        print(f"run report written to {page}")
+    for note in files.notes:
+        print(note)
     if files.comparison is not None:
-        print(f"comparison: {files.comparison}")
+        print(f"comparison report written to {files.comparison}")
     return 0

@@ -49,10 +49,25 @@ def same_view_cosines(
     return {level: torch.cat(values) for level, values in cosines.items()}
 
 
-def cosine_histogram(cosines: torch.Tensor, *, bins: int = HISTOGRAM_BINS) -> dict[str, list]:
-    """Counts of ``cosines`` in ``bins`` equal bins over [-1, 1] (edges included)."""
-    counts = torch.histc(cosines.float().clamp(-1, 1), bins=bins, min=-1.0, max=1.0)
-    edges = torch.linspace(-1.0, 1.0, bins + 1)
+def histogram_range(values: torch.Tensor, *, tail: float = 0.005, margin: float = 0.05) -> tuple[float, float]:
+    """The ``tail`` .. ``1 - tail`` quantiles of ``values`` widened by ``margin`` of their span
+    (at least 1e-4), within [-1, 1]: where the cosines are, not the whole [-1, 1]."""
+    low, high = torch.quantile(values.float(), torch.tensor([tail, 1.0 - tail])).tolist()
+    pad = max(margin * (high - low), 1e-4)
+    return max(low - pad, -1.0), min(high + pad, 1.0)
+
+
+def cosine_histogram(
+    cosines: torch.Tensor, *, bins: int | None = None, value_range: tuple[float, float] | None = None
+) -> dict[str, list]:
+    """Counts of ``cosines`` in ``bins`` equal bins (default: the square-root choice,
+    10 to ``HISTOGRAM_BINS``) over ``value_range`` (default :func:`histogram_range`; edges
+    included). Values outside go to the first / last bin, so the counts add up to the
+    number of images."""
+    bins = bins or min(HISTOGRAM_BINS, max(10, round(cosines.numel() ** 0.5)))
+    low, high = value_range or histogram_range(cosines)
+    counts = torch.histc(cosines.float().clamp(low, high), bins=bins, min=low, max=high)
+    edges = torch.linspace(low, high, bins + 1)
     return {"edges": edges.tolist(), "counts": [int(c) for c in counts.tolist()]}
 
 
@@ -105,6 +120,6 @@ def measure_gap(
         png = run.results_dir / f"gap_hist-{data.tag}.png"
         title = f"same-view cos(student, teacher), {data.name} val, {run.config.method} ({run.folder.name})"
         payload["histogram_png"] = str(plot_cosine_histograms(
-            payload["cosine_histogram"], png, title=title, gaps=payload["intra_gap"]))
+            payload["cosine_histogram"], png, title=title, gaps=payload["intra_gap"], means=payload["cosine_mean"]))
     payload["path"] = str(write_result(result_path(run, "gap", data), payload))
     return payload

@@ -1,5 +1,15 @@
-"""Reports of runs: curves (matplotlib, Agg), tables, self-contained HTML pages."""
+"""Reports of runs: curves (matplotlib, Agg), tables, self-contained HTML pages.
 
-from resmo.report.build import ReportFiles, build_report
+``build_report`` and ``ReportFiles`` load on first use, so :mod:`resmo.report.numbers`
+(number formatting shared with the CLI) imports without matplotlib.
+"""
 
 __all__ = ["ReportFiles", "build_report"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from resmo.report import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'resmo.report' has no attribute '{name}'")

@@ -5,9 +5,11 @@ student and teacher eval results (from ``resmo eval`` / ``resmo gap``), curves o
 loss term, the intra gap per level, student and teacher kNN over epochs, learning rate,
 momentum and ResMo weight, and the held-out cosine histograms of ``resmo gap``.
 
-With several runs, also ``<out>/index.html``: the same curves overlaid (one colour per
-run), the recipe keys that differ, and the final table with mean ± std over the seeds of
-each configuration (see :mod:`resmo.report.tables`).
+With several runs, also a comparison page, by default
+``<first run>/report/compare-<YYYYmmdd-HHMMSS>/index.html`` (``--out DIR`` to choose): the
+same curves overlaid (a colour, marker and line style per run), the recipe keys that
+differ, and the final table with mean ± std over the distinct seeds of each configuration
+(runs that repeat a seed count once and are named; see :mod:`resmo.report.tables`).
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from pathlib import Path
 from resmo.report import curves
 from resmo.report.histogram import plot_cosine_histograms
 from resmo.report.html import Section, write_page
+from resmo.report.numbers import cosine_text
+from resmo.report.plotting import save_png
 from resmo.report.run_data import RunData, assign_labels, differing_settings, flatten, read_run
-from resmo.report.tables import Table, eval_table, final_table
+from resmo.report.tables import Table, eval_table, final_table, repeated_seeds
 
 CURVES = (
-    ("losses.png", "Loss terms", curves.plot_losses),
-    ("intra_gap.png", "Intra gap per level (training views)", curves.plot_intra_gap),
-    ("knn.png", "kNN top-1 over epochs: student and teacher", curves.plot_knn),
-    ("schedules.png", "Learning rate, momentum and ResMo weight", curves.plot_schedules),
+    ("losses.png", "Loss terms", curves.draw_losses),
+    ("intra_gap.png", "Intra gap per level (training views)", curves.draw_intra_gap),
+    ("knn.png", "kNN top-1 over epochs: student and teacher", curves.draw_knn),
+    ("schedules.png", "Learning rate, momentum and ResMo weight", curves.draw_schedules),
 )
 
 
@@ -35,6 +39,7 @@ class ReportFiles:
     runs: list[Path] = field(default_factory=list)
     comparison: Path | None = None
     images: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. runs that repeat a seed
 
 
 def _command(folders: list[Path]) -> str:
@@ -43,8 +48,8 @@ def _command(folders: list[Path]) -> str:
 
 def _curve_sections(runs: list[RunData], out: Path, command: str) -> tuple[list[Section], list[Path]]:
     sections, images = [], []
-    for filename, heading, plot in CURVES:
-        png = plot(runs, out / filename)
+    for filename, heading, draw in CURVES:
+        png = save_png(draw(runs), out / filename)
         images.append(png)
         sections.append(Section(heading, images=[png], notes=[f"{png.name}; {command}"]))
     return sections, images
@@ -70,11 +75,12 @@ def _gap_section(run: RunData, out: Path) -> tuple[Section | None, list[Path]]:
     for index, result in enumerate(saved):
         png = plot_cosine_histograms(
             result["cosine_histogram"], out / f"gap_hist_{index}.png", gaps=result["intra_gap"],
+            means=result.get("cosine_mean"),
             title=f"{result['data']} val ({result['num_val']} images), checkpoint step {result.get('global_step')}",
         )
         images.append(png)
         knn = result["knn"]
-        rows.append([result["data"], *(f"{result['intra_gap'][level]:.4f}" for level in curves.GAP_LEVELS),
+        rows.append([result["data"], *(cosine_text(result["intra_gap"][level]) for level in curves.GAP_LEVELS),
                      f"{knn['student']['top1']:.2f}", f"{knn['teacher']['top1']:.2f}",
                      f"{knn['teacher_minus_student']['top1']:+.2f}"])
     columns = ["data", *(f"intra gap {level}" for level in curves.GAP_LEVELS),
@@ -107,7 +113,8 @@ def comparison_report(runs: list[RunData], out: Path) -> tuple[Path, list[Path]]
     sections = [
         Section("Runs", text=[f"{run.label}: {run.folder}" for run in runs]),
         Section("Settings that differ", tables=[differences]),
-        Section("Final numbers (mean ± std over seeds of one configuration)", tables=[final_table(runs)]),
+        Section("Final numbers (mean ± std over the distinct seeds of one configuration)",
+                text=repeated_seeds(runs), tables=[final_table(runs)]),
     ]
     sections += [Section(f"Eval results: {run.label}", tables=[eval_table(run)]) for run in runs]
     curve_sections, images = _curve_sections(runs, out, command)
@@ -116,7 +123,8 @@ def comparison_report(runs: list[RunData], out: Path) -> tuple[Path, list[Path]]
 
 def build_report(folders: list[str | Path], out: str | Path | None = None) -> ReportFiles:
     """Per-run pages (``<run>/report/``; for a single run ``out`` if given), plus a comparison
-    page in ``out`` (default ``reports/compare-<time>``) when more than one run is given. Raises ``ValueError`` for a folder that is not a run."""
+    page in ``out`` (default ``<first run>/report/compare-<time>``) when more than one run is
+    given. Raises ``ValueError`` for a folder that is not a run."""
     if not folders:
         raise ValueError("give at least one run folder")
     runs = [read_run(folder) for folder in folders]
@@ -128,7 +136,8 @@ def build_report(folders: list[str | Path], out: str | Path | None = None) -> Re
         files.runs.append(page)
         files.images += images
     if len(runs) > 1:
-        target = Path(out) if out else Path("reports") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+        target = Path(out) if out else runs[0].folder / "report" / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
         files.comparison, images = comparison_report(runs, target)
         files.images += images
+        files.notes = repeated_seeds(runs)
     return files

@@ -1,25 +1,31 @@
-"""Training curves of one or several runs (one colour per run), from ``metrics.csv``.
+"""Training curves of one or several runs from ``metrics.csv``, as matplotlib figures.
 
-- :func:`plot_losses`: every logged loss term ``train/<term>_step`` (``ssl``, ``resmo``,
+- :func:`draw_losses`: every logged loss term ``train/<term>_step`` (``ssl``, ``resmo``,
   ``loss``, ...) against the global step, one panel per term;
-- :func:`plot_intra_gap`: the intra gap ``gap/<level>_step`` = ``1 - mean cos(student,
+- :func:`draw_intra_gap`: the intra gap ``gap/<level>_step`` = ``1 - mean cos(student,
   teacher)`` on the same views, per level (features, projection, output);
-- :func:`plot_knn`: weighted kNN top-1 of student (solid) and teacher (dashed) after each
-  epoch (``knn/*_top1``; epoch 0 = random init from ``summary.json``) and teacher - student;
-- :func:`plot_schedules`: learning rate, EMA momentum and ResMo weight per step.
+- :func:`draw_knn`: weighted kNN top-1 of student (filled markers, solid) and teacher (open
+  markers, dashed) after each epoch (``knn/*_top1``; epoch 0 = random init from
+  ``summary.json``) and teacher - student;
+- :func:`draw_schedules`: learning rate, EMA momentum and ResMo weight per step.
+
+Each run has its colour, marker and (step curves) line style (:func:`resmo.report.plotting.run_style`),
+so compared runs with identical numbers stay visible; a series of fewer than
+``MIN_POINTS_FOR_LINE`` points is drawn as markers without a connecting line.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from resmo.report.plotting import new_figure, no_data, run_colour, save_png
+from resmo.report.plotting import MIN_POINTS_FOR_LINE, new_figure, no_data, run_style
 from resmo.report.run_data import RunData, Series
 
 NOT_LOSSES = ("resmo_weight", "images_per_second", "lr", "momentum")
 GAP_LEVELS = ("features", "projection", "output")
+#: Share of the epoch span over which the kNN points of compared runs are spread.
+DODGE = 0.03
 
 
 def loss_terms(runs: list[RunData]) -> list[str]:
@@ -41,30 +47,40 @@ def _per_step(run: RunData, name: str) -> Series:
 
 
 def _draw(ax, runs: list[RunData], column: str, *, per_step: bool = True) -> bool:
+    """One series per run; when comparing, each run has its own line style and open markers
+    (nested sizes and shapes stay visible where runs coincide)."""
     drawn = False
     for index, run in enumerate(runs):
         series = _per_step(run, column) if per_step else run.series(column)
         if len(series):
-            marker = "o" if len(series) < 3 else None
-            ax.plot(series.steps, series.values, color=run_colour(index), label=run.label, lw=1.2, marker=marker)
+            compare = len(runs) > 1
+            ax.plot(series.steps, series.values, label=run.label,
+                    **run_style(index, len(series), markers=compare, nested=compare))
             drawn = True
     return drawn
 
 
-def _legend(figure, runs: list[RunData], extra: tuple[Line2D, ...] = ()) -> None:
-    """One legend below the panels: a colour per run (only when comparing), plus ``extra``."""
-    handles = [Line2D([], [], color=run_colour(i), label=run.label) for i, run in enumerate(runs)] if len(runs) > 1 else []
+def _legend(figure, runs: list[RunData], extra: tuple[Line2D, ...] = (), *, lines: bool = True) -> None:
+    """One legend below the panels: an entry per run as :func:`_draw` draws it (only when
+    comparing; without ``lines``, a filled marker in the run's colour), plus ``extra``."""
+    handles = []
+    if len(runs) > 1:
+        for index, run in enumerate(runs):
+            style = run_style(index, MIN_POINTS_FOR_LINE, nested=lines)
+            style.pop("markevery")
+            handles.append(Line2D([], [], label=run.label, **style | ({} if lines else {"ls": "None"})))
     handles += list(extra)
     if handles:
         figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8)
 
 
-def _finish(figure, runs: list[RunData], path: Path) -> Path:
+def _finish(figure, runs: list[RunData]) -> Figure:
     _legend(figure, runs)
-    return save_png(figure, path)
+    return figure
 
 
-def plot_losses(runs: list[RunData], path: str | Path) -> Path:
+def draw_losses(runs: list[RunData]) -> Figure:
+    """One panel per loss term."""
     terms = loss_terms(runs) or ["loss"]
     figure, axes = new_figure(len(terms))
     for ax, term in zip(axes, terms, strict=True):
@@ -72,10 +88,11 @@ def plot_losses(runs: list[RunData], path: str | Path) -> Path:
             no_data(ax)
         ax.set_title(f"loss term: {term}")
         ax.set_xlabel("step")
-    return _finish(figure, runs, Path(path))
+    return _finish(figure, runs)
 
 
-def plot_intra_gap(runs: list[RunData], path: str | Path) -> Path:
+def draw_intra_gap(runs: list[RunData]) -> Figure:
+    """One panel per level of the intra gap on the training views."""
     figure, axes = new_figure(len(GAP_LEVELS))
     for ax, level in zip(axes, GAP_LEVELS, strict=True):
         if not _draw(ax, runs, f"gap/{level}"):
@@ -83,7 +100,7 @@ def plot_intra_gap(runs: list[RunData], path: str | Path) -> Path:
         ax.set_title(f"intra gap, {level}")
         ax.set_xlabel("step")
         ax.set_ylabel("1 - cos(student, teacher)")
-    return _finish(figure, runs, Path(path))
+    return _finish(figure, runs)
 
 
 def knn_points(run: RunData, encoder: str) -> tuple[list[float], list[float]]:
@@ -97,38 +114,51 @@ def knn_points(run: RunData, encoder: str) -> tuple[list[float], list[float]]:
     return epochs, values
 
 
-def plot_knn(runs: list[RunData], path: str | Path) -> Path:
+def _shifts(runs: list[RunData]) -> list[float]:
+    """Horizontal offset per run on the kNN panels: runs spread over ``DODGE`` of the epoch
+    span, so runs with equal numbers sit side by side instead of on top of each other."""
+    if len(runs) < 2:
+        return [0.0] * len(runs)
+    epochs = [e for run in runs for encoder in ("student", "teacher") for e in knn_points(run, encoder)[0]]
+    span = max([1.0, *epochs])
+    return [(index / (len(runs) - 1) - 0.5) * DODGE * span for index in range(len(runs))]
+
+
+def draw_knn(runs: list[RunData]) -> Figure:
+    """Student (filled markers, solid) and teacher (open markers, dashed) top-1 per epoch, and
+    teacher - student; with fewer than ``MIN_POINTS_FOR_LINE`` evaluations markers only."""
     figure, (ax, gap_ax) = new_figure(2)
     drawn = False
-    for index, run in enumerate(runs):
-        colour = run_colour(index)
+    for index, (run, shift) in enumerate(zip(runs, _shifts(runs), strict=True)):
         student, teacher = knn_points(run, "student"), knn_points(run, "teacher")
-        if student[1]:
-            ax.plot(*student, color=colour, marker="o", ms=3)
-            drawn = True
-        if teacher[1]:
-            ax.plot(*teacher, color=colour, ls="--", marker="s", ms=3)
-            drawn = True
+        for (epochs, values), ls, hollow in ((student, "-", False), (teacher, "--", True)):
+            if values:
+                style = run_style(index, len(values), linestyle=ls)
+                if hollow:  # open and larger, so a student point at the same value shows inside
+                    style |= {"mfc": "none", "ms": style["ms"] + 2}
+                ax.plot([e + shift for e in epochs], values, **style)
+                drawn = True
         if student[1] and teacher[1]:
             by_epoch = dict(zip(*student, strict=True))
-            pairs = [(e, v - by_epoch[e]) for e, v in zip(*teacher, strict=True) if e in by_epoch]
-            gap_ax.plot([p[0] for p in pairs], [p[1] for p in pairs], color=colour, marker="o", ms=3)
+            pairs = [(e + shift, v - by_epoch[e]) for e, v in zip(*teacher, strict=True) if e in by_epoch]
+            gap_ax.plot(*zip(*pairs, strict=True), **run_style(index, len(pairs), linestyle="-"))
     if not drawn:
         no_data(ax, "no kNN monitor logged")
         no_data(gap_ax, "no kNN monitor logged")
-    ax.set_title("kNN top-1 (student solid, teacher dashed)")
+    ax.set_title("kNN top-1 (student filled, teacher open)")
     gap_ax.set_title("kNN top-1 gap: teacher - student")
     gap_ax.axhline(0.0, color="#999999", lw=0.8)
     for axis in (ax, gap_ax):
-        axis.set_xlabel("epoch")
+        axis.set_xlabel("epoch (runs drawn slightly apart)" if len(runs) > 1 else "epoch")
     ax.set_ylabel("top-1 (%)")
-    styles = (Line2D([], [], color="#444444", marker="o", ms=3, label="student"),
-              Line2D([], [], color="#444444", ls="--", marker="s", ms=3, label="teacher"))
-    _legend(figure, runs, styles if drawn else ())
-    return save_png(figure, Path(path))
+    styles = (Line2D([], [], color="#444444", marker="o", ms=6, label="student"),
+              Line2D([], [], color="#444444", ls="--", marker="o", mfc="none", ms=8, label="teacher"))
+    _legend(figure, runs, styles if drawn else (), lines=False)
+    return figure
 
 
-def plot_schedules(runs: list[RunData], path: str | Path) -> Path:
+def draw_schedules(runs: list[RunData]) -> Figure:
+    """Learning rate, EMA momentum and ResMo weight."""
     panels = (("train/lr", "learning rate"), ("train/momentum", "EMA momentum"),
               ("train/resmo_weight", "ResMo weight"))
     figure, axes = new_figure(len(panels))
@@ -137,4 +167,5 @@ def plot_schedules(runs: list[RunData], path: str | Path) -> Path:
             no_data(ax)
         ax.set_title(title)
         ax.set_xlabel("step")
-    return _finish(figure, runs, Path(path))
+    return _finish(figure, runs)
+

@@ -4,8 +4,11 @@
   intra gap per level of the last epoch, the final loss and every saved eval result
   (kNN per ``k``, linear probe, held-out intra gap), newest checkpoint's files only;
 - :func:`group_runs` / :func:`final_table`: runs whose recipes differ only in ``seed`` (and
-  bookkeeping such as ``out``) form one configuration; a configuration with n >= 2 runs
-  shows ``mean ± std`` (sample standard deviation, ddof = 1) over its runs;
+  bookkeeping such as ``out``) form one configuration. Runs of one configuration that
+  repeat a seed are not independent samples: each seed counts once (its first run that
+  has the number; :func:`repeated_seeds` says which runs were merged), so a configuration
+  with n >= 2 distinct seeds shows ``mean ± std (n=...)`` (sample standard deviation,
+  ddof = 1) over those seeds and one with a single seed shows the plain value;
 - :func:`eval_table`: every eval result of a run, student and teacher side by side.
 """
 
@@ -86,6 +89,26 @@ def group_runs(runs: list[RunData]) -> list[list[RunData]]:
     return list(groups.values())
 
 
+def runs_by_seed(group: list[RunData]) -> dict:
+    """Distinct seed -> the runs of ``group`` with that seed, in input order."""
+    by_seed: dict = {}
+    for run in group:
+        by_seed.setdefault(run.config.get("seed"), []).append(run)
+    return by_seed
+
+
+def _names(runs: list[RunData]) -> str:
+    names = [run.name for run in runs]
+    return ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def repeated_seeds(runs: list[RunData]) -> list[str]:
+    """One line per seed that several runs of one configuration share, e.g. ``runs a and b
+    repeat seed 0: counted once``."""
+    return [f"runs {_names(same)} repeat seed {seed}: counted once"
+            for group in group_runs(runs) for seed, same in runs_by_seed(group).items() if len(same) > 1]
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
@@ -95,13 +118,13 @@ def _decimals(value: float) -> int:
     return 4 if abs(value) < 1 else 2
 
 
-def _cell(values: list[float], group_size: int) -> str:
-    """``value``, or ``mean ± std (n=k)`` over a configuration's runs (k runs had the metric)."""
+def _cell(values: list[float], num_seeds: int) -> str:
+    """``value``, or ``mean ± std (n=k)`` over a configuration's seeds (k seeds had the metric)."""
     if not values:
         return "–"
     mean, std = mean_std(values)
     d = _decimals(mean)
-    if group_size == 1:
+    if num_seeds == 1:
         return f"{mean:.{d}f}"
     if len(values) == 1:
         return f"{mean:.{d}f} (n=1)"
@@ -111,14 +134,25 @@ def _cell(values: list[float], group_size: int) -> str:
 def _group_heading(group: list[RunData], keys: list[str]) -> str:
     flat = flatten(group[0].config)
     setting = ", ".join(f"{key}={flat.get(key)}" for key in keys) or "same recipe"
+    by_seed = runs_by_seed(group)
     if len(group) == 1:
         return f"{group[0].name} ({setting})"
-    seeds = ", ".join(str(run.config.get("seed")) for run in group)
-    return f"{setting}: {len(group)} runs ({', '.join(run.name for run in group)}; seeds {seeds})"
+    names = ", ".join(run.name for run in group)
+    if len(by_seed) == 1:
+        return f"{setting}: 1 seed ({names}; seed {next(iter(by_seed))})"
+    return f"{setting}: {len(by_seed)} seeds ({names}; seeds {', '.join(map(str, by_seed))})"
+
+
+def _seed_values(group: list[RunData], name: str, per_run: dict[int, dict[str, float]]) -> list[float]:
+    """``name`` once per distinct seed of ``group``: from the seed's first run that has it."""
+    values: list[float] = []
+    for same in runs_by_seed(group).values():
+        values += [per_run[id(run)][name] for run in same if name in per_run[id(run)]][:1]
+    return values
 
 
 def final_table(runs: list[RunData]) -> Table:
-    """Metrics as rows; one column per configuration (mean ± std over its seeds)."""
+    """Metrics as rows; one column per configuration (mean ± std over its distinct seeds)."""
     groups = group_runs(runs)
     per_run = {id(run): final_metrics(run) for run in runs}
     names: list[str] = []
@@ -127,8 +161,7 @@ def final_table(runs: list[RunData]) -> Table:
     keys = differing_settings(runs, ignore=NOT_CONFIGURATION)
     columns = ["metric"] + [_group_heading(group, keys) for group in groups]
     rows = [
-        [name] + [_cell([per_run[id(r)][name] for r in group if name in per_run[id(r)]], len(group))
-                  for group in groups]
+        [name] + [_cell(_seed_values(group, name, per_run), len(runs_by_seed(group))) for group in groups]
         for name in names
     ]
     return Table(columns, rows)
