@@ -177,12 +177,17 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def run_pretrain_command(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from resmo.config import dump_config, load_config
     from resmo.data.errors import DataError
+    from resmo.train.interrupt import stop_at_once_on_signals
     from resmo.train.pretrain import execute_run, prepare_run
     from resmo.train.stopping import RunStopped
 
     try:
-        config = load_config(args.config, _overrides(args))
-        run = prepare_run(config, resume=args.resume)
+        with stop_at_once_on_signals("during set-up (reading the recipe, building the data and the model); nothing was trained"):
+            config = load_config(args.config, _overrides(args))
+            run = prepare_run(config, resume=args.resume)
+    except RunStopped as stop:
+        print(f"resmo pretrain: {one_line(stop.message)}", file=sys.stderr)
+        return stop.exit_code
     except (ValueError, OSError) as error:
         print(f"resmo pretrain: error: {one_line(error)}", file=sys.stderr)
         return 2

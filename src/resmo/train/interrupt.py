@@ -21,6 +21,10 @@ that was never interrupted (see :mod:`resmo.train.sampling`).
   after the last epoch (before its checkpoint) or the checkpoint being written.
 - A second SIGINT (Ctrl+C twice) stops at once with ``KeyboardInterrupt``; the checkpoint
   files stay intact because writes are atomic (see :mod:`resmo.train.checkpoint_io`).
+- Before the first training step there is nothing to save: a signal during set-up (the
+  random-init kNN of ``on_train_start``, which takes minutes on large folders) stops at
+  once with :class:`~resmo.train.stopping.RunStopped`, and so does one while ``resmo
+  pretrain`` reads the recipe and builds data and model (:func:`stop_at_once_on_signals`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -78,10 +84,35 @@ class WorkerSignals:
 worker_ignores_stop_signals = WorkerSignals()
 
 
+@contextmanager
+def stop_at_once_on_signals(where: str) -> Iterator[None]:
+    """While active (main thread): SIGINT / SIGTERM raise :class:`RunStopped` at once,
+    ``"interrupted by SIGINT <where>"``, exit code 128 + signal. For phases with nothing to
+    save; :class:`GracefulInterrupt` takes over while training runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        raise RunStopped(f"interrupted by {name} {where}", exit_code=128 + int(signum), reason="signal")
+
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    for signum in SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 class GracefulInterrupt(pl.Callback):
     def __init__(self, checkpoint_path: str | os.PathLike) -> None:
         self.checkpoint_path = Path(checkpoint_path)
         self.received: int | None = None
+        self._setting_up = False  # between on_train_start and the first step: stop at once
+        self._trainer: pl.Trainer | None = None
         self._module: pl.LightningModule | None = None
         self._previous: dict[int, object] = {}
         self._pending: RunStopped | None = None
@@ -95,6 +126,9 @@ class GracefulInterrupt(pl.Callback):
             self.received = signum
             if self._module is not None:
                 self._module.stop_requested = True  # read by the next step's fused check
+        if self._setting_up and self._trainer is not None:  # nothing trained yet: stop now
+            self._setting_up = False
+            raise self._stopped(self._trainer, "before the first training step")
 
     def install_handlers(self) -> None:
         """Route SIGINT and SIGTERM to this callback (main thread only)."""
@@ -115,8 +149,9 @@ class GracefulInterrupt(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # replaces Lightning's SIGTERM handler (registered just before); runs before the kNN
         # monitor's on_train_start, so the kNN at initialisation is covered too
-        self._module = pl_module
+        self._module, self._trainer = pl_module, trainer
         pl_module.stop_requested = self.received is not None
+        self._setting_up = True
         self.install_handlers()
         worker_ignores_stop_signals.training = True
 
@@ -129,6 +164,7 @@ class GracefulInterrupt(pl.Callback):
                                       f"(epoch {trainer.current_epoch + 1}, batch {batch_idx + 1} done)")
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self._setting_up = False
         self._raise_pending()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
