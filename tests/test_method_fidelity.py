@@ -28,6 +28,7 @@ from resmo.methods.base import (
 )
 from resmo.momentum.schedule import cosine_schedule
 from resmo.train.optimizers import build_optimizer
+from tests.test_heads import _layout
 
 
 def _outputs(method, views):
@@ -333,18 +334,6 @@ def moco_v3_build_mlp(num_layers, input_dim, mlp_dim, output_dim, last_bn=True):
         elif last_bn:
             mlp.append(nn.BatchNorm1d(dim2, affine=False))
     return nn.Sequential(*mlp)
-
-
-def _layout(module: nn.Sequential) -> list[tuple]:
-    rows = []
-    for layer in module:
-        if isinstance(layer, nn.Linear):
-            rows.append(("Linear", layer.in_features, layer.out_features, layer.bias is not None))
-        elif isinstance(layer, nn.BatchNorm1d):
-            rows.append(("BN", layer.num_features, layer.affine))
-        else:
-            rows.append((type(layer).__name__,))
-    return rows
 
 
 def _vit_mocov3(**options):

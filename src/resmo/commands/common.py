@@ -17,24 +17,22 @@ def fail(prog: str, error: BaseException) -> int:
     return 2
 
 
-def positive_int(value: str) -> int:
+def _int_at_least(value: str, minimum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer >= 1")
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer >= {minimum}")
     return number
+
+
+def positive_int(value: str) -> int:
+    return _int_at_least(value, 1)
 
 
 def non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer >= 0")
-    return number
+    return _int_at_least(value, 0)
 
 
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
