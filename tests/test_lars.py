@@ -105,6 +105,20 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+def lockstep(model: nn.Module, reference: nn.Module, optimizer: torch.optim.Optimizer,
+             options: dict):
+    """Step ``optimizer`` on ``model`` and the transcribed solo-learn step on ``reference``
+    with the same fixed gradients and learning rates (``LRS``); yields after each step."""
+    state: dict = {}
+    for lr, gradients in zip(LRS, fixed_gradients(model, len(LRS)), strict=True):
+        set_gradients(model, gradients)
+        set_gradients(reference, gradients)
+        set_lr(optimizer, lr)
+        optimizer.step()
+        solo_learn_step(list(reference.parameters()), state, lr=lr, **options)
+        yield lr
+
+
 def assert_same_parameters(model: nn.Module, reference: nn.Module, atol: float = TOLERANCE) -> None:
     for (name, parameter), expected in zip(model.named_parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(parameter, expected, rtol=0, atol=atol,
@@ -129,13 +143,7 @@ def test_lars_matches_the_solo_learn_step(clip_lr, exclude_bias_n_norm, weight_d
     options = {"weight_decay": weight_decay, "eta": ETA, "eps": EPS, "clip_lr": clip_lr,
                "exclude_bias_n_norm": exclude_bias_n_norm, **SGD_SETTINGS[sgd]}
     optimizer = LARS(model.parameters(), lr=LRS[0], **options)
-    state: dict = {}
-    for lr, gradients in zip(LRS, fixed_gradients(model, len(LRS)), strict=True):
-        set_gradients(model, gradients)
-        set_gradients(reference, gradients)
-        set_lr(optimizer, lr)
-        optimizer.step()
-        solo_learn_step(list(reference.parameters()), state, lr=lr, **options)
+    for _ in lockstep(model, reference, optimizer, options):
         assert_same_parameters(model, reference)
     for (name, parameter), start in zip(model.named_parameters(), initial.parameters(), strict=True):
         assert (parameter - start).abs().max() > 1e-5, f"{name} did not move: the check is empty"
@@ -230,15 +238,10 @@ def test_build_optimizer_gives_the_reference_on_the_whole_model(clip, exclude):
     assert [len(group["params"]) for group in optimizer.param_groups] == [2, 4]
     assert [group["weight_decay"] for group in optimizer.param_groups] == [
         weight_decay, 0.0 if exclude else weight_decay]
-    state: dict = {}
-    for lr, gradients in zip(LRS, fixed_gradients(model, len(LRS)), strict=True):
-        set_gradients(model, gradients)
-        set_gradients(reference, gradients)
-        set_lr(optimizer, lr)
-        optimizer.step()
-        solo_learn_step(list(reference.parameters()), state, lr=lr, momentum=0.9, dampening=0.0,
-                        weight_decay=weight_decay, nesterov=False, eta=ETA, eps=EPS, clip_lr=clip,
-                        exclude_bias_n_norm=exclude)
+    options = {"momentum": 0.9, "dampening": 0.0, "weight_decay": weight_decay, "nesterov": False,
+               "eta": ETA, "eps": EPS, "clip_lr": clip, "exclude_bias_n_norm": exclude}
+    for _ in lockstep(model, reference, optimizer, options):
+        pass
     assert_same_parameters(model, reference)
 
 
