@@ -21,13 +21,9 @@ from resmo import create_backbone, create_method
 from resmo.losses import info_nce
 from resmo.losses import queue as queue_module
 from resmo.losses.queue import MoCoQueue
-from resmo.methods.base import (
-    cancel_last_layer_gradients,
-    clip_gradients_per_parameter,
-    set_weight_decay,
-)
+from resmo.methods.base import cancel_last_layer_gradients, clip_gradients_per_parameter
 from resmo.momentum.schedule import cosine_schedule
-from resmo.train.optimizers import build_optimizer
+from resmo.train.optimizers import build_optimizer, set_weight_decay
 from tests.test_heads import _layout
 
 

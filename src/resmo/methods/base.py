@@ -14,7 +14,7 @@ One training step (the same for every method):
    (DINO: per-parameter clipping, then the prototype layer's gradients cancelled during
    the first epochs; a no-op for the other methods), and, when
    ``method.weight_decay_at(step, total_steps=T)`` is not ``None``,
-   ``set_weight_decay(optimizer, value)``; then the optimizer step;
+   ``resmo.train.optimizers.set_weight_decay(optimizer, value)``; then the optimizer step;
 3. ``method.after_optimizer_step(result, step=step, total_steps=T)`` updates explicit state
    (queue, centre), then the teacher by EMA with ``momentum = cosine_momentum(step)``.
 
@@ -37,7 +37,6 @@ from resmo.momentum.ema import EMATeacher
 from resmo.momentum.schedule import cosine_momentum
 from resmo.nn.encoder import Encoder
 from resmo.validation import (
-    check_non_negative,
     check_non_negative_int,
     check_positive,
     check_positive_int,
@@ -242,20 +241,3 @@ def cancel_last_layer_gradients(method: MomentumMethod, epoch: int) -> None:
         return
     for parameter in method.last_layer_parameters():
         parameter.grad = None
-
-
-def set_weight_decay(optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
-    """Set ``weight_decay`` on the optimizer's regularised parameter groups, as DINO's
-    ``train_one_epoch`` sets ``param_group["weight_decay"] = wd_schedule[it]`` on the first
-    group only ("only the first group is regularized").
-
-    The regularised groups are found by content, not position: a group with parameters
-    that all have two or more dimensions (the rule of
-    ``resmo.train.optimizers.parameter_groups``; norms and biases, with fewer, are never
-    decayed). A single group holding all parameters is therefore left alone.
-    """
-    check_non_negative("weight_decay", weight_decay)
-    for group in optimizer.param_groups:
-        params = group["params"]
-        if params and all(p.ndim > 1 for p in params):
-            group["weight_decay"] = weight_decay

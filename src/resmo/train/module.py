@@ -35,7 +35,7 @@ import torch
 
 from resmo.config.schema import OptimizerSection
 from resmo.distributed import all_reduce_max
-from resmo.methods.base import MomentumMethod, StepResult, set_weight_decay
+from resmo.methods.base import MomentumMethod, StepResult
 from resmo.train.fast_path import is_uint8_batch
 from resmo.train.finite import (
     BatchNormSnapshot,
@@ -45,7 +45,7 @@ from resmo.train.finite import (
     first_non_finite_gradient,
     first_non_finite_term,
 )
-from resmo.train.optimizers import build_lr_scheduler, build_optimizer
+from resmo.train.optimizers import build_lr_scheduler, build_optimizer, set_weight_decay
 
 #: Precisions whose gradient scaler skips steps with non-finite gradients by itself.
 SCALED_PRECISIONS = ("16-mixed", "16")

@@ -115,3 +115,19 @@ def build_lr_scheduler(
             step, total_steps=total_steps, warmup_steps=warmup_steps, min_ratio=min_ratio
         ),
     )
+
+
+def set_weight_decay(optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
+    """Set ``weight_decay`` on the optimizer's regularised parameter groups, as DINO's
+    ``train_one_epoch`` sets ``param_group["weight_decay"] = wd_schedule[it]`` on the first
+    group only ("only the first group is regularized").
+
+    The regularised groups are found by content, not position: a group with parameters
+    that all have two or more dimensions (the weights group of :func:`parameter_groups`
+    and :func:`lars_parameter_groups`). A single group holding all parameters is left alone.
+    """
+    check_non_negative("weight_decay", weight_decay)
+    for group in optimizer.param_groups:
+        params = group["params"]
+        if params and all(p.ndim > 1 for p in params):
+            group["weight_decay"] = weight_decay
