@@ -95,7 +95,7 @@ def count_per_step(method: str, *, steps_per_epoch: int = 6, log_every: int = 10
         config = load_config(None, [
             f"method={method}", f"out={tmp}/run", "train.epochs=1", f"train.batch_size={batch}",
             "train.progress_bar=false", f"train.log_every_n_steps={log_every}",
-            "data.num_workers=0", f"data.synthetic.num_samples={batch * steps_per_epoch}",
+            "data.num_workers=0", "data.pipeline=torchvision", f"data.synthetic.num_samples={batch * steps_per_epoch}",
             "data.synthetic.val_num_samples=16", "data.image_size=16", "resmo.weight=1.0",
             "monitor.knn_every_epochs=0", *(overrides or []),
         ])

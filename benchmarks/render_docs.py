@@ -39,6 +39,15 @@ def signed(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:+.{digits}f}"
 
 
+def provenance_text(result: dict) -> str:
+    """`` Code: resmo 0.1.0 at abc1234.`` from a result's ``code`` record ("" without one)."""
+    code = result.get("code")
+    if not code or not code.get("commit"):
+        return ""
+    dirty = " with uncommitted changes" if code.get("dirty") else ""
+    return f" Code: resmo {code['resmo_version']} at commit `{code['commit'][:7]}`{dirty}."
+
+
 def machine_line(machine: dict | None) -> str:
     if not machine:
         return "machine not recorded"
@@ -357,18 +366,33 @@ def quickstart_section(quick: dict | None) -> list[str]:
     lines = ["## Quickstart", ""]
     if quick is None:
         return lines + ["Not measured yet: `python benchmarks/quickstart.py`.", ""]
-    return lines + [
-        f"`{quick['command']}` with no arguments (MoCo v3 + ResMo, `resnet_small` width 8, 10 epochs on 4,000 "
-        f"generated 32 px textures, seed {quick['seed']}). Measured by `python benchmarks/quickstart.py`. "
+    settings = quick.get("settings", {"epochs": 10, "batch_size": 128})
+    lines += [
+        f"`{quick['command']}` with no arguments (MoCo v3 + ResMo, `resnet_small` width 8, "
+        f"{settings['epochs']} epochs of batch {settings['batch_size']} on 4,000 generated 32 px textures, "
+        f"seed {quick['seed']}). Measured by `python benchmarks/quickstart.py`. "
         f"Machine: {machine_line(quick['machine'])}, {quick['machine']['torch_threads']} threads, load average "
         f"{quick['machine']['load_average_1min']} before / {quick['load_average_1min_after']} after. "
-        f"Date: {quick['date']}.", "",
+        f"Date: {quick['date']}.{provenance_text(quick)}", "",
         "| wall time (s) | student kNN top-1 | teacher kNN top-1 | random-init kNN top-1 | margin (points) |",
         "|---:|---:|---:|---:|---:|",
         f"| {quick['wall_seconds_total']:.1f} | {quick['knn_top1_student']:.1f} | {quick['knn_top1_teacher']:.1f} "
         f"| {quick['knn_top1_random_init']:.1f} | {quick['margin_points']:+.1f} |", "",
         f"Targets: at most {quick['targets']['wall_seconds_total_max']} s and a margin of at least "
         f"{quick['targets']['margin_points_min']} points.", ""]
+    plain = quick.get("plain")
+    if plain:
+        lines += [
+            "ResMo against the plain method at the same settings (one seed: a pointer, not a "
+            "measured effect; the quality protocol above has seeds and intervals):", "",
+            "| run | student kNN top-1 | teacher kNN top-1 | intra gap, output | intra gap, projection |",
+            "|---|---:|---:|---:|---:|",
+            f"| `{quick['command']}` (ResMo weight {settings.get('resmo_weight', 1):g}) | "
+            f"{quick['knn_top1_student']:.1f} | {quick['knn_top1_teacher']:.1f} | "
+            f"{quick['intra_gap']['output']:.3f} | {quick['intra_gap']['projection']:.3f} |",
+            f"| `{plain['command']}` | {plain['knn_top1_student']:.1f} | {plain['knn_top1_teacher']:.1f} | "
+            f"{plain['intra_gap']['output']:.3f} | {plain['intra_gap']['projection']:.3f} |", ""]
+    return lines
 
 
 def render(results: Path = RESULTS) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def machine_info(**extra) -> dict:
@@ -19,6 +22,23 @@ def machine_info(**extra) -> dict:
     }
 
 
+def code_provenance() -> dict:
+    """The code a result comes from: resmo's version, the git commit of this checkout and
+    whether it had uncommitted changes (``commit`` null outside a git checkout)."""
+    from resmo import __version__
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"resmo_version": __version__, "commit": git("rev-parse", "HEAD"),
+            "dirty": bool(status) if status is not None else None}
+
+
 def save_json(path: Path, result: dict) -> None:
     """Write ``result`` as JSON to ``path`` (folders created) atomically: a kill mid-write leaves
     the previous file, never a truncated one."""
@@ -30,7 +50,9 @@ def save_json(path: Path, result: dict) -> None:
 
 
 def write_result(path: Path, result: dict, *, shown: dict | None = None) -> dict:
-    """Write ``result`` as JSON to ``path`` (folders created), print ``shown`` (default: all)."""
+    """Write ``result`` as JSON to ``path`` (folders created) with the code it comes from
+    (``code``: :func:`code_provenance`, unless already there), print ``shown`` (default: all)."""
+    result.setdefault("code", code_provenance())
     save_json(path, result)
     print(json.dumps(result if shown is None else shown, indent=2))
     return result

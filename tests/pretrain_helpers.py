@@ -26,6 +26,7 @@ def tiny_overrides(out: Path, *, method: str = "mocov3", epochs: int = 2, sample
         f"data.synthetic.num_samples={samples}",
         "data.synthetic.val_num_samples=96",
         "data.num_workers=0",
+        "data.pipeline=torchvision",  # the reference path (the quickstart's "auto" picks batched)
         "monitor.knn_every_epochs=1",
         "optimizer.warmup_epochs=0",
     ]

@@ -98,6 +98,18 @@ def test_spelled_out_flags_still_work():
     assert (args.num_workers, args.k) == (0, [5])
 
 
+def test_overrides_between_flags_are_all_kept_in_order():
+    args = build_parser().parse_args(
+        ["pretrain", "optimizer.lr=0.02", "--resmo-weight", "0", "data.pipeline=batched", "seed=3"])
+    assert args.resmo_weight == 0
+    assert args.overrides == ["optimizer.lr=0.02", "data.pipeline=batched", "seed=3"]
+
+
+def test_a_stray_value_after_the_overrides_is_still_refused(capsys, nothing_runs):
+    code, err = run_main(["pretrain", "a.b=1", "--epochs", "2", "stray"], capsys)
+    assert_one_line_error(code, err, "unrecognized arguments: stray")
+
+
 def test_num_workers_must_not_be_negative(capsys, nothing_runs):
     code, err = run_main(["eval", "knn", "runs/a", "--num-workers", "-1"], capsys)
     assert_one_line_error(code, err, "--num-workers", ">= 0")

@@ -35,6 +35,7 @@ DISTRIBUTIONS = {
     "tensorboard": "tensorboard",
     "timm": "timm",
     "matplotlib": "matplotlib",
+    "tqdm": "tqdm",
     "PIL": "pillow",
     "lightly": "lightly",
 }

@@ -169,15 +169,21 @@ def test_sigterm_to_the_command_mid_epoch_then_resume_auto(tmp_path):
     stderr = process.stderr
     assert process.returncode == 143, stderr[-3000:]
     message = stderr.strip().splitlines()[-1]
-    assert message.startswith("resmo pretrain: interrupted by SIGTERM after"), message
+    # epochs counted from 1 in the stop message, the resume note and the progress bar alike
+    assert message.startswith("resmo pretrain: interrupted by SIGTERM after 28 steps (epoch 2, batch 8 done);"), message
     step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
     assert step == 28  # the checkpoint of the position after the signalled step
     resume = shlex.split(message.split("continue with: ", 1)[1])
     assert resume[0] == "resmo" and resume[-2:] == ["--resume", "auto"]
-    resumed = subprocess.run([*command, *resume[1:]], capture_output=True, text=True, env=env,
-                             cwd=tmp_path, timeout=180)
+    resumed = subprocess.run([*command, *resume[1:-2], "train.progress_bar=true", *resume[-2:]],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=180)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "continuing from" in resumed.stdout
+    assert "after 28 steps (epoch 2, batch 8 done)" in resumed.stdout
+    bar = resumed.stdout.replace("\r", "\n").splitlines()
+    assert any(line.startswith("Epoch 2/3:  40%") and " 8/20 " in line for line in bar), bar[:5]
+    assert any(line.startswith("Epoch 3/3: 100%") for line in bar)
+    assert not any(line.startswith(("Epoch 0", "Epoch 1:", "Epoch 2:")) for line in bar)
     summary = json.loads((out / "summary.json").read_text())
 
     straight = prepare_run(load_config(None, tiny_overrides(tmp_path / "straight", epochs=epochs,
@@ -219,15 +225,17 @@ def test_every_knn_measurement_runs_under_the_signal_handlers(tmp_path, monkeypa
     seen = []
     original = KnnMonitor.knn_top1
 
-    def recording(self, backbone, device):
+    def recording(self, backbone, device, label):
         handler = signal.getsignal(signal.SIGTERM)
         seen.append((isinstance(getattr(handler, "__self__", None), GracefulInterrupt),
                      worker_ignores_stop_signals.training,
                      self.train_loader.worker_init_fn is worker_ignores_stop_signals,
                      self.val_loader.worker_init_fn is worker_ignores_stop_signals))
-        return original(self, backbone, device)
+        return original(self, backbone, device, label)
 
     monkeypatch.setattr(KnnMonitor, "knn_top1", recording)
+    # images read one by one in workers, as from an image folder (in-memory pixels need none)
+    monkeypatch.setattr("resmo.data.eval_batches.in_memory_images", lambda dataset: None)
     run = prepare_run(load_config(None, [*overrides(tmp_path / "run", "mocov3", workers=1), "train.epochs=1"]))
     handler_before = signal.getsignal(signal.SIGTERM)
     execute_run(run)

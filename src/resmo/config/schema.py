@@ -46,9 +46,12 @@ class DataSection:
     not an image, deleted during the run): ``skip`` (default: the next readable image takes
     its place, the file is counted in warnings and ``summary.json``) or ``error`` (stop
     with a one-line error naming the file).
-    ``pipeline``: how training views are made: ``torchvision`` (default, the reference:
-    per-image transforms in DataLoader workers) or ``batched`` (uint8 batches, views made
-    on the training device for the whole batch at once; see resmo.train.fast_path).
+    ``pipeline``: how training views are made: ``torchvision`` (the reference: per-image
+    transforms in DataLoader workers), ``batched`` (uint8 batches, views made on the
+    training device for the whole batch at once; see resmo.train.fast_path) or ``auto``
+    (default): ``batched`` for the in-memory ``synthetic`` dataset (no files to decode, so
+    worker processes would only compete with training for the cores), ``torchvision`` for
+    everything else. The run's ``config.yaml`` records the pipeline chosen.
     """
 
     name: str = "synthetic"
@@ -58,7 +61,7 @@ class DataSection:
     views: dict[str, Any] = field(default_factory=dict)
     synthetic: dict[str, Any] = field(default_factory=dict)
     on_bad_image: str = "skip"
-    pipeline: str = "torchvision"
+    pipeline: str = "auto"
 
 
 @dataclass
@@ -78,7 +81,7 @@ class OptimizerSection:
     """
 
     name: str = "adamw"
-    lr: float = 0.005
+    lr: float = 0.02
     weight_decay: float = 1e-4
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
@@ -105,8 +108,8 @@ class TrainSection:
     ``cudnn_benchmark``: cuDNN autotuning of convolution algorithms (CUDA only; on).
     """
 
-    epochs: int = 10
-    batch_size: int = 128
+    epochs: int = 4
+    batch_size: int = 64
     accelerator: str = "auto"
     devices: int | str = 1
     num_nodes: int = 1

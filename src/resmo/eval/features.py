@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
-from resmo.data import DATASET_NAMES, EvalDataset, build_datasets, eval_transform
+from resmo.data import DATASET_NAMES, build_datasets
+from resmo.data.eval_batches import eval_loader
 from resmo.eval.knn import extract_features
 from resmo.eval.runs import LoadedRun
 from resmo.validation import check_positive_int
@@ -94,14 +95,6 @@ def resolve_device(device: str) -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise ValueError(f"device={device!r} is not valid; allowed values: auto, cpu, cuda, cuda:N") from None
-
-
-def eval_loader(dataset: Dataset, image_size: int, *, batch_size: int, num_workers: int) -> DataLoader:
-    """Images through ``eval_transform(image_size)`` in a fixed order."""
-    return DataLoader(
-        EvalDataset(dataset, eval_transform(image_size)), batch_size=batch_size, shuffle=False,
-        num_workers=num_workers, drop_last=False,
-    )
 
 
 def cache_path(run: LoadedRun, encoder: str, data: EvalData, split: str) -> Path:

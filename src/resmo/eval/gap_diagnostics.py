@@ -19,7 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from resmo.eval.features import EvalData, cached_features, eval_loader, resolve_device
+from resmo.data.eval_batches import eval_loader
+from resmo.eval.features import EvalData, cached_features, resolve_device
 from resmo.eval.knn import weighted_knn
 from resmo.eval.results import header, read_results, result_path, write_result
 from resmo.eval.runs import ENCODERS, LoadedRun

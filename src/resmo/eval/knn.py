@@ -10,12 +10,12 @@ and predicts the top-scoring classes (T = 0.07 by default, as in InstDisc, DINO,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from resmo.validation import check_positive, check_positive_int
 
@@ -29,19 +29,25 @@ class KnnResult:
 
 @torch.no_grad()
 def extract_features(
-    backbone: nn.Module, loader: DataLoader, *, device: torch.device | str = "cpu"
+    backbone: nn.Module, loader: Iterable, *, device: torch.device | str = "cpu",
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features ``[N, D]`` (float32, on CPU) and labels ``[N]`` of ``loader``'s images.
 
-    The backbone runs in eval mode; its previous mode is restored afterwards.
+    The backbone runs in eval mode; its previous mode is restored afterwards. ``on_batch``
+    is called after each batch with the number of images done so far (progress lines).
     """
     was_training = backbone.training
     backbone.eval()
     features, labels = [], []
+    done = 0
     try:
         for images, targets in loader:
             features.append(backbone(images.to(device, non_blocking=True)).float().cpu())
             labels.append(torch.as_tensor(targets))
+            done += images.shape[0]
+            if on_batch is not None:
+                on_batch(done)
     finally:
         backbone.train(was_training)
     return torch.cat(features), torch.cat(labels)

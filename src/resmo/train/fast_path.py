@@ -1,6 +1,6 @@
 """Keeping the accelerator busy: the batched view pipeline in training, and backbone speed settings.
 
-``data.pipeline: batched`` (default ``torchvision``):
+``data.pipeline: batched`` (``auto``, the default, picks it for the synthetic dataset only):
 
 - the train loader yields ``(uint8 images [B, 3, H, W], labels [B], seed)``:
   in-memory datasets (synthetic, CIFAR, STL-10) as one gather per batch from a uint8
@@ -32,7 +32,16 @@ from resmo.data.batched import BatchedViewRecipe, DecodedImages, TensorImages, i
 from resmo.train.interrupt import worker_ignores_stop_signals
 from resmo.train.sampling import EpochShuffleSampler, ResumableLoader, sample_seed
 
-PIPELINES = ("torchvision", "batched")
+PIPELINES = ("auto", "torchvision", "batched")
+
+
+def chosen_pipeline(pipeline: str, data_name: str) -> str:
+    """``data.pipeline`` with ``auto`` decided: ``batched`` for the in-memory ``synthetic``
+    dataset (nothing to decode: DataLoader workers would only take cores from training),
+    ``torchvision`` otherwise."""
+    if pipeline != "auto":
+        return pipeline
+    return "batched" if data_name == "synthetic" else "torchvision"
 
 
 class SeededUint8Samples(Dataset):

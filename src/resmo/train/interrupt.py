@@ -42,6 +42,7 @@ from types import FrameType
 import lightning.pytorch as pl
 from lightning.fabric.utilities.seed import pl_worker_init_function
 
+from resmo.train.resume import describe_position
 from resmo.train.stopping import RunStopped, any_rank, existing, save_boundary_checkpoint
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -160,8 +161,8 @@ class GracefulInterrupt(pl.Callback):
         if self._pending is not None or not pl_module.check.stop:
             return
         save_boundary_checkpoint(trainer, self.checkpoint_path)
-        self._pending = self._stopped(trainer, f"after {trainer.global_step} steps "
-                                      f"(epoch {trainer.current_epoch + 1}, batch {batch_idx + 1} done)")
+        position = describe_position(trainer.global_step, trainer.num_training_batches)
+        self._pending = self._stopped(trainer, f"after {position}")
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         self._setting_up = False

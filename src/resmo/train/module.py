@@ -46,6 +46,7 @@ from resmo.train.finite import (
     first_non_finite_term,
 )
 from resmo.train.optimizers import build_lr_scheduler, build_optimizer, set_weight_decay
+from resmo.train.resume import STEPS_PER_EPOCH_KEY
 
 #: Precisions whose gradient scaler skips steps with non-finite gradients by itself.
 SCALED_PRECISIONS = ("16-mixed", "16")
@@ -185,6 +186,10 @@ class PretrainModule(pl.LightningModule):
             momentum, self._momentum = self._momentum, None
             self.log("train/momentum", momentum, on_step=True, on_epoch=False)
             self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # lets `--resume` notes name the epoch and batch (resmo.train.resume.describe_position)
+        checkpoint[STEPS_PER_EPOCH_KEY] = int(self.trainer.num_training_batches)
 
     def configure_optimizers(self):
         settings = self.optimizer_settings

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import time
 import warnings
 
@@ -38,9 +39,18 @@ class KnnMonitor(pl.Callback):
         self.history: list[dict[str, float]] = []
         self.random_init_top1: float | None = None
 
-    def knn_top1(self, backbone: torch.nn.Module, device: torch.device) -> float:
-        bank, bank_labels = extract_features(backbone, self.train_loader, device=device)
-        queries, query_labels = extract_features(backbone, self.val_loader, device=device)
+    def knn_top1(self, backbone: torch.nn.Module, device: torch.device, label: str = "encoder") -> float:
+        """kNN top-1 of ``backbone``; on a terminal, a progress line ``label`` while features
+        are extracted (erased when done)."""
+        total = len(self.train_loader.dataset) + len(self.val_loader.dataset)
+        show = _progress(label, total) if sys.stderr.isatty() else None
+        bank, bank_labels = extract_features(backbone, self.train_loader, device=device, on_batch=show)
+        offset = bank.shape[0]
+        queries, query_labels = extract_features(
+            backbone, self.val_loader, device=device,
+            on_batch=None if show is None else lambda done: show(offset + done))
+        if show is not None:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
         return weighted_knn(
             bank, bank_labels, queries, query_labels, k=self.k, temperature=self.temperature,
             num_classes=self.num_classes,
@@ -48,7 +58,11 @@ class KnnMonitor(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and self.random_init_top1 is None and trainer.global_step == 0:
-            self.random_init_top1 = self.knn_top1(pl_module.method.backbone, pl_module.device)
+            start = time.perf_counter()
+            self.random_init_top1 = self.knn_top1(pl_module.method.backbone, pl_module.device, "random init")
+            images = len(self.train_loader.dataset) + len(self.val_loader.dataset)
+            print(f"# kNN top-1 of the random-init encoder: {self.random_init_top1:.1f}% "
+                  f"({images} images, {time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
@@ -58,8 +72,8 @@ class KnnMonitor(pl.Callback):
         method = pl_module.method
         row = {
             "epoch": epoch,
-            "knn_top1_student": self.knn_top1(method.backbone, pl_module.device),
-            "knn_top1_teacher": self.knn_top1(method.teacher.module.backbone, pl_module.device),
+            "knn_top1_student": self.knn_top1(method.backbone, pl_module.device, "student"),
+            "knn_top1_teacher": self.knn_top1(method.teacher.module.backbone, pl_module.device, "teacher"),
         }
         self.history.append(row)
         pl_module.log_dict(
@@ -73,6 +87,13 @@ class KnnMonitor(pl.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = list(state_dict.get("history", []))
         self.random_init_top1 = state_dict.get("random_init_top1")
+
+
+def _progress(label: str, total: int):
+    """A callback that redraws ``# kNN features (label): done/total images`` on stderr."""
+    def show(done: int) -> None:
+        print(f"\r# kNN features ({label}): {done}/{total} images", end="", file=sys.stderr, flush=True)
+    return show
 
 
 class ThroughputMonitor(pl.Callback):

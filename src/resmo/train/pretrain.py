@@ -33,13 +33,12 @@ from resmo.backbones import BACKBONES, backbone_names, create_backbone
 from resmo.config.schema import PretrainConfig
 from resmo.data import (
     DataSplits,
-    EvalDataset,
     MultiViewDataset,
     build_datasets,
     build_view_recipe,
-    eval_transform,
 )
 from resmo.data.batched import BatchedViewRecipe
+from resmo.data.eval_batches import eval_loader
 from resmo.data.images import BAD_IMAGE_POLICIES
 from resmo.data.workers import capped_workers
 from resmo.losses.resmo import ResMoSettings
@@ -54,12 +53,14 @@ from resmo.train.fast_path import (
     DeviceViews,
     apply_backbone_settings,
     batched_train_loader,
+    chosen_pipeline,
 )
 from resmo.train.interrupt import GracefulInterrupt, worker_ignores_stop_signals
 from resmo.train.metrics_log import ResumableCSVLogger
 from resmo.train.module import PretrainModule
 from resmo.train.monitors import KnnMonitor, RngStateCallback, ThroughputMonitor
 from resmo.train.non_finite import NonFiniteGuard
+from resmo.train.progress import EpochProgressBar
 from resmo.train.resume import CHECKPOINT_FOLDER, inspect_checkpoint, resolve_resume
 from resmo.train.run_folder import default_out_dir, export_backbone, write_config, write_summary
 from resmo.train.sampling import EpochShuffleSampler, LoaderPosition, ResumableLoader, SeededSamples
@@ -158,14 +159,6 @@ def rebuild_method(
     return _build_method(config, backbone_options, steps_per_epoch), backbone_options
 
 
-def _loader(dataset, *, batch_size: int, shuffle: bool, drop_last: bool, workers: int) -> DataLoader:
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,
-        pin_memory=torch.cuda.is_available(), persistent_workers=False,
-        worker_init_fn=worker_ignores_stop_signals if workers else None,
-    )
-
-
 def _train_loader(dataset: Dataset, config: PretrainConfig) -> ResumableLoader:
     """Shuffled by (seed, epoch), augmented by (seed, epoch, index): see resmo.train.sampling."""
     sampler = EpochShuffleSampler(len(dataset), seed=config.seed)
@@ -225,6 +218,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     # config.yaml records the side the run trains on (a folder's is chosen from its images),
     # so `resmo eval` / `gap` / `export` rebuild the same backbone without looking at the data
     config.data.image_size = image_size
+    config.data.pipeline = chosen_pipeline(config.data.pipeline, str(config.data.name))  # "auto" decided
     recipe = build_view_recipe(config.method, image_size, **{**splits.view_defaults, **config.data.views})
     processes = expected_world_size(config)
     global_batch = config.train.batch_size * processes
@@ -300,14 +294,15 @@ def _build_knn(config: PretrainConfig, splits: DataSplits, image_size: int) -> K
         )
         return None
     monitor = config.monitor
-    transform = eval_transform(image_size)
     batch = max(256, config.train.batch_size)
-    bank = _first(EvalDataset(splits.eval_train, transform), monitor.knn_max_train, config.seed)
-    val = _first(EvalDataset(splits.val, transform), monitor.knn_max_val, config.seed)
+    bank = _first(splits.eval_train, monitor.knn_max_train, config.seed)
+    val = _first(splits.val, monitor.knn_max_val, config.seed)
     workers = config.data.num_workers
     return KnnMonitor(
-        _loader(bank, batch_size=batch, shuffle=False, drop_last=False, workers=workers),
-        _loader(val, batch_size=batch, shuffle=False, drop_last=False, workers=workers),
+        eval_loader(bank, image_size, batch_size=batch, num_workers=workers,
+                    worker_init_fn=worker_ignores_stop_signals),
+        eval_loader(val, image_size, batch_size=batch, num_workers=workers,
+                    worker_init_fn=worker_ignores_stop_signals),
         every_n_epochs=monitor.knn_every_epochs, k=monitor.knn_k,
         temperature=monitor.knn_temperature, num_classes=splits.num_classes,
     )
@@ -364,9 +359,9 @@ def _trainer(config: PretrainConfig, out: Path, checkpoint: ModelCheckpoint,
             ResumableCSVLogger(save_dir=out, name="", version="", keep_before_step=resume_step),
             TensorBoardLogger(save_dir=out, name="tensorboard", version=""),
         ],
-        callbacks=[checkpoint, RngStateCallback()],
+        callbacks=[checkpoint, RngStateCallback(), *([EpochProgressBar()] if train.progress_bar else [])],
         log_every_n_steps=train.log_every_n_steps,
-        enable_progress_bar=train.progress_bar,
+        enable_progress_bar=False,  # resmo.train.progress.EpochProgressBar instead (train.progress_bar)
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,

@@ -20,16 +20,34 @@ from pathlib import Path
 import torch
 
 CHECKPOINT_FOLDER = "checkpoints"
+STEPS_PER_EPOCH_KEY = "resmo_steps_per_epoch"  # written by PretrainModule.on_save_checkpoint
+
+
+def describe_position(global_step: int, steps_per_epoch: int | None) -> str:
+    """Where training stands, epochs counted from 1 as the progress bar does:
+    ``"28 steps (epoch 2, batch 8 done)"``, ``"40 steps (epoch 2 done)"``."""
+    if not steps_per_epoch:
+        return f"{global_step} steps"
+    epochs_done, batches = divmod(global_step, steps_per_epoch)
+    if batches == 0:
+        return f"{global_step} steps (epoch {epochs_done} done)" if epochs_done else f"{global_step} steps"
+    return f"{global_step} steps (epoch {epochs_done + 1}, batch {batches} done)"
 
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """A checkpoint that loads: its path, training step and epoch."""
+    """A checkpoint that loads: its path, training step, epoch (Lightning's, from 0), steps
+    per epoch of its run (``None`` in checkpoints written before resmo stored it)."""
 
     path: Path
     global_step: int
     epoch: int
     mtime: float
+    steps_per_epoch: int | None = None
+
+    @property
+    def position(self) -> str:
+        return describe_position(self.global_step, self.steps_per_epoch)
 
 
 class UnreadableCheckpoint(ValueError):
@@ -49,8 +67,9 @@ def inspect_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
         raise UnreadableCheckpoint(f"checkpoint '{path}' cannot be loaded ({reason[:160]})") from None
     if not isinstance(state, dict) or "state_dict" not in state or "global_step" not in state:
         raise UnreadableCheckpoint(f"'{path}' is not a resmo / Lightning training checkpoint")
+    steps_per_epoch = state.get(STEPS_PER_EPOCH_KEY)
     return CheckpointInfo(path, int(state["global_step"]), int(state.get("epoch", 0)),
-                          path.stat().st_mtime)
+                          path.stat().st_mtime, int(steps_per_epoch) if steps_per_epoch else None)
 
 
 def find_resume_checkpoint(out: str | os.PathLike) -> tuple[CheckpointInfo | None, list[str]]:
@@ -68,7 +87,7 @@ def find_resume_checkpoint(out: str | os.PathLike) -> tuple[CheckpointInfo | Non
         notes.append(f"--resume auto: no checkpoint in '{folder}' yet; starting from scratch")
         return None, notes
     best = max(found, key=lambda info: (info.global_step, info.mtime))
-    notes.append(f"--resume auto: continuing from '{best.path}' (step {best.global_step}, epoch {best.epoch})")
+    notes.append(f"--resume auto: continuing from '{best.path}' after {best.position}")
     return best, notes
 
 
@@ -85,7 +104,7 @@ def resolve_resume(resume: str | None, out: str | os.PathLike) -> tuple[str | No
     if not Path(resume).is_file():
         raise ValueError(f"--resume '{resume}' is not a checkpoint file; pass a .ckpt path or 'auto'")
     try:
-        inspect_checkpoint(resume)
+        info = inspect_checkpoint(resume)
     except UnreadableCheckpoint as error:
         raise ValueError(f"--resume: {error}; pass another .ckpt file or 'auto'") from None
-    return resume, []
+    return resume, [f"--resume: continuing from '{resume}' after {info.position}"]

@@ -1,0 +1,69 @@
+"""The console of ``resmo pretrain``: resmo's lines only, unless ``--verbose``."""
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from pretrain_helpers import tiny_overrides
+from resmo.console import QUIET_LOGGERS, quiet_third_party
+
+
+@pytest.fixture
+def restore_logger_levels():
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_lightning_warnings_and_deprecations_are_hidden_and_ours_take_one_line(capsys, restore_logger_levels):
+    with warnings.catch_warnings():
+        quiet_third_party(verbose=False)
+        warnings.warn_explicit("Previous log files in this directory will be deleted", UserWarning,
+                               "csv_logs.py", 268, module="lightning.fabric.loggers.csv_logs")
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", DeprecationWarning, stacklevel=1)
+        warnings.warn("an old argument", FutureWarning, stacklevel=1)
+        warnings.warn("data 'x' has no labelled validation split:\n  kNN monitors are off", UserWarning, stacklevel=1)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False, used: False")
+    assert capsys.readouterr().err == "# warning: data 'x' has no labelled validation split: kNN monitors are off\n"
+    assert logging.getLogger("lightning.pytorch").getEffectiveLevel() == logging.WARNING
+
+
+def test_verbose_leaves_everything_as_the_libraries_print_it(restore_logger_levels):
+    level = logging.getLogger("lightning.pytorch").level
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_third_party(verbose=True)
+        warnings.warn_explicit("Previous log files", UserWarning, "csv_logs.py", 268,
+                               module="lightning.fabric.loggers.csv_logs")
+        warnings.warn("old", DeprecationWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["Previous log files", "old"]
+    assert logging.getLogger("lightning.pytorch").level == level
+
+
+def _pretrain(tmp_path, *extra):
+    args = [*tiny_overrides(tmp_path / "run", epochs=1, samples=64), "train.progress_bar=true", *extra]
+    return subprocess.run([sys.executable, "-m", "resmo.cli", "pretrain", *args], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+NOISE = ("GPU available", "TPU available", "Tip:", "Loading `train_dataloader`", "Trainer.fit` stopped",
+         "deprecated", "Previous log files", "site-packages", "Warning:")
+
+
+def test_a_run_prints_resmo_lines_only(tmp_path):
+    done = _pretrain(tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = done.stdout + done.stderr
+    assert [noise for noise in NOISE if noise in console] == []
+    lines = [line for line in done.stdout.replace("\r", "\n").splitlines() if line.strip()]
+    assert any(line.startswith("Epoch 1/1: 100%") for line in lines)
+    assert lines[-2].startswith("done in ") and lines[-1].startswith("intra gap (")
+    assert done.stderr.splitlines()[0].startswith("# kNN top-1 of the random-init encoder: ")
+    verbose = _pretrain(tmp_path, "--verbose")
+    assert verbose.returncode == 0, verbose.stderr[-2000:]
+    assert "GPU available" in verbose.stdout + verbose.stderr
