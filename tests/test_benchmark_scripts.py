@@ -192,3 +192,11 @@ def test_gpu_cifar10_tiny_on_the_real_archive(cifar10_jpeg, tmp_path):
     result = load("gpu_cifar10").main(["--tiny", "--archive", str(archive), "--cache", str(cifar10_jpeg.parent),
                                        "--out", str(out)])
     check_gpu_cifar10(result, out)
+
+
+def test_the_readme_states_the_measured_quickstart_time_within_its_target():
+    root = Path(__file__).resolve().parent.parent
+    result = json.loads((root / "benchmarks" / "results" / "quickstart.json").read_text())
+    readme = (root / "README.md").read_text()
+    assert f"quickstart ({result['wall_seconds_total']:.0f} s measured on 2 idle CPU cores" in readme
+    assert result["meets_targets"] and result["targets"]["wall_seconds_total_max"] <= 60
