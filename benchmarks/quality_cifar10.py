@@ -37,7 +37,7 @@ from cifar10_folder import DataMissing, cache_root, cifar10_folder  # noqa: E402
 from folder_subset import subset_folder  # noqa: E402
 from protocol import PROTOCOLS, Protocol, cached_result, pretrain_arguments, result_file  # noqa: E402
 from quality_summary import summarise  # noqa: E402
-from results_io import machine_info  # noqa: E402
+from results_io import code_provenance, machine_info  # noqa: E402
 
 RESULTS = HERE / "results" / "quality"
 
@@ -127,7 +127,8 @@ def run_one(protocol: Protocol, key: str, folder: Path, work: Path, results: Pat
     arm, seed = protocol.parse(key)
     tag = protocol.expected_fingerprint(key)
     record = {"protocol": protocol.name, "key": key, "seed": seed, "fingerprint": tag, "date": time.strftime("%Y-%m-%d"),
-              "machine": machine_info(), "load_average_1min_start": round(os.getloadavg()[0], 2)}
+              "machine": machine_info(), "load_average_1min_start": round(os.getloadavg()[0], 2),
+              "code": code_provenance()}
     if arm is None:
         record |= {"arm": "random-init", "impl": "resmo"} | run_random(protocol, seed, folder)
     else:

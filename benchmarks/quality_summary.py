@@ -88,6 +88,7 @@ def summarise(protocol: Protocol, results: Path, *, command: str, wall_seconds: 
     summary = {
         "protocol": protocol.name, "command": command, "date": time.strftime("%Y-%m-%d"),
         "run_dates": sorted({r["date"] for r in runs.values() if "date" in r}),
+        "code_commits": sorted({r["code"]["commit"] for r in runs.values() if (r.get("code") or {}).get("commit")}),
         "jobs": jobs, "torch_threads_per_run": sorted({r["machine"].get("torch_threads") for r in runs.values()
                                                       if r.get("machine", {}).get("torch_threads")}),
         "budget": _budget(protocol), "knn_k": k, "notes": list(protocol.notes),

@@ -14,6 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from provenance import freshness_text
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 RESULTS = HERE / "results"
@@ -37,15 +39,6 @@ def fmt(stats: dict | None, digits: int = 1) -> str:
 
 def signed(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:+.{digits}f}"
-
-
-def provenance_text(result: dict) -> str:
-    """`` Code: resmo 0.1.0 at abc1234.`` from a result's ``code`` record ("" without one)."""
-    code = result.get("code")
-    if not code or not code.get("commit"):
-        return ""
-    dirty = " with uncommitted changes" if code.get("dirty") else ""
-    return f" Code: resmo {code['resmo_version']} at commit `{code['commit'][:7]}`{dirty}."
 
 
 def machine_line(machine: dict | None) -> str:
@@ -185,7 +178,7 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
                   f"{threads} torch thread(s) each). Machine: {machine_line(full['machine'])}. "
                   f"Runs made on {', '.join(full.get('run_dates', [])) or full['date']}. "
                   f"Sum of the runs' wall times: {full['cpu_seconds_runs'] / 3600:.1f} h.", "",
-                  f"Budget: {budget_text(full)}", ""]
+                  f"Budget: {budget_text(full)}", "", quality_freshness(full), ""]
         if not full["complete"]:
             lines += [f"**Incomplete**: missing runs {', '.join(full['missing_runs'])}.", ""]
         lines += quality_table(full) + [""]
@@ -216,11 +209,17 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
                   "reproduces this table's shape. Its numbers mean nothing: width "
                   f"{b['width']}, {10 * b['train_per_class']} training and {10 * b['test_per_class']} test images, "
                   f"{b['epochs']} epoch(s), batch {b['batch_size']}, otherwise as above. "
-                  f"Date: {smoke['date']}, {machine_line(smoke['machine'])}.", ""]
+                  f"Date: {smoke['date']}, {machine_line(smoke['machine'])}.", "", quality_freshness(smoke), ""]
         lines += quality_table(smoke) + [""]
     for date, commit, what in QUALITY_RECHECKS:
         lines += [f"Re-checked on {date} at commit `{commit}` (later code than the runs above): {what}.", ""]
     return lines
+
+
+def quality_freshness(summary: dict) -> str:
+    """Freshness of a quality summary: its runs' commits, else the last re-check's commit."""
+    commits = summary.get("code_commits") or ([QUALITY_RECHECKS[-1][1]] if QUALITY_RECHECKS else [])
+    return freshness_text({"code_commits": commits}, "quality", summary["command"])
 
 
 #: Re-runs on later code that reproduced the committed quality results (date, commit, what).
@@ -244,6 +243,7 @@ def speed_section(speed: dict | None) -> list[str]:
               f"Date: {speed['date']}. Model: {speed['model']}, batch {speed['batch_size']}; "
               f"{speed['steps']} timed steps after {speed['warmup']} warm-up, median of {speed['rounds']} rounds, "
               "each measurement in a fresh process.", "",
+              freshness_text(speed, "speed", speed["command"].strip()), "",
               "| measurement | images/s (median) | rounds | peak memory increase (MiB) |", "|---|---:|---|---:|"]
     names = {
         "resmo-mocov3-w0": "training step, resmo MoCo v3", "resmo-mocov3-w1": "training step, resmo MoCo v3 + ResMo",
@@ -298,6 +298,7 @@ def views_section(views: dict | None) -> list[str]:
     lines += [f"Command: `{views['command']}`. Machine: {machine_line(views['machine'])}; load average "
               f"{views['load_average_before']} before, {views['load_average_after']} after. Date: {views['date']}. "
               f"Recipe: {views['recipe']}, {views['images']} in-memory images, batches of {views['batch_size']}.", "",
+              freshness_text(views, "views", views["command"]), "",
               "| pipeline | images/s (median) | rounds | vs torchvision |", "|---|---:|---|---:|"]
     for key, label in labels.items():
         if key in med:
@@ -330,7 +331,8 @@ def gpu_section(throughput: dict | None, cifar: dict | None) -> list[str]:
         rates = throughput["images_per_second"]
         lines += [f"Command: `{throughput['command']}`. Machine: {machine_line(throughput['machine'])}. "
                   f"Date: {throughput['date']}. {throughput['model']}, batch {throughput['batch_size']}, "
-                  f"precision {throughput['precision']}.", "", "| mode | images/s |", "|---|---:|"]
+                  f"precision {throughput['precision']}.", "",
+                  freshness_text(throughput, "gpu", throughput["command"]), "", "| mode | images/s |", "|---|---:|"]
         lines += [f"| {mode} | {rate:,.0f} |" for mode, rate in rates.items()]
         ratios = [f"{label}: {throughput[key]:.2f}" for key, label in (
             ("batched_over_model_only", "batched / model-only"), ("batched_over_lightly", "batched / LightlySSL"))
@@ -348,6 +350,7 @@ def gpu_section(throughput: dict | None, cifar: dict | None) -> list[str]:
         lines += [f"Command: `{cifar['command']}`. Machine: {machine_line(cifar['machine'])}. Date: {cifar['date']}. "
                   f"{cifar['epochs']} epochs, seed {cifar['seed']}. Model-only ceiling: "
                   f"{cifar['model_only_images_per_second']:,.0f} images/s.", "",
+                  freshness_text(cifar, "gpu", cifar["command"]), "",
                   "| run | student kNN top-1 | teacher kNN top-1 | training images/s | / ceiling |",
                   "|---|---:|---:|---:|---:|"]
         for name, run in cifar["runs"].items():
@@ -373,7 +376,7 @@ def quickstart_section(quick: dict | None) -> list[str]:
         f"seed {quick['seed']}). Measured by `python benchmarks/quickstart.py`. "
         f"Machine: {machine_line(quick['machine'])}, {quick['machine']['torch_threads']} threads, load average "
         f"{quick['machine']['load_average_1min']} before / {quick['load_average_1min_after']} after. "
-        f"Date: {quick['date']}.{provenance_text(quick)}", "",
+        f"Date: {quick['date']}.", "", freshness_text(quick, "quickstart", "python benchmarks/quickstart.py"), "",
         "| wall time (s) | student kNN top-1 | teacher kNN top-1 | random-init kNN top-1 | margin (points) |",
         "|---:|---:|---:|---:|---:|",
         f"| {quick['wall_seconds_total']:.1f} | {quick['knn_top1_student']:.1f} | {quick['knn_top1_teacher']:.1f} "

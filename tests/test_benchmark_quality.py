@@ -230,3 +230,4 @@ def test_committed_summaries_are_the_aggregate_of_the_committed_runs(tmp_path, n
     assert fresh["complete"] and summary["complete"]
     for key in ("arms", "random_init", "checks", "budget", "cpu_seconds_runs", "run_dates"):
         assert fresh[key] == summary[key], key
+    assert fresh["code_commits"] == summary.get("code_commits", [])  # older summaries: runs named none

@@ -1,0 +1,90 @@
+"""A committed result from code older than the last change to what it measures is shown as stale."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import provenance  # noqa: E402
+import render_docs  # noqa: E402
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def commit(root: Path, path: str, text: str) -> str:
+    file = root / path
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(text)
+    git(root, "add", path)
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"change {path}")
+    return git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def history(tmp_path, monkeypatch):
+    git(tmp_path, "init", "-q")
+    first = commit(tmp_path, "src/resmo/train/loop.py", "one\n")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    return tmp_path, first
+
+
+def quickstart(commit_sha: str | None) -> dict:
+    result = {
+        "command": "resmo pretrain", "date": "2026-12-02", "seed": 0,
+        "machine": {"cpu_count": 2, "processor": "x86_64", "torch": "2.14.1", "torch_threads": 2,
+                    "load_average_1min": 0.1},
+        "load_average_1min_after": 1.0, "settings": {"epochs": 4, "batch_size": 64, "resmo_weight": 1.0},
+        "wall_seconds_total": 47.0, "knn_top1_student": 48.7, "knn_top1_teacher": 39.2,
+        "knn_top1_random_init": 25.9, "margin_points": 22.8,
+        "targets": {"wall_seconds_total_max": 60, "margin_points_min": 15},
+    }
+    if commit_sha:
+        result["code"] = {"resmo_version": "0.1.0", "commit": commit_sha, "dirty": False}
+    return result
+
+
+def test_a_result_is_current_until_code_it_depends_on_changes(history):
+    root, first = history
+    assert provenance.freshness([first], "quickstart").current
+    commit(root, "docs/benchmarks.md", "text\n")           # not code
+    commit(root, "src/resmo/report/plots.py", "plot\n")    # code no benchmark measures
+    assert provenance.freshness([first], "quickstart").current
+    change = commit(root, "src/resmo/train/loop.py", "two\n")
+    state = provenance.freshness([first], "quickstart")
+    assert not state.current and state.changed_by == (change[:7],)
+    assert provenance.freshness([change], "quickstart").current
+    # a change under src/resmo/data/ concerns the view benchmark; one in train/ does not
+    assert provenance.freshness([first], "views").current
+
+
+def test_the_renderer_marks_a_result_from_older_code_as_stale(history):
+    root, first = history
+    text = "\n".join(render_docs.quickstart_section(quickstart(first)))
+    assert f"Code: commit `{first[:7]}`, current" in text and "Stale" not in text
+    change = commit(root, "benchmarks/quickstart.py", "new script\n")
+    text = "\n".join(render_docs.quickstart_section(quickstart(first)))
+    assert (f"**Stale**: made by the code at `{first[:7]}`; what it measures has changed since "
+            f"(`{change[:7]}`); re-run `python benchmarks/quickstart.py`.") in text
+    assert "47.0" in text  # the numbers are still shown, marked
+
+
+def test_results_without_a_known_commit_say_so(history):
+    assert "**Code not recorded**" in "\n".join(render_docs.quickstart_section(quickstart(None)))
+    missing = "0" * 40
+    assert "**Code not in this history** (`0000000`)" in "\n".join(render_docs.quickstart_section(quickstart(missing)))
+
+
+def test_a_quality_summary_is_stale_when_any_of_its_runs_is(history):
+    root, first = history
+    second = commit(root, "benchmarks/protocol.py", "arms\n")
+    assert provenance.freshness([second], "quality").current
+    state = provenance.freshness([first, second], "quality")
+    assert not state.current and state.changed_by == (second[:7],)
