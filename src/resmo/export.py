@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from resmo.data import IMAGENET_MEAN, IMAGENET_STD
+from resmo.detectron2_export import detectron2_weights, write_detectron2_pickle
+from resmo.validation import check_choice
 
 TORCHVISION = ("resnet18", "resnet50")
 TIMM = {"vit_tiny": "vit_tiny_patch16_224", "vit_small": "vit_small_patch16_224"}
@@ -77,21 +79,35 @@ def build_plain_model(build: dict[str, Any]) -> nn.Module:
     return create_backbone(build["model"], **build["kwargs"])
 
 
+EXPORT_FORMATS = ("plain", "detectron2")
+
+
 def export_encoder(run_path: str | Path, encoder: str, *, out: str | Path | None = None,
-                   config: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+                   config: str | Path | None = None, format: str = "plain") -> tuple[Path, dict[str, Any]]:
     """Export ``encoder`` (student / teacher) of a run folder or checkpoint.
 
-    Writes ``out`` (default ``<run>/export/<encoder>-<backbone>.pt``) and ``<out>.json``;
-    returns the weights path and the metadata. Raises ``ValueError`` for bad input.
+    ``format`` ``plain`` writes ``out`` (default ``<run>/export/<encoder>-<backbone>.pt``),
+    ``detectron2`` a detectron2 ``.pkl`` (default ``<run>/export/<encoder>-<backbone>-detectron2.pkl``,
+    see resmo.detectron2_export); both with ``<out>.json``. Returns the weights path and the
+    metadata. Raises ``ValueError`` for bad input.
     """
     from resmo.eval.runs import load_run  # lazy: rebuilding a method pulls in Lightning
 
+    check_choice("--format", format, EXPORT_FORMATS)
     run = load_run(run_path, config=config)
     name = run.config.backbone
     state, build = plain_state_dict(run.encoder(encoder), name, run.backbone_options)
-    target = Path(out) if out else run.folder / "export" / f"{encoder}-{name}.pt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, target)
+    if format == "detectron2":
+        weights = detectron2_weights(state, backbone=name, cifar_stem=bool(build.get("cifar_stem")))
+        target = Path(out) if out else run.folder / "export" / f"{encoder}-{name}-detectron2.pkl"
+        write_detectron2_pickle(weights, target)
+        build = {"format": "detectron2", "model": f"detectron2 ResNet-{name.removeprefix('resnet')}",
+                 "note": "detectron2: MODEL.WEIGHTS <this .pkl>, INPUT.FORMAT RGB, MODEL.PIXEL_MEAN / "
+                         "PIXEL_STD = the normalize values below x 255"}
+    else:
+        target = Path(out) if out else run.folder / "export" / f"{encoder}-{name}.pt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, target)
     metadata = {
         "encoder": encoder, "backbone": name, "backbone_options": run.backbone_options, "build": build,
         "image_size": run.image_size, "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},

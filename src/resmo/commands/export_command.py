@@ -9,21 +9,26 @@ from resmo.commands.common import USER_ERRORS, add_run_argument, fail
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "export", help="export a backbone for plain torchvision / timm models",
+        "export", help="export a backbone for plain torchvision / timm models or detectron2",
         description="Write the student or teacher backbone of a run as a plain state dict: torchvision "
         "ResNet keys (resnet18/50), timm ViT keys (vit_*), or resmo keys (resnet_small), plus a "
         ".json with how to build the model. See 'Using the pretrained encoder' in the README.",
     )
     add_run_argument(parser)
     parser.add_argument("--encoder", choices=("student", "teacher"), required=True, help="which backbone to export")
-    parser.add_argument("--out", metavar="FILE.pt", help="output file (default <run>/export/<encoder>-<backbone>.pt)")
+    parser.add_argument("--format", choices=("plain", "detectron2"), default="plain",
+                        help="plain (default): torchvision / timm / resmo state dict (.pt); detectron2: the .pkl "
+                        "detectron2's ResNet loads (resnet18/50 pretrained at 96 px or more)")
+    parser.add_argument("--out", metavar="FILE", help="output file (default <run>/export/<encoder>-<backbone>.pt, "
+                        "or <encoder>-<backbone>-detectron2.pkl)")
 
 
 def run(args: argparse.Namespace) -> int:
     from resmo.export import export_encoder
 
     try:
-        path, metadata = export_encoder(args.run, args.encoder, out=args.out, config=args.config)
+        path, metadata = export_encoder(args.run, args.encoder, out=args.out, config=args.config,
+                                        format=args.format)
     except USER_ERRORS as error:
         return fail("resmo export", error)
     build = metadata["build"]
