@@ -204,3 +204,10 @@ def test_eval_dataset_returns_tensor_and_label():
 def test_recipe_repr_groups_local_crops():
     text = repr(multi_crop_recipe(32))
     assert "views 2-5" in text and "num_views=6" in text
+
+
+def test_every_registered_method_has_its_views():
+    from resmo.data.views import VIEWS_OF_METHOD
+    from resmo.methods import method_names
+
+    assert sorted(VIEWS_OF_METHOD) == method_names()

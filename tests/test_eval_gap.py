@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from resmo.eval.gap import intra_gap
 from resmo.eval.gap_diagnostics import cosine_histogram, same_view_cosines
+from resmo.losses.gap import intra_gap
 from tests.conftest import build_method
 from tests.eval_helpers import make_run, reference_features, run_cli
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import resmo.recipes.references as references_module
+import resmo.fidelity.references as references_module
+from resmo.fidelity.references import compare, deviations, references, render, same
 from resmo.recipes import recipe_names
-from resmo.recipes.references import compare, deviations, references, render, same
 
 RECIPES = sorted(references()["recipes"])
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
@@ -52,4 +52,4 @@ def test_values_compare_as_numbers_booleans_and_lists():
 
 
 def test_docs_recipes_is_the_rendering():
-    assert DOCS.read_text() == render(), "run: python -m resmo.recipes.references > docs/recipes.md"
+    assert DOCS.read_text() == render(), "run: python -m resmo.fidelity.references > docs/recipes.md"

@@ -1,5 +1,5 @@
 """The ResMo term (src/resmo/losses/resmo.py) alone and inside every method, and the
-intra-representation gap (src/resmo/eval/gap.py)."""
+intra-representation gap (src/resmo/losses/gap.py)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ and whole methods::
 """
 
 from resmo.backbones import backbone_names, create_backbone
-from resmo.eval.gap import intra_gap
 from resmo.losses import ResMoSettings, residual_momentum_loss
+from resmo.losses.gap import intra_gap
 from resmo.methods import MomentumMethod, StepResult, create_method, method_names
 from resmo.momentum import EMATeacher, cosine_momentum
 

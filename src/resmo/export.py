@@ -27,8 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from resmo.backbones import create_backbone
 from resmo.data import IMAGENET_MEAN, IMAGENET_STD
 from resmo.detectron2_export import detectron2_weights, write_detectron2_pickle
+from resmo.eval.runs import load_run
 from resmo.validation import check_choice
 
 TORCHVISION = ("resnet18", "resnet50")
@@ -74,8 +76,6 @@ def build_plain_model(build: dict[str, Any]) -> nn.Module:
         import timm
 
         return timm.create_model(build["model"], pretrained=False, **build["kwargs"])
-    from resmo.backbones import create_backbone
-
     return create_backbone(build["model"], **build["kwargs"])
 
 
@@ -91,8 +91,6 @@ def export_encoder(run_path: str | Path, encoder: str, *, out: str | Path | None
     see resmo.detectron2_export); both with ``<out>.json``. Returns the weights path and the
     metadata. Raises ``ValueError`` for bad input.
     """
-    from resmo.eval.runs import load_run  # lazy: rebuilding a method pulls in Lightning
-
     check_choice("--format", format, EXPORT_FORMATS)
     run = load_run(run_path, config=config)
     name = run.config.backbone

@@ -48,10 +48,12 @@ def format_gap(payload: dict[str, Any]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from resmo.eval.gap_diagnostics import measure_gap
+    from resmo.report.histogram import plot_cosine_histograms
 
     try:
         run_, data = load(args)
-        payload = measure_gap(run_, data, k=args.k, temperature=args.temperature, **extract_options(args))
+        payload = measure_gap(run_, data, k=args.k, temperature=args.temperature,
+                              plot=plot_cosine_histograms, **extract_options(args))
     except USER_ERRORS as error:
         return fail("resmo gap", error)
     print("\n".join(format_gap(payload)))

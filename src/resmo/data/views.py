@@ -42,7 +42,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SMALL_IMAGE_SIZE = 64
 """Images at most this many pixels wide count as small (CIFAR-like) for the defaults."""
-MULTI_CROP_METHODS = frozenset({"dino"})
+#: The views of each method: multi-crop (global + local crops) or two global views. Every
+#: registered method has an entry (tests/test_data_views.py checks it against resmo.methods).
+VIEWS_OF_METHOD = {"mocov2": "two_view", "mocov3": "two_view", "byol": "two_view", "dino": "multi_crop"}
+MULTI_CROP_METHODS = frozenset(name for name, views in VIEWS_OF_METHOD.items() if views == "multi_crop")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
 
@@ -321,9 +324,7 @@ def build_view_recipe(
     :func:`multi_crop_recipe` or :func:`two_view_recipe`. Unknown methods or options raise
     ``ValueError`` listing the valid ones.
     """
-    from resmo.methods import method_names  # local import: keeps resmo.data light
-
-    check_choice("method", method, method_names())
+    check_choice("method", method, VIEWS_OF_METHOD)
     multi_crop = check_optional_bool("multi_crop", multi_crop)
     if multi_crop is None:
         multi_crop = method in MULTI_CROP_METHODS

@@ -1,11 +1,11 @@
-"""Evaluation: gap diagnostics, kNN and linear probes.
+"""Evaluation: gap diagnostics, kNN and linear probes (the intra gap itself is a training
+metric: :mod:`resmo.losses.gap`).
 
-Light on import (``resmo.methods`` imports :mod:`resmo.eval.gap`): the run-level modules
-(runs, features, probes, gap_diagnostics) are imported where used.
+Light on import: the run-level modules (runs, features, probes, gap_diagnostics) are
+imported where used.
 """
 
-from resmo.eval.gap import intra_gap
 from resmo.eval.knn import weighted_knn
 from resmo.eval.linear import linear_probe
 
-__all__ = ["intra_gap", "linear_probe", "weighted_knn"]
+__all__ = ["linear_probe", "weighted_knn"]

@@ -14,6 +14,8 @@ result of the same checkpoint and data exists, of the linear probe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -98,10 +100,12 @@ def _linear_gap(run: LoadedRun, data: EvalData) -> dict[str, Any] | None:
 
 def measure_gap(
     run: LoadedRun, data: EvalData, *, k: int = 20, temperature: float = 0.07, batch_size: int = 256,
-    device: str = "auto", num_workers: int = 0, use_cache: bool = True, plot: bool = True,
+    device: str = "auto", num_workers: int = 0, use_cache: bool = True,
+    plot: Callable[..., Path] | None = None,
 ) -> dict[str, Any]:
-    """Intra gap per level, cosine histograms, accuracy gaps; ``eval/gap-<data>.json`` and
-    (with ``plot``) ``eval/gap_hist-<data>.png``."""
+    """Intra gap per level, cosine histograms, accuracy gaps; ``eval/gap-<data>.json`` and,
+    given ``plot`` (``resmo.report.histogram.plot_cosine_histograms``: evaluation does not
+    import the plotting layer), ``eval/gap_hist-<data>.png``."""
     target = resolve_device(device)
     loader = eval_loader(data.val, data.image_size, batch_size=batch_size, num_workers=num_workers)
     cosines = same_view_cosines(run.method, loader, device=target)
@@ -115,12 +119,10 @@ def measure_gap(
         "knn": accuracy_gap_knn(run, data, k=k, temperature=temperature, **extract),
         "linear": _linear_gap(run, data),
     }
-    if plot:
-        from resmo.report.histogram import plot_cosine_histograms  # lazy: matplotlib
-
+    if plot is not None:
         png = run.results_dir / f"gap_hist-{data.tag}.png"
         title = f"same-view cos(student, teacher), {data.name} val, {run.config.method} ({run.folder.name})"
-        payload["histogram_png"] = str(plot_cosine_histograms(
+        payload["histogram_png"] = str(plot(
             payload["cosine_histogram"], png, title=title, gaps=payload["intra_gap"], means=payload["cosine_mean"]))
     payload["path"] = str(write_result(result_path(run, "gap", data), payload))
     return payload

@@ -9,7 +9,7 @@ A run is given as
   checkpoint or one folder above it (``RUN/checkpoints/x.ckpt`` -> ``RUN/config.yaml``).
 
 The method is rebuilt with the code pretraining uses
-(:func:`resmo.train.pretrain.rebuild_method`) and the checkpoint's ``method.*`` weights
+(:func:`resmo.builder.rebuild_method`) and the checkpoint's ``method.*`` weights
 are loaded with ``strict=True``. Results are written under ``<run folder>/eval/`` (for a
 checkpoint without run folder: ``eval/`` next to the checkpoint). Every problem raises
 ``ValueError`` with one line.
@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from resmo.builder import rebuild_method
 from resmo.config import load_config
 from resmo.config.schema import PretrainConfig
 from resmo.data.build import DEFAULT_FOLDER_IMAGE_SIZE, NATIVE_IMAGE_SIZES
@@ -115,8 +116,6 @@ def file_sha256(path: Path, *, chunk: int = 1 << 20) -> str:
 
 def load_run(path: str | Path, *, config: str | Path | None = None) -> LoadedRun:
     """Rebuild the method of a run folder or checkpoint and load its weights (see module doc)."""
-    from resmo.train.pretrain import rebuild_method  # lazy: pulls in Lightning
-
     checkpoint, recipe, folder = locate_run(path, config=config)
     settings = load_config(recipe)
     image_size = run_image_size(settings)

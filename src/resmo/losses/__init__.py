@@ -2,6 +2,7 @@
 
 from resmo.losses.byol import byol_regression
 from resmo.losses.dino import DinoCenter, dino_cross_entropy
+from resmo.losses.gap import intra_gap
 from resmo.losses.infonce import info_nce
 from resmo.losses.queue import MoCoQueue
 from resmo.losses.resmo import (
@@ -14,5 +15,5 @@ from resmo.losses.resmo import (
 
 __all__ = [
     "DISTANCES", "LEVELS", "DinoCenter", "MoCoQueue", "ResMoSettings", "byol_regression",
-    "dino_cross_entropy", "info_nce", "kd_cross_entropy", "residual_momentum_loss",
+    "dino_cross_entropy", "info_nce", "intra_gap", "kd_cross_entropy", "residual_momentum_loss",
 ]

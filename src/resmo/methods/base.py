@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from resmo.eval.gap import intra_gap
+from resmo.losses.gap import intra_gap
 from resmo.losses.resmo import LEVELS, ResMoSettings, residual_momentum_loss
 from resmo.momentum.ema import EMATeacher
 from resmo.momentum.schedule import cosine_momentum

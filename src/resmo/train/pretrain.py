@@ -14,7 +14,6 @@ functions of the seed, so a run resumed mid-epoch matches an uninterrupted one
 
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from resmo.backbones import BACKBONES, backbone_names, create_backbone
+from resmo.backbones import backbone_names
+from resmo.builder import build_method, resolve_backbone_options
 from resmo.config.schema import PretrainConfig
 from resmo.data import (
     DataSplits,
@@ -41,8 +41,7 @@ from resmo.data.batched import BatchedViewRecipe
 from resmo.data.eval_batches import eval_loader
 from resmo.data.images import BAD_IMAGE_POLICIES
 from resmo.data.workers import capped_workers
-from resmo.losses.resmo import ResMoSettings
-from resmo.methods import MomentumMethod, create_method, method_names, method_options
+from resmo.methods import method_names
 from resmo.train.bad_images import BadImageMonitor
 from resmo.train.checkpoint_io import AtomicCheckpointIO
 from resmo.train.checks import check_run_numbers
@@ -90,20 +89,6 @@ class PreparedRun:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve_backbone_options(config: PretrainConfig, image_size: int) -> dict[str, Any]:
-    """The chosen backbone's options, with size-dependent defaults filled in:
-    ``cifar_stem`` for images <= 64 px, ViT ``img_size`` and ``patch_size`` (4 below 64 px)."""
-    options = dict(config.backbone_options.get(config.backbone, {}))
-    accepted = inspect.signature(BACKBONES.get(config.backbone)).parameters
-    if "cifar_stem" in accepted:
-        options.setdefault("cifar_stem", image_size <= 64)
-    if "img_size" in accepted:
-        options.setdefault("img_size", image_size)
-    if "patch_size" in accepted:
-        options.setdefault("patch_size", 4 if image_size <= 64 else 16)
-    return options
-
-
 def _check_settings(config: PretrainConfig) -> None:
     train = config.train
     check_positive_int("train.epochs", train.epochs)
@@ -127,36 +112,6 @@ def _check_settings(config: PretrainConfig) -> None:
     check_choice("data.pipeline", config.data.pipeline, PIPELINES)
     if config.resmo.warmup_epochs < 0:
         raise ValueError(f"resmo.warmup_epochs={config.resmo.warmup_epochs!r} is not valid; allowed values: a number >= 0")
-
-
-def _build_method(config: PretrainConfig, backbone_options: dict, steps_per_epoch: int) -> MomentumMethod:
-    section = config.resmo
-    resmo = ResMoSettings(
-        weight=section.weight, level=section.level, distance=section.distance,
-        temperature=section.temperature, warmup_steps=round(section.warmup_epochs * steps_per_epoch),
-    )
-    options = dict(config.method_options.get(config.method, {}))
-    if "teacher_temperature_warmup_steps" in method_options(config.method):
-        fraction = options.pop("teacher_temperature_warmup_epochs", None)
-        if fraction is not None:
-            options["teacher_temperature_warmup_steps"] = round(float(fraction) * steps_per_epoch)
-    backbone = create_backbone(config.backbone, **backbone_options)
-    return create_method(config.method, backbone, resmo=resmo, **options)
-
-
-def rebuild_method(
-    config: PretrainConfig, image_size: int, *, steps_per_epoch: int = 1
-) -> tuple[MomentumMethod, dict[str, Any]]:
-    """The untrained method of ``config`` and its resolved backbone options, built by the
-    same code as :func:`prepare_run` (for loading a checkpoint's ``method.*`` weights).
-
-    ``steps_per_epoch`` only sets step-based schedules (ResMo and DINO temperature
-    warm-up), never a parameter shape. Raises ``ValueError`` for unknown names.
-    """
-    check_choice("method", config.method, method_names())
-    check_choice("backbone", config.backbone, backbone_names())
-    backbone_options = resolve_backbone_options(config, image_size)
-    return _build_method(config, backbone_options, steps_per_epoch), backbone_options
 
 
 def _train_loader(dataset: Dataset, config: PretrainConfig) -> ResumableLoader:
@@ -229,7 +184,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
         )
     steps_per_epoch = len(splits.train) // global_batch
     backbone_options = resolve_backbone_options(config, image_size)
-    method = _build_method(config, backbone_options, steps_per_epoch)
+    method = build_method(config, backbone_options, steps_per_epoch)
     recipe_views = getattr(recipe, "num_global_views", 2)
     if method.num_teacher_views != recipe_views:
         raise ValueError(

@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from resmo.backbones import BACKBONES
+from resmo.builder import rebuild_method, resolve_backbone_options
 from resmo.config.schema import PretrainConfig
 from resmo.data.batched.recipe import spec_from_transform
 from resmo.data.build import NATIVE_IMAGE_SIZES
 from resmo.data.views import build_view_recipe
 from resmo.methods.base import MomentumMethod
 from resmo.methods.registry import METHODS
-from resmo.train.pretrain import rebuild_method, resolve_backbone_options
 
 #: Method attributes that decide results without being factory options everywhere.
 METHOD_ATTRIBUTES = ("gradient_clip_norm", "freeze_last_layer_epochs")

@@ -1,0 +1,64 @@
+"""From a recipe to modules, without Lightning: backbone options, method (student, heads,
+teacher, ResMo). Shared by training (resmo.train.pretrain), evaluation (resmo.eval.runs)
+and the recipe tables (resmo.fidelity.resolved), so a checkpoint is always reloaded into
+the model the run trained.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from resmo.backbones import BACKBONES, backbone_names, create_backbone
+from resmo.config.schema import PretrainConfig
+from resmo.losses.resmo import ResMoSettings
+from resmo.methods import MomentumMethod, create_method, method_names, method_options
+from resmo.validation import check_choice
+
+
+def resolve_backbone_options(config: PretrainConfig, image_size: int) -> dict[str, Any]:
+    """The chosen backbone's options, with size-dependent defaults filled in:
+    ``cifar_stem`` for images <= 64 px, ViT ``img_size`` and ``patch_size`` (4 below 64 px)."""
+    options = dict(config.backbone_options.get(config.backbone, {}))
+    accepted = inspect.signature(BACKBONES.get(config.backbone)).parameters
+    if "cifar_stem" in accepted:
+        options.setdefault("cifar_stem", image_size <= 64)
+    if "img_size" in accepted:
+        options.setdefault("img_size", image_size)
+    if "patch_size" in accepted:
+        options.setdefault("patch_size", 4 if image_size <= 64 else 16)
+    return options
+
+
+def build_method(config: PretrainConfig, backbone_options: dict, steps_per_epoch: int) -> MomentumMethod:
+    """The untrained method of ``config`` around a backbone built with ``backbone_options``;
+    epoch-based warm-ups become steps with ``steps_per_epoch``."""
+    section = config.resmo
+    resmo = ResMoSettings(
+        weight=section.weight, level=section.level, distance=section.distance,
+        temperature=section.temperature, warmup_steps=round(section.warmup_epochs * steps_per_epoch),
+    )
+    options = dict(config.method_options.get(config.method, {}))
+    if "teacher_temperature_warmup_steps" in method_options(config.method):
+        fraction = options.pop("teacher_temperature_warmup_epochs", None)
+        if fraction is not None:
+            options["teacher_temperature_warmup_steps"] = round(float(fraction) * steps_per_epoch)
+    backbone = create_backbone(config.backbone, **backbone_options)
+    return create_method(config.method, backbone, resmo=resmo, **options)
+
+
+def rebuild_method(
+    config: PretrainConfig, image_size: int, *, steps_per_epoch: int = 1
+) -> tuple[MomentumMethod, dict[str, Any]]:
+    """The untrained method of ``config`` and its resolved backbone options, built by the
+    same code as :func:`prepare_run` (for loading a checkpoint's ``method.*`` weights).
+
+    ``steps_per_epoch`` only sets step-based schedules (ResMo and DINO temperature
+    warm-up), never a parameter shape. Raises ``ValueError`` for unknown names.
+    """
+    check_choice("method", config.method, method_names())
+    check_choice("backbone", config.backbone, backbone_names())
+    backbone_options = resolve_backbone_options(config, image_size)
+    return build_method(config, backbone_options, steps_per_epoch), backbone_options
+
+
