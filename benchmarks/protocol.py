@@ -2,8 +2,9 @@
 
 An *arm* is one row of the results table (a method, an implementation, a ResMo setting);
 a *run* is one arm at one seed. A *budget* fixes everything the arms share: backbone,
-resolution, data, optimizer, epochs, evaluation. ``full`` is the protocol reported in
-docs/benchmarks.md; ``smoke`` is the same table on a few hundred images, in minutes.
+resolution, data, optimizer, epochs, evaluation. ``full`` is the short-budget protocol reported
+in docs/benchmarks.md; ``smoke`` is the same table on a few hundred images, in minutes;
+``long`` follows MoCo v3 and BYOL with and without ResMo over 30 epochs (curves per epoch).
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class Budget:
     test_per_class: int | None = None
     knn_k: tuple[int, ...] = (20, 200)
     linear_steps: int = 200
+    knn_every_epochs: int = 0
+    knn_max_train: int = 2000
+    knn_max_val: int = 1000
+
+
+#: Budget fields added after the first results, with their values then: at those values they
+#: are left out of the fingerprint, so that those results stay valid.
+LATER_BUDGET_FIELDS = {"knn_every_epochs": 0, "knn_max_train": 2000, "knn_max_val": 1000}
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,13 @@ def fingerprint(budget: Budget, arm: Arm, seed: int) -> str:
     settings = {**asdict(arm), "seeds": None}
     if arm.level == "output":
         del settings["level"]
-    return _digest({"budget": asdict(budget), "arm": settings, "seed": seed})
+    return _digest({"budget": budget_settings(budget), "arm": settings, "seed": seed})
+
+
+def budget_settings(budget: Budget) -> dict:
+    """The budget as a dict, without the later fields at their earlier values."""
+    return {name: value for name, value in asdict(budget).items()
+            if LATER_BUDGET_FIELDS.get(name, object()) != value}
 
 
 def random_init_fingerprint(budget: Budget, seed: int) -> str:
@@ -156,11 +171,31 @@ def arms(seeds: tuple[int, ...]) -> tuple[Arm, ...]:
     )
 
 
+def long_arms(seeds: tuple[int, ...]) -> tuple[Arm, ...]:
+    """ResMo over the course of training: each method plain, with λ=1, and (MoCo v3) with the
+    short protocol's best λ, 0.3 (BYOL's best there is λ=1)."""
+    return (
+        Arm("mocov3-w0", "MoCo v3", "core", "mocov3", 0.0, seeds=seeds),
+        Arm("mocov3-w1", "MoCo v3 + ResMo (λ=1)", "core", "mocov3", 1.0, seeds=seeds),
+        Arm("mocov3-w0.3", "MoCo v3 + ResMo (λ=0.3)", "core", "mocov3", 0.3, seeds=seeds),
+        Arm("byol-w0", "BYOL", "core", "byol", 0.0, seeds=seeds),
+        Arm("byol-w1", "BYOL + ResMo (λ=1)", "core", "byol", 1.0, seeds=seeds),
+    )
+
+
 PROTOCOLS = {
     "full": Protocol(
         "full",
         Budget(width=8, epochs=2, warmup_epochs=0.25),
         arms(seeds=(0, 1, 2, 3, 4)),
+    ),
+    "long": Protocol(
+        "long",
+        Budget(width=8, epochs=30, warmup_epochs=2.0, train_per_class=1000, knn_every_epochs=3,
+               knn_max_train=10000, knn_max_val=10000),
+        long_arms(seeds=(0, 1, 2)),
+        notes=("long: 10,000 class-balanced training images, 30 epochs; kNN of student and teacher on "
+               "all 10,000 test images every 3 epochs, intra gap every epoch",),
     ),
     "smoke": Protocol(
         "smoke",
@@ -192,6 +227,7 @@ def pretrain_arguments(budget: Budget, arm: Arm, seed: int, data: str, out: str)
         f"optimizer.weight_decay={budget.weight_decay}",
         f"optimizer.warmup_epochs={budget.warmup_epochs}",
         f"resmo.distance={arm.distance}", f"resmo.level={arm.level}",
-        "monitor.knn_max_train=2000", "monitor.knn_max_val=1000",
+        f"monitor.knn_max_train={budget.knn_max_train}", f"monitor.knn_max_val={budget.knn_max_val}",
+        *([f"monitor.knn_every_epochs={budget.knn_every_epochs}"] if budget.knn_every_epochs else []),
         "train.progress_bar=false", *heads,
     ]

@@ -2,6 +2,7 @@
 
     python benchmarks/quality_cifar10.py            # the full protocol (hours; resumable)
     python benchmarks/quality_cifar10.py --smoke    # the same table on a few hundred images (minutes)
+    python benchmarks/quality_cifar10.py --protocol long   # MoCo v3 / BYOL +- ResMo over 30 epochs (hours)
     nohup python benchmarks/quality_cifar10.py > quality.log 2>&1 &    # in the background
 
 Arms, seeds and budgets are in ``protocol.py``. Every run's result is cached in
@@ -22,6 +23,7 @@ Runs execute ``--jobs`` at a time (default 2), each with one torch thread.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -80,6 +82,25 @@ def run_resmo(protocol: Protocol, arm, seed: int, folder: Path, out: Path) -> di
         "train_seconds": train_seconds, "eval_seconds": eval_seconds,
         "images_per_second": summary.get("images_per_second"),
         "monitor_knn_random_init": summary.get("knn_top1_random_init"),
+        **({"curves": training_curves(summary, out / "metrics.csv")} if budget.knn_every_epochs else {}),
+    }
+
+
+def training_curves(summary: dict, metrics_csv: Path) -> dict:
+    """Per-epoch curves of a run: the online kNN of student and teacher (every few epochs,
+    from ``summary.json``) and the epoch means of the intra gap per level (``metrics.csv``)."""
+    gaps: dict[str, dict[int, float]] = {}
+    with metrics_csv.open(newline="") as file:
+        for row in csv.DictReader(file):
+            for level in ("features", "projection", "output"):
+                value = row.get(f"gap/{level}_epoch")
+                if value:
+                    gaps.setdefault(level, {})[int(row["epoch"]) + 1] = float(value)
+    return {
+        "knn": [{"epoch": r["epoch"], "student": r["knn_top1_student"], "teacher": r["knn_top1_teacher"]}
+                for r in summary.get("knn_history", [])],
+        "intra_gap": {level: [{"epoch": e, "value": v} for e, v in sorted(values.items())]
+                      for level, values in gaps.items()},
     }
 
 
@@ -181,6 +202,7 @@ def run_pending(protocol: Protocol, pending: list[str], *, jobs: int, base_argv:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="the smoke protocol (minutes)")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="full (default), smoke or long (hours)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--data-folder", type=Path, help="an extracted CIFAR-10 JPEG folder")
     parser.add_argument("--work-dir", type=Path, help="run folders (default ~/.cache/resmo/benchmarks/quality)")
@@ -189,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs (e.g. random-s0)")
     parser.add_argument("--one", metavar="RUN", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    protocol = PROTOCOLS["smoke" if args.smoke else "full"]
+    name = args.protocol or ("smoke" if args.smoke else "full")
+    protocol = PROTOCOLS[name]
     work = (args.work_dir or cache_root() / "quality") / protocol.name
     try:
         folder = data_folder(protocol, work, args.data_folder)
@@ -210,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"failed runs: {', '.join(failed)}; logs in {work / 'logs'}; start again to retry", file=sys.stderr)
         return 1
-    command = "python benchmarks/quality_cifar10.py" + (" --smoke" if args.smoke else "")
+    command = "python benchmarks/quality_cifar10.py" + {"full": "", "smoke": " --smoke"}.get(name, f" --protocol {name}")
     summary = summarise(protocol, args.results_dir, command=command, wall_seconds=time.perf_counter() - start,
                         figure=args.figure, jobs=args.jobs)
     print(f"summary: {summary}")

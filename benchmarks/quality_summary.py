@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from protocol import Arm, Protocol, cached_result, random_key, run_key
+from protocol import Arm, Protocol, budget_settings, cached_result, random_key, run_key
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIGURE = PROJECT / "docs" / "figures" / "quality_cifar10.png"
@@ -107,9 +107,7 @@ def summarise(protocol: Protocol, results: Path, *, command: str, wall_seconds: 
 
 
 def _budget(protocol: Protocol) -> dict:
-    from dataclasses import asdict
-
-    return asdict(protocol.budget)
+    return budget_settings(protocol.budget)
 
 
 def _mean(arm: dict | None, metric: str) -> float | None:

@@ -71,6 +71,38 @@ def test_pretrain_arguments_are_a_valid_resmo_command():
     assert config.method_options["mocov3"]["momentum"] == FULL.budget.momentum
 
 
+def test_long_protocol_follows_both_methods_with_and_without_resmo_over_training():
+    long = protocol.PROTOCOLS["long"]
+    arms = {arm.key: arm for arm in long.arms}
+    assert {(a.method, a.weight) for a in long.arms} == {
+        ("mocov3", 0.0), ("mocov3", 1.0), ("mocov3", 0.3), ("byol", 0.0), ("byol", 1.0)}
+    assert all(len(arm.seeds) >= 3 and arm.seeds == arms["mocov3-w0"].seeds for arm in long.arms)
+    budget = long.budget
+    assert budget.epochs >= 30 and budget.train_per_class == 1000 and budget.test_per_class is None
+    assert budget.knn_every_epochs and budget.epochs % budget.knn_every_epochs == 0
+    assert budget.knn_max_train >= 10 * budget.train_per_class and budget.knn_max_val >= 10000  # all test images
+    argv = protocol.pretrain_arguments(budget, arms["byol-w1"], 1, "some/folder", "out/run")
+    assert "monitor.knn_every_epochs=3" in argv and "monitor.knn_max_val=10000" in argv
+    # fields added for it keep the earlier protocols' cache keys (their runs stay valid)
+    arm = FULL.arm("mocov3-w1")
+    assert protocol.fingerprint(FULL.budget, arm, 0) != protocol.fingerprint(
+        replace(FULL.budget, knn_every_epochs=3), arm, 0)
+    assert not any("knn_every_epochs" in a for a in protocol.pretrain_arguments(FULL.budget, arm, 0, "f", "o"))
+
+
+def test_training_curves_read_the_online_knn_and_the_epoch_gaps(tmp_path):
+    import quality_cifar10
+
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,gap/output_epoch,gap/features_epoch,gap/output_step,step\n"
+                       "0,,,0.9,1\n0,0.8,0.1,,2\n1,0.5,0.05,,4\n")
+    summary = {"knn_history": [{"epoch": 2, "knn_top1_student": 30.0, "knn_top1_teacher": 31.5}]}
+    curves = quality_cifar10.training_curves(summary, metrics)
+    assert curves["knn"] == [{"epoch": 2, "student": 30.0, "teacher": 31.5}]
+    assert curves["intra_gap"] == {"output": [{"epoch": 1, "value": 0.8}, {"epoch": 2, "value": 0.5}],
+                                   "features": [{"epoch": 1, "value": 0.1}, {"epoch": 2, "value": 0.05}]}
+
+
 def _record(key: str, seed: int, knn: float, teacher: float, gap: float) -> dict:
     return {"key": key, "seed": seed, "machine": {"cpu_count": 2}, "knn": {"student": {"k20": knn},
             "teacher": {"k20": teacher}}, "linear": {"student": knn + 5, "teacher": teacher + 5},
