@@ -169,6 +169,12 @@ def _paired(runs: dict, treated: Arm, control: Arm, metric: str, k: str) -> dict
         va, vb = _metric(a, metric, k), _metric(b, metric, k)
         if va is not None and vb is not None:
             differences.append(va - vb)
+    return paired_interval(differences)
+
+
+def paired_interval(differences: list[float]) -> dict | None:
+    """Mean, standard deviation, standard error and 95 % t interval of per-seed differences
+    (see :func:`_paired`); ``None`` without any."""
     if not differences:
         return None
     mean = statistics.fmean(differences)

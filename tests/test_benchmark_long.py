@@ -1,0 +1,69 @@
+"""The long protocol's curves: aggregation over seeds, paired effects per epoch, figures."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import long_curves  # noqa: E402
+import protocol  # noqa: E402
+
+LONG = protocol.PROTOCOLS["long"]
+
+
+def run_record(student: dict[int, float], teacher: dict[int, float], gaps: dict[int, float]) -> dict:
+    return {"curves": {
+        "knn": [{"epoch": e, "student": student[e], "teacher": teacher[e]} for e in sorted(student)],
+        "intra_gap": {"output": [{"epoch": e, "value": v} for e, v in sorted(gaps.items())]}}}
+
+
+@pytest.fixture
+def results(tmp_path):
+    """MoCo v3 plain and λ=1 at seeds 0-2, kNN at epochs 3 and 6; BYOL plain at seed 0 only."""
+    folder = tmp_path / "long" / "runs"
+    folder.mkdir(parents=True)
+    records = {}
+    for seed in (0, 1, 2):
+        records[f"mocov3-w0-s{seed}"] = run_record({3: 20.0 + seed, 6: 30.0 + seed}, {3: 19.0, 6: 31.0},
+                                                   {1: 0.5, 2: 0.4})
+        records[f"mocov3-w1-s{seed}"] = run_record({3: 21.0 + seed, 6: 30.0 + 2 * seed}, {3: 19.5, 6: 32.0},
+                                                   {1: 0.3, 2: 0.2})
+    records["byol-w0-s0"] = run_record({3: 10.0, 6: 12.0}, {3: 11.0, 6: 14.0}, {1: 0.6})
+    for key, record in records.items():
+        (folder / f"{key}.json").write_text(json.dumps({"fingerprint": LONG.expected_fingerprint(key), **record}))
+    (folder / "byol-w1-s0.json").write_text(json.dumps({"fingerprint": "older settings", **records["byol-w0-s0"]}))
+    return tmp_path
+
+
+def test_curves_are_seed_means_and_effects_are_paired_by_seed(results):
+    curves = long_curves.aggregate(LONG, long_curves.load_runs(LONG, results))
+    arms = {arm["key"]: arm for arm in curves["arms"]}
+    plain = arms["mocov3-w0"]["curves"]
+    assert plain["student"] == [{"epoch": 3, "mean": 21.0, "std": 1.0, "n": 3},
+                                {"epoch": 6, "mean": 31.0, "std": 1.0, "n": 3}]
+    assert plain["teacher_minus_student"][0] == {"epoch": 3, "mean": -2.0, "std": 1.0, "n": 3}
+    assert arms["mocov3-w1"]["curves"]["intra_gap_output"][1] == pytest.approx({"epoch": 2, "mean": 0.2, "std": 0.0, "n": 3})
+    effect = next(e for e in curves["effects"] if e["arm"] == "mocov3-w1" and e["encoder"] == "student")
+    first, last = effect["by_epoch"]
+    assert (first["epoch"], first["per_seed"], first["mean"], first["ci95"]) == (3, [1.0, 1.0, 1.0], 1.0, [1.0, 1.0])
+    assert last["per_seed"] == [0.0, 1.0, 2.0] and last["mean"] == 1.0
+    assert last["ci95"] == pytest.approx([1.0 - 4.303 / 3 ** 0.5, 1.0 + 4.303 / 3 ** 0.5])
+    # a run made with other settings is not used: BYOL + ResMo has no run yet
+    assert "byol-w1-s0" in curves["missing_runs"] and arms["byol-w1"]["seeds"] == []
+    byol = next(e for e in curves["effects"] if e["arm"] == "byol-w1" and e["encoder"] == "student")
+    assert byol["by_epoch"] == []
+
+
+def test_one_command_writes_the_json_and_the_three_figures(results, tmp_path):
+    figures = tmp_path / "docs" / "figures"
+    assert long_curves.main(["--results-dir", str(results), "--figures", str(figures)]) == 0
+    written = json.loads((results / "long" / "curves.json").read_text())
+    assert written["command"] == "python benchmarks/long_curves.py" and written["code"]["resmo_version"]
+    for name in ("long_knn.png", "long_gap.png", "long_teacher_minus_student.png"):
+        assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
