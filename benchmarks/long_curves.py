@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from protocol import PROTOCOLS, Arm, Protocol, run_key  # noqa: E402
+from protocol import PROTOCOLS, Protocol, run_key  # noqa: E402
 from quality_summary import load_runs, paired_interval  # noqa: E402
 from results_io import code_provenance, save_json  # noqa: E402
 
@@ -56,53 +56,43 @@ def _by_epoch(values: dict[int, list[float]]) -> list[dict]:
 
 def aggregate(protocol: Protocol, runs: dict[str, dict]) -> dict:
     """Curves per arm (mean ± std over seeds per epoch) and paired ResMo effects per epoch."""
+    curves = {key: series(record) for key, record in runs.items()}
     arms, missing = [], []
     for arm in protocol.arms:
         pooled: dict[str, dict[int, list[float]]] = {name: {} for name in SERIES}
-        seeds = []
-        for seed in arm.seeds:
-            record = runs.get(run_key(arm, seed))
-            if record is None:
-                missing.append(run_key(arm, seed))
-                continue
-            seeds.append(seed)
-            for name, values in series(record).items():
+        seeds = [seed for seed in arm.seeds if run_key(arm, seed) in curves]
+        missing += [run_key(arm, seed) for seed in arm.seeds if seed not in seeds]
+        for seed in seeds:
+            for name, values in curves[run_key(arm, seed)].items():
                 for epoch, value in values.items():
                     pooled[name].setdefault(epoch, []).append(value)
         arms.append({"key": arm.key, "label": arm.label, "method": arm.method, "weight": arm.weight,
                      "seeds": seeds, "curves": {name: _by_epoch(pooled[name]) for name in SERIES}})
-    return {"arms": arms, "effects": effects(protocol, runs), "missing_runs": missing}
+    return {"arms": arms, "effects": effects(protocol, curves), "missing_runs": missing}
 
 
-def effects(protocol: Protocol, runs: dict[str, dict]) -> list[dict]:
-    """Each ResMo arm against the plain arm of its method, paired by seed, at every kNN epoch."""
+def effects(protocol: Protocol, curves: dict[str, dict[str, dict[int, float]]]) -> list[dict]:
+    """Each ResMo arm against the plain arm of its method, paired by seed (runs both have),
+    at every kNN epoch; ``curves``: :func:`series` of each run, by run key."""
     plain = {arm.method: arm for arm in protocol.arms if arm.weight == 0}
     found = []
     for arm in protocol.arms:
         control = plain.get(arm.method)
         if arm.weight == 0 or control is None:
             continue
+        pairs = [(curves[run_key(arm, seed)], curves[run_key(control, seed)]) for seed in control.seeds
+                 if run_key(arm, seed) in curves and run_key(control, seed) in curves]
         for encoder in ("student", "teacher"):
+            epochs = sorted({epoch for treated, _ in pairs for epoch in treated[encoder]})
             per_epoch = []
-            for epoch in sorted({e for s in arm.seeds for e in series(runs.get(run_key(arm, s), {}))[encoder]}):
-                differences = _differences(runs, arm, control, encoder, epoch)
+            for epoch in epochs:
+                differences = [treated[encoder][epoch] - base[encoder][epoch] for treated, base in pairs
+                               if epoch in treated[encoder] and epoch in base[encoder]]
                 if differences:
                     per_epoch.append({"epoch": epoch, **paired_interval(differences)})
             found.append({"arm": arm.key, "label": arm.label, "control": control.key, "encoder": encoder,
                           "by_epoch": per_epoch})
     return found
-
-
-def _differences(runs: dict, arm: Arm, control: Arm, encoder: str, epoch: int) -> list[float]:
-    differences = []
-    for seed in control.seeds:
-        treated, plain = runs.get(run_key(arm, seed)), runs.get(run_key(control, seed))
-        if treated is None or plain is None:
-            continue
-        a, b = series(treated)[encoder].get(epoch), series(plain)[encoder].get(epoch)
-        if a is not None and b is not None:
-            differences.append(a - b)
-    return differences
 
 
 def plot(curves: dict, figures: Path) -> list[Path]:
@@ -162,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = load_runs(protocol, args.results_dir)
     curves = {"protocol": protocol.name, "command": "python benchmarks/long_curves.py",
               "date": time.strftime("%Y-%m-%d"), "code": code_provenance(), **aggregate(protocol, runs)}
-    curves["figures"] = [str(path.relative_to(args.figures.parent.parent)) if path.is_relative_to(
-        args.figures.parent.parent) else str(path) for path in plot(curves, args.figures)]
+    curves["figures"] = [str(path) for path in plot(curves, args.figures)]
     save_json(args.results_dir / protocol.name / "curves.json", curves)
     print(f"{len(runs)} runs; missing {len(curves['missing_runs'])}; wrote "
           f"{args.results_dir / protocol.name / 'curves.json'} and {', '.join(curves['figures'])}")

@@ -31,9 +31,12 @@ DEPENDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _git(*args: str, root: Path) -> str | None:
+def git(*args: str, root: Path | None = None) -> str | None:
+    """The stripped output of ``git ARGS`` in ``root`` (default: this checkout), ``None`` when
+    git fails or is missing."""
     try:
-        return subprocess.run(["git", "-c", "safe.directory=*", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", "-c", "safe.directory=*", *args], cwd=root or ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -59,10 +62,10 @@ def freshness(commits: list[str] | tuple[str, ...], kind: str, *, root: Path | N
     changed: list[str] = []
     unknown: list[str] = []
     for commit in dict.fromkeys(commits):
-        if _git("cat-file", "-e", f"{commit}^{{commit}}", root=root) is None:
+        if git("cat-file", "-e", f"{commit}^{{commit}}", root=root) is None:
             unknown.append(commit)
             continue
-        later = _git("log", "--format=%h", f"{commit}..HEAD", "--", *paths, root=root) or ""
+        later = git("log", "--format=%h", f"{commit}..HEAD", "--", *paths, root=root) or ""
         changed += [c for c in later.split() if c not in changed]
     return Freshness(tuple(commits), tuple(changed), tuple(unknown))
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def machine_info(**extra) -> dict:
@@ -25,14 +22,9 @@ def machine_info(**extra) -> dict:
 def code_provenance() -> dict:
     """The code a result comes from: resmo's version, the git commit of this checkout and
     whether it had uncommitted changes (``commit`` null outside a git checkout)."""
-    from resmo import __version__
+    from provenance import git
 
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", "-c", "safe.directory=*", *args], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
+    from resmo import __version__
 
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"resmo_version": __version__, "commit": git("rev-parse", "HEAD"),

@@ -23,7 +23,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms.v2 import functional as TF
 
 from resmo.data.batched.loader import in_memory_images
-from resmo.data.views import IMAGENET_MEAN, IMAGENET_STD, EvalDataset, eval_transform
+from resmo.data.views import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    EvalDataset,
+    eval_resize_side,
+    eval_transform,
+)
 
 
 class TensorEvalBatches:
@@ -61,10 +67,9 @@ def eval_loader(dataset: Dataset, image_size: int, *, batch_size: int, num_worke
     """Batches of ``(eval_transform(image_size)(image), label)`` over ``dataset`` in order
     (``worker_init_fn``: run in each DataLoader worker of the per-image path)."""
     held = _in_memory(dataset)
-    transform = eval_transform(image_size)
-    resize = transform.transforms[0].size[0]  # the short side eval_transform resizes to
-    if held is not None and held[0].shape[-2:] == (image_size, image_size) and resize == image_size:
+    at_own_size = eval_resize_side(image_size) == image_size  # resize and centre crop: identities
+    if held is not None and at_own_size and held[0].shape[-2:] == (image_size, image_size):
         return TensorEvalBatches(*held, batch_size=batch_size)
-    return DataLoader(EvalDataset(dataset, transform), batch_size=batch_size, shuffle=False,
+    return DataLoader(EvalDataset(dataset, eval_transform(image_size)), batch_size=batch_size, shuffle=False,
                       num_workers=num_workers, drop_last=False,
                       worker_init_fn=worker_init_fn if num_workers else None)

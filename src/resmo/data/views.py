@@ -281,6 +281,15 @@ def multi_crop_recipe(
     return ViewRecipe(global_views + [local_view] * num_local_crops, num_global_views=2)
 
 
+def eval_resize_side(image_size: int, crop_fraction: float | None = None) -> int:
+    """The short side :func:`eval_transform` resizes to before its centre crop:
+    ``round(image_size / crop_fraction)``, ``crop_fraction`` 0.875 from 128 px up, else 1."""
+    check_positive_int("image_size", image_size)
+    if crop_fraction is None:
+        crop_fraction = 0.875 if image_size >= 128 else 1.0
+    return round(image_size / check_range("crop_fraction", crop_fraction, 1e-3, 1.0))
+
+
 def eval_transform(
     image_size: int,
     *,
@@ -295,12 +304,8 @@ def eval_transform(
     ``crop_fraction`` defaults to 0.875 (resize 256, crop 224) for images of 128 px and more,
     1.0 (plain resize) for smaller ones such as CIFAR and STL-10.
     """
-    check_positive_int("image_size", image_size)
-    if crop_fraction is None:
-        crop_fraction = 0.875 if image_size >= 128 else 1.0
-    crop_fraction = check_range("crop_fraction", crop_fraction, 1e-3, 1.0)
     steps: list[Callable] = [
-        v2.Resize(round(image_size / crop_fraction), interpolation=check_choice(
+        v2.Resize(eval_resize_side(image_size, crop_fraction), interpolation=check_choice(
             "interpolation", interpolation, INTERPOLATIONS), antialias=True),
         v2.CenterCrop(image_size),
     ]

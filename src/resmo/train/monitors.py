@@ -39,11 +39,15 @@ class KnnMonitor(pl.Callback):
         self.history: list[dict[str, float]] = []
         self.random_init_top1: float | None = None
 
+    @property
+    def images(self) -> int:
+        """Images one measurement reads: the bank and the validation queries."""
+        return len(self.train_loader.dataset) + len(self.val_loader.dataset)
+
     def knn_top1(self, backbone: torch.nn.Module, device: torch.device, label: str = "encoder") -> float:
         """kNN top-1 of ``backbone``; on a terminal, a progress line ``label`` while features
         are extracted (erased when done)."""
-        total = len(self.train_loader.dataset) + len(self.val_loader.dataset)
-        show = _progress(label, total) if sys.stderr.isatty() else None
+        show = _progress(label, self.images) if sys.stderr.isatty() else None
         bank, bank_labels = extract_features(backbone, self.train_loader, device=device, on_batch=show)
         offset = bank.shape[0]
         queries, query_labels = extract_features(
@@ -60,9 +64,8 @@ class KnnMonitor(pl.Callback):
         if trainer.is_global_zero and self.random_init_top1 is None and trainer.global_step == 0:
             start = time.perf_counter()
             self.random_init_top1 = self.knn_top1(pl_module.method.backbone, pl_module.device, "random init")
-            images = len(self.train_loader.dataset) + len(self.val_loader.dataset)
             print(f"# kNN top-1 of the random-init encoder: {self.random_init_top1:.1f}% "
-                  f"({images} images, {time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+                  f"({self.images} images, {time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1

@@ -24,16 +24,17 @@ class EpochProgressBar(pl.Callback):
         self._open(trainer, done=0)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
-        if self.bar is None:  # an epoch resumed mid-way
+        if self.bar is None and trainer.is_global_zero:  # an epoch resumed mid-way
             self._open(trainer, done=batch_idx)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         if self.bar is None:
             return
-        loss = trainer.progress_bar_metrics.get("loss")
-        if loss is not None:
-            self.bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+        if trainer.global_step % trainer.log_every_n_steps == 0:  # the module logs the loss then only
+            loss = trainer.progress_bar_metrics.get("loss")
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
         self.bar.update(batch_idx + 1 - self.bar.n)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
