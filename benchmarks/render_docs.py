@@ -231,9 +231,9 @@ QUALITY_RECHECKS = [
      "`--work-dir` in empty folders recomputed every smoke run from scratch and gave exactly the committed "
      "numbers for all 19 runs; the full protocol's runs go through the same code paths (views, AdamW, "
      "MoCo v3 / BYOL, the training loop), so its table describes that code too"),
-    ("2026-12-02", "4942ac6", "the smoke protocol recomputed from scratch in empty folders again gave exactly "
-     "the committed numbers for all 19 runs (twice: at ffb46bf and at 4942ac6; the smoke table above now holds "
-     "the latter runs, with their commit)"),
+    ("2026-12-02", "1e5cd60", "the smoke protocol recomputed from scratch in empty folders again gave exactly "
+     "the committed numbers for all 19 runs (three times: at ffb46bf, 4942ac6 and 1e5cd60; the smoke table above "
+     "now holds the last runs, with their commit)"),
 ]
 
 
