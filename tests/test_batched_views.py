@@ -17,11 +17,10 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
-from resmo.data import build_view_recipe, multi_crop_recipe, two_view_recipe
+from resmo.data import build_view_recipe, multi_crop_spec, torchvision_views, two_view_spec
 from resmo.data.batched import BatchedViewRecipe, build_batched_view_recipe, colour
 from resmo.data.batched import blur as blur_ops
 from resmo.data.batched.geometry import max_box_size, resized_crop, sample_crop_boxes
-from resmo.data.batched.recipe import spec_from_transform
 
 
 def ks_statistic(a, b) -> float:
@@ -78,26 +77,45 @@ def test_views_have_the_recipe_shapes_and_dtype(method, size, shapes):
     assert not torch.equal(views[0], views[1])
 
 
-def test_spec_reads_every_setting_of_the_torchvision_view():
-    reference = two_view_recipe(96, min_scale=0.3, brightness=0.2, hue=0.05, grayscale_prob=0.3,
-                                solarize_prob=(0.1, 0.4), mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4))
-    first, second = (spec_from_transform(t) for t in reference.transforms)
-    assert first.size == (96, 96) and first.scale == (0.3, 1.0) and first.interpolation == "bicubic"
-    assert first.brightness == pytest.approx((0.8, 1.2)) and first.hue == pytest.approx((-0.05, 0.05))
-    assert first.saturation == pytest.approx((0.8, 1.2)) and first.jitter_prob == 0.8
-    assert first.grayscale_prob == 0.3 and first.flip_prob == 0.5
-    assert first.blur_kernel_size == 9 and first.blur_prob == 1.0 and second.blur_prob == 0.1
+def test_both_pipelines_are_built_from_one_spec():
+    spec = two_view_spec(96, min_scale=0.3, brightness=0.2, hue=0.05, grayscale_prob=0.3,
+                         solarize_prob=(0.1, 0.4), mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4))
+    first, second = spec.views
+    assert first.size == 96 and first.scale == (0.3, 1.0) and first.interpolation == "bicubic"
+    assert first.brightness == 0.2 and first.hue == 0.05 and first.saturation == 0.2
+    assert first.jitter_ranges == [pytest.approx((0.8, 1.2)), pytest.approx((0.6, 1.4)),
+                                   pytest.approx((0.8, 1.2)), pytest.approx((-0.05, 0.05))]
+    assert first.jitter_prob == 0.8 and first.grayscale_prob == 0.3 and first.flip_prob == 0.5
+    assert first.blur_kernel == 9 and first.blur_prob == 1.0 and second.blur_prob == 0.1
     assert (first.solarize_prob, second.solarize_prob) == (0.1, 0.4)
-    assert first.solarize_threshold == pytest.approx(127.5 / 255)  # uint8 128 in floats
+    assert first.solarize_level == pytest.approx(127.5 / 255)  # uint8 128 in floats
     assert first.mean == (0.5, 0.4, 0.3) and first.std == (0.2, 0.3, 0.4)
     assert first.group_key() == second.group_key()  # the two views run as one batch
-    assert BatchedViewRecipe.from_view_recipe(reference).groups == [[0, 1]]
-    dino = BatchedViewRecipe.from_view_recipe(multi_crop_recipe(32))
-    assert dino.groups == [[0, 1], [2, 3, 4, 5]]
+    reference = torchvision_views(spec)
+    crop, flip, jitter, gray, blur, solarize = reference.transforms[1].transforms[:6]
+    assert crop.size == (96, 96) and crop.scale == (0.3, 1.0) and flip.p == 0.5
+    assert jitter.p == 0.8 and jitter.transforms[0].brightness == pytest.approx((0.8, 1.2))
+    assert jitter.transforms[0].hue == pytest.approx((-0.05, 0.05)) and gray.p == 0.3
+    assert blur.p == 0.1 and blur.transforms[0].kernel_size == (9, 9)
+    assert solarize.p == 0.4 and solarize.threshold == 128
+    assert reference.spec is spec and BatchedViewRecipe.from_view_recipe(reference).specs == list(spec.views)
+    assert BatchedViewRecipe(spec).groups == [[0, 1]]
+    assert BatchedViewRecipe(multi_crop_spec(32)).groups == [[0, 1], [2, 3, 4, 5]]
+
+
+def test_ops_with_probability_zero_are_left_out_of_both_pipelines():
+    spec = two_view_spec(96, jitter_prob=0.0, grayscale_prob=0.0, flip_prob=0.0, blur=False,
+                         solarize_prob=0.0)
+    assert [type(t).__name__ for t in torchvision_views(spec).transforms[0].transforms] == [
+        "RandomResizedCrop", "ToImage", "ToDtype", "Normalize"]
+    assert spec.views[0].blur_kernel == 0 and not spec.views[0].jitters
+    images = uint8_images(2, 96)
+    _, params = BatchedViewRecipe(spec)(images, generator=torch.Generator().manual_seed(0), return_params=True)
+    assert not any(bool(p.jitter.any() or p.flip.any() or p.blur.any() or p.solarize.any()) for p in params)
 
 
 def test_normalisation_of_an_untouched_view():
-    recipe = BatchedViewRecipe.from_view_recipe(two_view_recipe(
+    recipe = BatchedViewRecipe(two_view_spec(
         16, min_scale=1.0, flip_prob=0.0, jitter_prob=0.0, grayscale_prob=0.0, solarize_prob=0.0,
         mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 2.0),
     ))
@@ -121,11 +139,14 @@ def test_recipe_accepts_float_images_and_is_deterministic_per_generator():
         recipe(images[:, :1])
 
 
-def test_unsupported_transform_is_named():
+def test_hand_made_transforms_are_refused_by_the_batched_path():
     from torchvision.transforms import v2
 
-    with pytest.raises(ValueError, match="RandomRotation"):
-        spec_from_transform(v2.Compose([v2.RandomResizedCrop(8), v2.RandomRotation(10)]))
+    from resmo.data.views import ViewRecipe
+
+    hand_made = ViewRecipe([v2.Compose([v2.RandomResizedCrop(8), v2.RandomRotation(10)])])
+    with pytest.raises(ValueError, match="view spec"):
+        BatchedViewRecipe.from_view_recipe(hand_made)
 
 
 # -- each op against torchvision on fixed parameters -------------------------------------

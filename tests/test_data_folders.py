@@ -18,11 +18,11 @@ from resmo.data import (
     ImageFiles,
     MultiViewDataset,
     SkippedFiles,
+    build_view_recipe,
     find_images,
     load_image,
     load_image_folder,
     to_rgb,
-    two_view_recipe,
 )
 
 
@@ -220,7 +220,7 @@ def test_skips_are_counted_across_dataloader_workers(tmp_path, context, workers)
     """Only workers read the files; the main process still sees the three skips."""
     _with_corrupt_files(tmp_path)
     train = load_image_folder(tmp_path).train
-    dataset = MultiViewDataset(train, two_view_recipe(8))
+    dataset = MultiViewDataset(train, build_view_recipe("mocov3", 8))
     loader = DataLoader(
         dataset, batch_size=4, num_workers=workers, multiprocessing_context=context, shuffle=False
     )
@@ -297,6 +297,6 @@ def test_exif_orientation_is_applied(tmp_path):
 def test_folder_images_feed_a_view_recipe(tmp_path):
     _labelled(tmp_path, "train")
     train = load_image_folder(tmp_path).train
-    views, label = MultiViewDataset(train, two_view_recipe(8))[0]
+    views, label = MultiViewDataset(train, build_view_recipe("mocov3", 8))[0]
     assert len(views) == 2 and views[0].shape == (3, 8, 8) and views[0].dtype == torch.float32
     assert label == 0

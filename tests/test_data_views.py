@@ -14,9 +14,19 @@ from resmo.data import (
     MultiViewDataset,
     build_view_recipe,
     eval_transform,
-    multi_crop_recipe,
-    two_view_recipe,
+    multi_crop_spec,
+    torchvision_views,
+    two_view_spec,
 )
+
+
+def two_view_recipe(image_size: int, **options):
+    """The torchvision pipeline of the two-view spec (what these tests check)."""
+    return torchvision_views(two_view_spec(image_size, **options))
+
+
+def multi_crop_recipe(image_size: int, **options):
+    return torchvision_views(multi_crop_spec(image_size, **options))
 
 
 def _image(size: int | tuple[int, int] = 32, seed: int = 0) -> Image.Image:
@@ -207,7 +217,7 @@ def test_recipe_repr_groups_local_crops():
 
 
 def test_every_registered_method_has_its_views():
-    from resmo.data.views import VIEWS_OF_METHOD
+    from resmo.data.view_spec import VIEWS_OF_METHOD
     from resmo.methods import method_names
 
     assert sorted(VIEWS_OF_METHOD) == method_names()

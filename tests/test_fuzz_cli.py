@@ -37,7 +37,7 @@ from resmo.config import ConfigError, PretrainConfig, load_config
 from resmo.config.loader import apply_mapping
 from resmo.data.build import synthetic_option_names
 from resmo.data.errors import DataError
-from resmo.data.views import multi_crop_recipe, two_view_recipe
+from resmo.data.view_spec import multi_crop_spec, two_view_spec
 from resmo.methods import method_names, method_options
 
 # RESMO_FUZZ_EXAMPLES=2000 for a deeper, randomised search (default: 100, reproducible)
@@ -63,7 +63,7 @@ def option_keys() -> list[str]:
     keys = [f"method_options.{m}.{o}" for m in method_names() for o in method_options(m)]
     keys += [f"backbone_options.{b}.{o}" for b in backbone_names()
              for o in inspect.signature(BACKBONES.get(b)).parameters]
-    for recipe in (two_view_recipe, multi_crop_recipe):
+    for recipe in (two_view_spec, multi_crop_spec):
         keys += [f"data.views.{o}" for o in inspect.signature(recipe).parameters if o != "image_size"]
     return keys + [f"data.synthetic.{o}" for o in synthetic_option_names()]
 

@@ -5,7 +5,7 @@ Typical use by a trainer::
     from resmo.data import MultiViewDataset, EvalDataset, build_datasets, build_view_recipe, eval_transform
 
     splits = build_datasets("cifar10")                # or None, "stl10", "/path/to/images"
-    recipe = build_view_recipe("mocov3", splits.image_size)
+    recipe = build_view_recipe("mocov3", splits.image_size)  # from build_view_spec(...)
     train = MultiViewDataset(splits.train, recipe)     # (list of views, label)
     if splits.val is not None:
         memory = EvalDataset(splits.eval_train, eval_transform(splits.image_size))
@@ -28,24 +28,31 @@ from resmo.data.torchvision_sets import (
     default_cache_dir,
     stl10,
 )
-from resmo.data.views import (
+from resmo.data.view_spec import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    ViewSpec,
+    ViewSpecs,
+    build_view_spec,
+    multi_crop_spec,
+    two_view_spec,
+)
+from resmo.data.views import (
     EvalDataset,
     MultiViewDataset,
     ViewRecipe,
     build_view_recipe,
     eval_transform,
-    multi_crop_recipe,
-    two_view_recipe,
+    torchvision_views,
 )
 
 __all__ = [
     "DATASET_NAMES", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "DataError", "DataSplits",
     "EvalDataset", "ImageFiles", "ImageFolderSplits", "MultiViewDataset", "SkippedFiles",
-    "SyntheticTextures", "TorchvisionSplits", "ViewRecipe", "build_datasets", "build_view_recipe",
-    "cifar10", "cifar100", "default_cache_dir", "eval_transform", "find_images", "load_image",
-    "load_image_folder", "multi_crop_recipe", "stl10", "to_rgb", "two_view_recipe",
+    "SyntheticTextures", "TorchvisionSplits", "ViewRecipe", "ViewSpec", "ViewSpecs", "build_datasets",
+    "build_view_recipe", "build_view_spec", "cifar10", "cifar100", "default_cache_dir", "eval_transform",
+    "find_images", "load_image", "load_image_folder", "multi_crop_spec", "stl10", "to_rgb",
+    "torchvision_views", "two_view_spec",
 ]
 
 

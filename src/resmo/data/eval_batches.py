@@ -23,13 +23,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms.v2 import functional as TF
 
 from resmo.data.batched.loader import in_memory_images
-from resmo.data.views import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    EvalDataset,
-    eval_resize_side,
-    eval_transform,
-)
+from resmo.data.view_spec import IMAGENET_MEAN, IMAGENET_STD
+from resmo.data.views import EvalDataset, eval_resize_side, eval_transform
 
 
 class TensorEvalBatches:

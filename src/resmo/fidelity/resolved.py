@@ -3,8 +3,8 @@
 :func:`resolved_settings` turns a :class:`~resmo.config.schema.PretrainConfig` into one
 flat mapping ``"section.key" -> value`` with every default filled in: the recipe's own
 values, the method factory's defaults (``method.<option>``), the backbone's size-dependent
-defaults and, per view, what the view pipeline really does (``views.<i>.<option>``, read
-from the built transforms). The reference table (``references.yaml``, rendered into
+defaults and, per view, what the declarative view spec both pipelines are built from says
+(``views.<i>.<option>``). The reference table (``references.yaml``, rendered into
 ``docs/recipes.md``) is checked against it.
 
 Colour-jitter strengths are given as the recipes and papers write them (0.4 for
@@ -23,9 +23,8 @@ from torch import nn
 from resmo.backbones import BACKBONES
 from resmo.builder import rebuild_method, resolve_backbone_options
 from resmo.config.schema import PretrainConfig
-from resmo.data.batched.recipe import spec_from_transform
 from resmo.data.build import NATIVE_IMAGE_SIZES
-from resmo.data.views import build_view_recipe
+from resmo.data.view_spec import build_view_spec
 from resmo.methods.base import MomentumMethod
 from resmo.methods.registry import METHODS
 
@@ -63,32 +62,26 @@ def built_method_settings(config: PretrainConfig, image_size: int) -> dict[str, 
     return values
 
 
-def _strength(factors: tuple[float, float] | None, *, hue: bool = False) -> float:
-    if factors is None:
-        return 0.0
-    return round((factors[1] - factors[0]) / 2, 6) if not hue else round(factors[1], 6)
-
-
 def view_settings(config: PretrainConfig, image_size: int) -> dict[str, Any]:
-    """``views.count``, ``views.global`` and, per view ``i``, its crop and every probability."""
-    recipe = build_view_recipe(config.method, image_size, **config.data.views)
-    values: dict[str, Any] = {"views.count": recipe.num_views, "views.global": recipe.num_global_views}
-    for index, transform in enumerate(recipe.transforms):
-        spec = spec_from_transform(transform)
-        jitter_on = spec.jitter_prob > 0 and spec.brightness is not None
+    """``views.count``, ``views.global`` and, per view ``i``, its crop and every probability
+    (an op that never runs, such as jitter of strength 0, counts as probability 0)."""
+    spec = build_view_spec(config.method, image_size, **config.data.views)
+    values: dict[str, Any] = {"views.count": spec.num_views, "views.global": spec.num_global_views}
+    for index, view in enumerate(spec.views):
+        jitter = view.jitters
         for name, value in {
-            "size": spec.size[0],
-            "min_scale": spec.scale[0], "max_scale": spec.scale[1],
-            "flip_prob": spec.flip_prob,
-            "brightness": _strength(spec.brightness) if jitter_on else 0.0,
-            "contrast": _strength(spec.contrast) if jitter_on else 0.0,
-            "saturation": _strength(spec.saturation) if jitter_on else 0.0,
-            "hue": _strength(spec.hue, hue=True) if jitter_on else 0.0,
-            "jitter_prob": spec.jitter_prob,
-            "grayscale_prob": spec.grayscale_prob,
-            "blur_prob": spec.blur_prob,
-            "solarize_prob": spec.solarize_prob,
-            "interpolation": spec.interpolation,
+            "size": view.size,
+            "min_scale": view.scale[0], "max_scale": view.scale[1],
+            "flip_prob": view.flip_prob,
+            "brightness": view.brightness if jitter else 0.0,
+            "contrast": view.contrast if jitter else 0.0,
+            "saturation": view.saturation if jitter else 0.0,
+            "hue": view.hue if jitter else 0.0,
+            "jitter_prob": view.jitter_prob if jitter else 0.0,
+            "grayscale_prob": view.grayscale_prob,
+            "blur_prob": view.blur_prob,
+            "solarize_prob": view.solarize_prob,
+            "interpolation": view.interpolation,
         }.items():
             values[f"views.{index}.{name}"] = value
     return values

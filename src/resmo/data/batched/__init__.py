@@ -4,8 +4,8 @@
   ``grid_sample`` for the whole batch;
 - :mod:`.colour`: colour jitter, grayscale, solarisation with per-sample factors;
 - :mod:`.blur`: Gaussian blur with a per-sample sigma;
-- :mod:`.recipe`: :class:`BatchedViewRecipe`, the batched twin of a torchvision
-  :class:`~resmo.data.views.ViewRecipe` (same options, same defaults);
+- :mod:`.recipe`: :class:`BatchedViewRecipe`, built from the same declarative
+  :class:`~resmo.data.view_spec.ViewSpecs` as the torchvision pipeline;
 - :mod:`.loader`: uint8 batches for it: in-memory datasets (synthetic, CIFAR, STL-10) as
   one uint8 tensor, image folders decoded and resized by DataLoader workers.
 
@@ -19,16 +19,15 @@ from resmo.data.batched.loader import (
     in_memory_images,
     uint8_batch_loader,
 )
-from resmo.data.batched.recipe import BatchedViewRecipe, BatchedViewSpec, ViewParams
+from resmo.data.batched.recipe import BatchedViewRecipe, ViewParams
+from resmo.data.view_spec import build_view_spec
 
 __all__ = [
-    "BatchedViewRecipe", "BatchedViewSpec", "DecodedImages", "TensorImages", "ViewParams",
+    "BatchedViewRecipe", "DecodedImages", "TensorImages", "ViewParams",
     "build_batched_view_recipe", "in_memory_images", "uint8_batch_loader",
 ]
 
 
 def build_batched_view_recipe(method: str, image_size: int, **options) -> BatchedViewRecipe:
-    """``build_view_recipe(method, image_size, **options)`` made batched (same options)."""
-    from resmo.data.views import build_view_recipe
-
-    return BatchedViewRecipe.from_view_recipe(build_view_recipe(method, image_size, **options))
+    """The batched pipeline of ``build_view_spec(method, image_size, **options)``."""
+    return BatchedViewRecipe(build_view_spec(method, image_size, **options))

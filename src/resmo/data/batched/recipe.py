@@ -1,11 +1,11 @@
 """BatchedViewRecipe: the views of a whole uint8 batch at once, on the batch's device.
 
-It is built from a torchvision :class:`~resmo.data.views.ViewRecipe` (the reference
-pipeline, see :mod:`resmo.data.views`), reading each view's settings off its transforms, so
-the two paths share one set of option names and defaults (``two_view_recipe``,
-``multi_crop_recipe``, ``build_view_recipe``) and cannot drift apart::
+It is built from the declarative :class:`~resmo.data.view_spec.ViewSpecs` that the
+torchvision reference pipeline (:mod:`resmo.data.views`) is built from too, so the two
+paths share one set of option names and defaults (``two_view_spec``, ``multi_crop_spec``,
+``build_view_spec``) and cannot drift apart::
 
-    recipe = BatchedViewRecipe.from_view_recipe(build_view_recipe("mocov3", 32))
+    recipe = BatchedViewRecipe(build_view_spec("mocov3", 32))
     views = recipe(images)   # images: uint8 [B, 3, H, W]; views: list of float [B, 3, S, S]
 
 Per view, in torchvision's order and with per-sample randomness: random resized crop and
@@ -35,58 +35,15 @@ torchvision / PIL do: on a fixed box its bilinear crop differs from torchvision'
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms import v2
 
 from resmo.data.batched.blur import gaussian_blur_
 from resmo.data.batched.colour import color_jitter_, grayscale_, solarize_
 from resmo.data.batched.geometry import max_box_size, resized_crop, sample_crop_boxes
 from resmo.data.batched.scratch import Scratch
-
-Range = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class BatchedViewSpec:
-    """One view's settings, as read off a torchvision view pipeline.
-
-    Ranges are torchvision's: jitter factor ranges (``None`` = op off), hue in turns,
-    ``blur_kernel_size`` 0 = no blur, ``solarize_threshold`` on the ``[0, 1]`` scale.
-    """
-
-    size: tuple[int, int]
-    scale: Range = (0.08, 1.0)
-    ratio: Range = (3 / 4, 4 / 3)
-    interpolation: str = "bilinear"
-    antialias: bool = True
-    brightness: Range | None = None
-    contrast: Range | None = None
-    saturation: Range | None = None
-    hue: Range | None = None
-    blur_kernel_size: int = 0
-    blur_sigma: Range = (0.1, 2.0)
-    solarize_threshold: float = 0.5
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    flip_prob: float = 0.0
-    jitter_prob: float = 0.0
-    grayscale_prob: float = 0.0
-    blur_prob: float = 0.0
-    solarize_prob: float = 0.0
-
-    PROBABILITIES = ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob")
-
-    def group_key(self) -> BatchedViewSpec:
-        """The spec without its probabilities: views with equal keys run as one batch."""
-        return dataclasses.replace(self, **{name: 0.0 for name in self.PROBABILITIES})
-
-    @property
-    def jitter_ranges(self) -> list[Range | None]:
-        return [self.brightness, self.contrast, self.saturation, self.hue]
+from resmo.data.view_spec import Range, ViewSpec, ViewSpecs
 
 
 @dataclass
@@ -110,79 +67,28 @@ class ViewParams:
     solarize: torch.Tensor
 
 
-def _pair(value) -> tuple[float, float] | None:
-    return None if value is None else (float(value[0]), float(value[1]))
-
-
-def spec_from_transform(view: v2.Compose) -> BatchedViewSpec:
-    """Read a view pipeline built by :mod:`resmo.data.views` into a :class:`BatchedViewSpec`.
-
-    Raises ``ValueError`` naming a transform the batched path has no counterpart for.
-    """
-    options: dict = {}
-    for step in view.transforms:
-        inner = step.transforms if isinstance(step, v2.RandomApply) else [step]
-        p = step.p if isinstance(step, v2.RandomApply) else getattr(step, "p", 1.0)
-        if len(inner) != 1:
-            raise ValueError(f"batched views support RandomApply of one transform, got {step}")
-        (t,) = inner
-        if isinstance(t, v2.RandomResizedCrop):
-            options.update(
-                size=tuple(int(s) for s in t.size), scale=_pair(t.scale), ratio=_pair(t.ratio),
-                interpolation=getattr(t.interpolation, "value", t.interpolation), antialias=bool(t.antialias),
-            )
-        elif isinstance(t, v2.RandomHorizontalFlip):
-            options["flip_prob"] = float(p)
-        elif isinstance(t, v2.ColorJitter):
-            options.update(
-                brightness=_pair(t.brightness), contrast=_pair(t.contrast),
-                saturation=_pair(t.saturation), hue=_pair(t.hue), jitter_prob=float(p),
-            )
-        elif isinstance(t, v2.RandomGrayscale):
-            options["grayscale_prob"] = float(p)
-        elif isinstance(t, v2.GaussianBlur):
-            if t.kernel_size[0] != t.kernel_size[1]:
-                raise ValueError(f"batched views need a square blur kernel, got {t.kernel_size}")
-            options.update(blur_kernel_size=int(t.kernel_size[0]), blur_sigma=_pair(t.sigma), blur_prob=float(p))
-        elif isinstance(t, v2.RandomSolarize):
-            # the reference runs on uint8 PIL images: x >= 128 there is x >= 127.5 / 255 in
-            # floats (values between round up to 128); thresholds <= 1 are already floats
-            threshold = float(t.threshold)
-            options.update(
-                solarize_threshold=(threshold - 0.5) / 255 if threshold > 1 else threshold,
-                solarize_prob=float(p),
-            )
-        elif isinstance(t, v2.Normalize):
-            options.update(mean=tuple(float(m) for m in t.mean), std=tuple(float(s) for s in t.std))
-        elif isinstance(t, (v2.ToImage, v2.ToDtype, v2.PILToTensor)):
-            continue
-        else:
-            raise ValueError(f"the batched view path has no counterpart for {type(t).__name__}")
-    if "size" not in options:
-        raise ValueError("a view pipeline must start with RandomResizedCrop for the batched path")
-    return BatchedViewSpec(**options)
-
-
 class BatchedViewRecipe:
     """Callable ``uint8 [B, 3, H, W] -> list of float [B, 3, S, S]`` views (see module doc)."""
 
-    def __init__(self, specs: Sequence[BatchedViewSpec], *, num_global_views: int | None = None) -> None:
-        if not specs:
+    def __init__(self, spec: ViewSpecs) -> None:
+        if not spec.views:
             raise ValueError("a batched view recipe needs at least one view")
-        self.specs = list(specs)
-        self.num_global_views = len(self.specs) if num_global_views is None else num_global_views
-        groups: dict[BatchedViewSpec, list[int]] = {}
-        for index, spec in enumerate(self.specs):
-            groups.setdefault(spec.group_key(), []).append(index)
+        self.specs = list(spec.views)
+        self.num_global_views = spec.num_global_views
+        groups: dict[ViewSpec, list[int]] = {}
+        for index, view in enumerate(self.specs):
+            groups.setdefault(view.group_key(), []).append(index)
         self.groups = list(groups.values())
         self.scratch = [Scratch() for _ in self.groups]  # reused temporaries, one set per group
 
     @classmethod
     def from_view_recipe(cls, recipe) -> BatchedViewRecipe:
-        """The batched twin of a torchvision :class:`~resmo.data.views.ViewRecipe`."""
-        cache: dict[int, BatchedViewSpec] = {}
-        specs = [cache.setdefault(id(t), spec_from_transform(t)) for t in recipe.transforms]
-        return cls(specs, num_global_views=getattr(recipe, "num_global_views", None))
+        """The batched twin of a torchvision :class:`~resmo.data.views.ViewRecipe`: built from
+        the spec the recipe was built from (hand-made transforms have none: ``ValueError``)."""
+        if recipe.spec is None:
+            raise ValueError("the batched view path needs a recipe built from a view spec "
+                             "(resmo.data.views.torchvision_views); this one has hand-made transforms")
+        return cls(recipe.spec)
 
     @property
     def num_views(self) -> int:
@@ -240,7 +146,7 @@ def _draw(probabilities: torch.Tensor, generator) -> torch.Tensor:
 
 
 def _make_group(
-    source: torch.Tensor, specs: list[BatchedViewSpec], generator, host_generator, return_params: bool,
+    source: torch.Tensor, specs: list[ViewSpec], generator, host_generator, return_params: bool,
     scratch: Scratch, memory_format: torch.memory_format = torch.contiguous_format,
 ):
     """All views of one group: ``len(specs) x B`` samples through every op at once."""
@@ -258,8 +164,8 @@ def _make_group(
                               device=device, generator=generator)
     flip = _draw(per_sample("flip_prob"), generator)
     bound = max_box_size(height, width, scale=spec.scale, ratio=spec.ratio)
-    out = resized_crop(source, boxes, spec.size, flip=flip, interpolation=spec.interpolation,
-                       antialias=spec.antialias, max_box=bound, scratch=scratch)
+    out = resized_crop(source, boxes, (spec.size, spec.size), flip=flip, interpolation=spec.interpolation,
+                       antialias=True, max_box=bound, scratch=scratch)
     if spec.interpolation == "bicubic":  # PIL clips the overshoot of cubic interpolation
         out.clamp_(0.0, 1.0)
 
@@ -279,13 +185,13 @@ def _make_group(
     if active("grayscale_prob"):
         out = grayscale_(out, gray, scratch)
     blur, sigma = off, torch.zeros(count, device=device)
-    if spec.blur_kernel_size and active("blur_prob"):
+    if spec.blur_kernel and active("blur_prob"):
         blur = _draw(per_sample("blur_prob"), generator)
         sigma = _uniform(count, spec.blur_sigma, device, generator)
-        out = gaussian_blur_(out, sigma, spec.blur_kernel_size, apply=blur, scratch=scratch)
+        out = gaussian_blur_(out, sigma, spec.blur_kernel, apply=blur, scratch=scratch)
     solar = _draw(per_sample("solarize_prob"), generator) if active("solarize_prob") else off
     if active("solarize_prob"):
-        out = solarize_(out, spec.solarize_threshold, apply=solar, scratch=scratch)
+        out = solarize_(out, spec.solarize_level, apply=solar, scratch=scratch)
     normalised = torch.empty_like(out, memory_format=memory_format)
     for channel in range(3):  # Python scalars: no host-to-device copy
         torch.sub(out[:, channel], spec.mean[channel], out=normalised[:, channel])
