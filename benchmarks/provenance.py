@@ -28,6 +28,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "views": ("src/resmo/data", "benchmarks/view_generation.py"),
     "gpu": ("src/resmo", "benchmarks/gpu_cifar10.py", "benchmarks/gpu_throughput.py"),
     "quickstart": ("src/resmo", "benchmarks/quickstart.py"),
+    "loop": ("src/resmo", "benchmarks/loop_overhead.py"),
 }
 
 

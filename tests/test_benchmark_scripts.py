@@ -200,3 +200,14 @@ def test_the_readme_states_the_measured_quickstart_time_within_its_target():
     readme = (root / "README.md").read_text()
     assert f"quickstart ({result['wall_seconds_total']:.0f} s measured on 2 idle CPU cores" in readme
     assert result["meets_targets"] and result["targets"]["wall_seconds_total_max"] <= 60
+
+
+def test_loop_overhead_tiny(tmp_path):
+    out = tmp_path / "loop.json"
+    result = load("loop_overhead").main(["--tiny", "--rounds", "1", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved == result
+    assert len(saved["loop_images_per_second"]) == len(saved["bare_images_per_second"]) == 1  # epoch 1 dropped
+    assert saved["ratio"] == pytest.approx(saved["loop_median"] / saved["bare_median"], abs=2e-3)
+    assert saved["meets_target"] == (saved["loop_median"] / saved["bare_median"] >= 0.9)
+    assert saved["code"]["commit"] is None or len(saved["code"]["commit"]) == 40
