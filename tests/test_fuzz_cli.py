@@ -18,17 +18,16 @@ sets more, with a random seed).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import io
 import os
-import typing
 from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 import resmo.train.pretrain as pretrain
 from resmo.backbones import BACKBONES, backbone_names
@@ -49,12 +48,11 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 10
 def schema_keys(cls=PretrainConfig, prefix="") -> list[str]:
     """Every dotted key of the recipe schema (sections expanded)."""
     keys = []
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[field.name]):
-            keys += schema_keys(hints[field.name], f"{prefix}{field.name}.")
+    for name, field in cls.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += schema_keys(field.annotation, f"{prefix}{name}.")
         else:
-            keys.append(prefix + field.name)
+            keys.append(prefix + name)
     return keys
 
 

@@ -11,8 +11,7 @@ from typing import Any
 
 from resmo.backbones import BACKBONES, backbone_names, create_backbone
 from resmo.config.schema import PretrainConfig
-from resmo.losses.resmo import ResMoSettings
-from resmo.methods import MomentumMethod, create_method, method_names, method_options
+from resmo.methods import MomentumMethod, create_method, method_names
 from resmo.validation import check_choice
 
 
@@ -32,19 +31,10 @@ def resolve_backbone_options(config: PretrainConfig, image_size: int) -> dict[st
 
 def build_method(config: PretrainConfig, backbone_options: dict, steps_per_epoch: int) -> MomentumMethod:
     """The untrained method of ``config`` around a backbone built with ``backbone_options``;
-    epoch-based warm-ups become steps with ``steps_per_epoch``."""
-    section = config.resmo
-    resmo = ResMoSettings(
-        weight=section.weight, level=section.level, distance=section.distance,
-        temperature=section.temperature, warmup_steps=round(section.warmup_epochs * steps_per_epoch),
-    )
-    options = dict(config.method_options.get(config.method, {}))
-    if "teacher_temperature_warmup_steps" in method_options(config.method):
-        fraction = options.pop("teacher_temperature_warmup_epochs", None)
-        if fraction is not None:
-            options["teacher_temperature_warmup_steps"] = round(float(fraction) * steps_per_epoch)
+    epoch-based warm-ups in steps from :meth:`PretrainConfig.resolve` with ``steps_per_epoch``."""
+    schedule = config.resolve(steps_per_epoch)
     backbone = create_backbone(config.backbone, **backbone_options)
-    return create_method(config.method, backbone, resmo=resmo, **options)
+    return create_method(config.method, backbone, resmo=schedule.resmo, **schedule.method_options)
 
 
 def rebuild_method(

@@ -3,11 +3,13 @@
 A recipe is a YAML file given by path or a shipped recipe given by name
 (``cifar10/mocov3``, see :mod:`resmo.recipes`); a path that exists wins over a name.
 
-Errors are :class:`ConfigError` (a ``ValueError``) with one line naming the source (file,
+The schema (:mod:`resmo.config.schema`, pydantic) checks every key and value; its errors
+become :class:`ConfigError` (a ``ValueError``) with one line naming the source (file,
 recipe or command line), the dotted key and the offending value, e.g.::
 
     my_recipe.yaml: unknown key 'train.epoch'; valid keys in 'train': accelerator, ...
     command line: 'train.epochs' expects an integer, got 'abc'
+    command line: train.epochs=0 is not valid; allowed values: an integer >= 1
 
 Merging rules: sections and plain option maps (``data.views``) merge key by key; entries of name-keyed option maps
 (``method_options.<method>``, ``backbone_options.<backbone>``) given in a file replace the
@@ -16,7 +18,6 @@ built-in entry as a whole, while a dotted override sets one option.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import types
 import typing
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from resmo.config.schema import PretrainConfig
 from resmo.recipes import find_recipe, read_recipe, recipe_names, suggest_recipe
@@ -43,9 +45,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     config = PretrainConfig()
     if path is not None:
         text, source = recipe_source(path)
-        apply_mapping(config, parse_yaml(text, source), source=source)
+        config = apply_mapping(config, parse_yaml(text, source), source=source)
     for override in overrides or []:
-        apply_override(config, override, source="command line")
+        config = apply_override(config, override, source="command line")
     return config
 
 
@@ -112,8 +114,9 @@ def check_acyclic(value: Any, *, source: str, key: str, _open: tuple[int, ...] =
                       _open=(*_open, id(value)))
 
 
-def apply_override(config: PretrainConfig, override: str, *, source: str) -> None:
-    """Apply one ``dotted.key=value`` (value parsed as YAML: ``0.1``, ``true``, ``[1, 2]``)."""
+def apply_override(config: PretrainConfig, override: str, *, source: str) -> PretrainConfig:
+    """``config`` with one ``dotted.key=value`` applied (value parsed as YAML: ``0.1``,
+    ``true``, ``[1, 2]``)."""
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"{source}: override {override!r} is not of the form key=value")
@@ -125,58 +128,125 @@ def apply_override(config: PretrainConfig, override: str, *, source: str) -> Non
     node: Any = value
     for part in reversed(key.strip().split(".")[1:]):
         node = {part: node}
-    apply_mapping(config, {key.strip().split(".")[0]: node}, source=source, replace_entries=False)
+    return apply_mapping(config, {key.strip().split(".")[0]: node}, source=source, replace_entries=False)
 
 
 def apply_mapping(
-    target: Any, data: dict[str, Any], *, source: str, prefix: str = "", replace_entries: bool = True
-) -> None:
-    """Merge ``data`` into the dataclass ``target`` with type checks."""
-    fields = {f.name: f for f in dataclasses.fields(target)}
-    hints = typing.get_type_hints(type(target))
+    config: PretrainConfig, data: dict[str, Any], *, source: str, replace_entries: bool = True
+) -> PretrainConfig:
+    """``config`` with ``data`` merged in (see the module docstring), validated by the schema;
+    an invalid key or value raises :class:`ConfigError` naming ``source``."""
+    merged = config.model_dump()
+    _merge(merged, data, PretrainConfig, replace_entries)
+    try:
+        return PretrainConfig.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(describe_error(error, source, data)) from None
+
+
+def _merge(current: dict[str, Any], data: dict[str, Any], model: type[BaseModel], replace_entries: bool) -> None:
+    """Merge ``data`` into the dumped ``current`` of ``model``: sections and option maps key
+    by key, name-keyed option maps by entry (replaced from a file, updated by an override).
+    Keys and values are not checked here: the schema does that on the result."""
     for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if key not in fields:
-            section = f"'{prefix[:-1]}'" if prefix else "the top level"
-            guess = suggest_key(target, key, value)
-            hint = f" (did you mean {prefix}{guess}?)" if guess else ""
-            raise ConfigError(
-                f"{source}: unknown key '{dotted}'{hint}; valid keys in {section}: {', '.join(sorted(fields))}"
-            )
-        current = getattr(target, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{source}: '{dotted}' is a section and expects a mapping, got {value!r}")
-            apply_mapping(current, value, source=source, prefix=f"{dotted}.", replace_entries=replace_entries)
-        elif isinstance(current, dict) and _is_nested_options(hints[key]):
-            _merge_options(current, value, source, dotted, replace_entries)
-        elif isinstance(current, dict) and isinstance(value, dict):
-            current.update(value)
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None or not isinstance(value, dict) or not isinstance(current.get(key), dict):
+            current[key] = value
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            _merge(current[key], value, annotation, replace_entries)
+        elif _is_nested_options(annotation):
+            for name, options in value.items():
+                if replace_entries or not isinstance(options, dict) or not isinstance(current[key].get(name), dict):
+                    current[key][name] = {} if options is None else options
+                else:
+                    current[key][name] = {**current[key][name], **options}
         else:
-            setattr(target, key, coerce(value, hints[key], source=source, key=dotted))
+            current[key] = {**current[key], **value}
 
 
-def suggest_key(target: Any, key: Any, value: Any) -> str | None:
-    """The dotted key, below the dataclass ``target``, that the unknown ``key`` (set to
-    ``value``) most likely means: ``trian`` with ``{epoch: 2}`` gives ``train.epochs``.
+def _is_nested_options(annotation: Any) -> bool:
+    args = typing.get_args(annotation)
+    return typing.get_origin(annotation) is dict and len(args) == 2 and typing.get_origin(args[1]) is dict
+
+
+def describe_error(error: ValidationError, source: str, data: dict[str, Any]) -> str:
+    """The first of pydantic's errors as one line: ``SOURCE: unknown key 'train.epoch' (did you
+    mean train.epochs?); valid keys in 'train': ...``, ``SOURCE: train.epochs=0 is not valid;
+    allowed values: an integer >= 1`` or ``SOURCE: 'train.epochs' expects an integer, got 'abc'``."""
+    first = error.errors()[0]
+    location = [part for part in first["loc"] if not isinstance(part, int) or first["type"] != "model_type"]
+    model, field, parents = _field_at(location)
+    dotted = ".".join(str(part) for part in location)
+    value = first.get("input")
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        section = f"'{'.'.join(str(p) for p in location[:-1])}'" if len(location) > 1 else "the top level"
+        guess = suggest_key(model, location[-1], value)
+        prefix = "".join(f"{p}." for p in location[:-1])
+        hint = f" (did you mean {prefix}{guess}?)" if guess else ""
+        return f"{source}: unknown key '{dotted}'{hint}; valid keys in {section}: {', '.join(sorted(model.model_fields))}"
+    if kind in ("model_type", "model_attributes_type"):
+        return f"{source}: '{dotted}' is a section and expects a mapping, got {value!r}"
+    if kind == "value_error":  # a field validator's own message (precision, devices)
+        message = str(first["ctx"]["error"])
+        if message.startswith("is not valid"):
+            return f"{source}: {dotted}={value!r} {message}"
+        return f"{source}: {message}" if dotted in message else f"{source}: '{dotted}' {message}, got {value!r}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than") and field is not None:
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        allowed = extra.get("allowed") or first["msg"]
+        if isinstance(value, int) and not isinstance(value, bool) and "integer" not in allowed:
+            value = float(value)  # a number field shows the number it was read as
+        if parents and isinstance(parents[-1], int):  # an item of a tuple: name its index
+            dotted = f"{'.'.join(str(p) for p in location[:-1])}[{parents[-1]}]"
+        return f"{source}: {dotted}={value!r} is not valid; allowed values: {allowed}"
+    if kind == "literal_error":
+        return f"{source}: {dotted}={value!r} is not valid; allowed values: {first['ctx']['expected']}"
+    return f"{source}: '{_without_indices(location)}' expects {_describe(field)}, got {value!r}"
+
+
+def _field_at(location: list[Any]) -> tuple[type[BaseModel], Any, list[Any]]:
+    """The model holding the last named key of ``location``, that key's field (None when it is
+    not a field) and the parts after that key (tuple indices)."""
+    model: type[BaseModel] = PretrainConfig
+    field = None
+    for index, part in enumerate(location):
+        if not isinstance(part, str) or part not in model.model_fields:
+            return model, field if index and not isinstance(part, str) else None, list(location[index:])
+        field = model.model_fields[part]
+        annotation = field.annotation
+        if index + 1 < len(location) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return model, field, []
+
+
+def _without_indices(location: list[Any]) -> str:
+    return ".".join(str(part) for part in location if isinstance(part, str))
+
+
+def suggest_key(model: type[BaseModel], key: Any, value: Any) -> str | None:
+    """The dotted key, below ``model``, that the unknown ``key`` (set to ``value``) most
+    likely means: ``trian`` with ``{epoch: 2}`` gives ``train.epochs``.
 
     Each level is the closest field name (:func:`difflib.get_close_matches`); inside a
     section, a ``value`` of one key is followed (as a ``key.sub=value`` override gives it)
     as far as its names can be matched; names inside free-form option maps are kept as
     given. ``None`` when no field is close to ``key``."""
-    names = [f.name for f in dataclasses.fields(target)]
+    names = list(model.model_fields)
     matches = [key] if key in names else difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
     if not matches:
         return None
     match = matches[0]
-    current = getattr(target, match)
+    annotation = model.model_fields[match].annotation
     if not isinstance(value, dict) or len(value) != 1:
         return match
     ((sub, sub_value),) = value.items()
-    if dataclasses.is_dataclass(current):
-        below = suggest_key(current, sub, sub_value)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        below = suggest_key(annotation, sub, sub_value)
         return match if below is None else f"{match}.{below}"
-    if isinstance(current, dict):  # free-form options (data.views, method_options.<name>): kept as given
+    if typing.get_origin(annotation) is dict:  # free-form options (data.views, method_options.<name>): kept as given
         below = str(sub)
         while isinstance(sub_value, dict) and len(sub_value) == 1:
             ((sub, sub_value),) = sub_value.items()
@@ -185,73 +255,18 @@ def suggest_key(target: Any, key: Any, value: Any) -> str | None:
     return match
 
 
-def _is_nested_options(annotation: Any) -> bool:
-    args = typing.get_args(annotation)
-    return typing.get_origin(annotation) is dict and len(args) == 2 and typing.get_origin(args[1]) is dict
+def _describe(field: Any) -> str:
+    """What a field takes, in words: ``an integer``, ``a number or null``, ``a list of 2 values``."""
+    return _describe_annotation(field.annotation) if field is not None else "a valid value"
 
 
-def _merge_options(current: dict, value: Any, source: str, dotted: str, replace_entries: bool) -> None:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: '{dotted}' expects a mapping of name: options, got {value!r}")
-    for name, options in value.items():
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise ConfigError(f"{source}: '{dotted}.{name}' expects a mapping of options, got {options!r}")
-        if replace_entries:
-            current[name] = dict(options)
-        else:
-            current.setdefault(name, {}).update(options)
-
-
-def coerce(value: Any, annotation: Any, *, source: str, key: str) -> Any:
-    """Check ``value`` against ``annotation`` (int, float, bool, str, unions, dict, tuple)."""
+def _describe_annotation(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin in (Union, types.UnionType):
-        for option in typing.get_args(annotation):
-            try:
-                return coerce(value, option, source=source, key=key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{source}: '{key}' expects {_describe(annotation)}, got {value!r}")
-    if annotation is type(None):
-        if value is None:
-            return None
-    elif annotation is Any:
-        return value
-    elif annotation is bool:
-        if isinstance(value, bool):
-            return value
-    elif annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-6" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif annotation is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    elif origin is dict:
-        if isinstance(value, dict):
-            return dict(value)
-    elif origin is tuple:
-        args = typing.get_args(annotation)
-        if isinstance(value, (list, tuple)) and len(value) == len(args):
-            return tuple(coerce(v, a, source=source, key=key) for v, a in zip(value, args, strict=True))
-    raise ConfigError(f"{source}: '{key}' expects {_describe(annotation)}, got {value!r}")
-
-
-def _describe(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(annotation))
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-             type(None): "null"}
+        return " or ".join(_describe_annotation(a) for a in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        return _describe_annotation(typing.get_args(annotation)[0])
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
     if annotation in names:
         return names[annotation]
     if origin is dict:
@@ -263,7 +278,7 @@ def _describe(annotation: Any) -> str:
 
 def config_to_dict(config: PretrainConfig) -> dict[str, Any]:
     """Plain, YAML-safe dict of ``config`` (tuples become lists)."""
-    return _plain(dataclasses.asdict(config))
+    return _plain(config.model_dump())
 
 
 def _plain(value: Any) -> Any:

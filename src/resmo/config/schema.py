@@ -1,16 +1,122 @@
-"""The pretraining recipe: typed sections with documented defaults.
+"""The pretraining recipe: typed sections with documented defaults and constraints.
 
 The defaults are the built-in quickstart (``resmo pretrain`` with no arguments): a small
 ResNet on the generated offline dataset, sized to finish in minutes on two CPU cores.
 The shipped recipes (``src/resmo/recipes/<dataset>/<method>.yaml``, ``resmo recipes``)
 override them per dataset and method.
+
+Sections are pydantic models: every field's type and allowed values live on the field
+(:func:`setting`), an unknown key or a bad value fails when the recipe is read, and an
+assignment (``config.train.epochs = 0``) is checked the same way.
+:mod:`resmo.config.loader` turns pydantic's errors into one line naming the source, the
+key, the value and what is allowed. :meth:`PretrainConfig.resolve` converts every
+epoch-based setting into steps, once.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
+
+from resmo.losses.resmo import DISTANCES, LEVELS, ResMoSettings
+
+OPTIMIZER_NAMES = ("sgd", "lars", "adamw")
+PIPELINES = ("auto", "torchvision", "batched")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+#: Precisions that would hold the teacher in 16 bits (refused with the reason).
+HALF_WEIGHTS = ("bf16-true", "16-true")
+MAX_SEED = 2**32 - 1
+"""NumPy's seed range, which ``seed_everything`` uses for every generator."""
+
+
+def _number(value: Any) -> Any:
+    """Numbers as YAML gives them: ints and floats (not booleans); ``1e-6`` (read as a
+    string by YAML 1.1) too."""
+    if isinstance(value, bool):
+        raise ValueError("expects a number")  # noqa: TRY004 (pydantic wants ValueError)
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _text(value: Any) -> Any:
+    """Strings; a number given where a string is expected (``out=123``) becomes its text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("expects a finite number")
+    return value
+
+
+Integer = StrictInt
+Number = Annotated[float, BeforeValidator(_number)]
+FiniteNumber = Annotated[float, BeforeValidator(_number), AfterValidator(_finite)]
+Flag = StrictBool
+Text = Annotated[str, BeforeValidator(_text)]
+
+
+def setting(default: Any, allowed: str, **constraints: Any) -> Any:
+    """A field with its constraints (``ge``, ``gt``, ``le``, ``lt``) and the text of its
+    allowed values, used by the one-line error (``key=value is not valid; allowed values: ...``)."""
+    return Field(default, json_schema_extra={"allowed": allowed}, **constraints)
+
+
+def one_of(names: tuple[str, ...]) -> Any:
+    """A string type whose allowed values are ``names``."""
+    allowed = ", ".join(sorted(names))
+
+    def check(value: str) -> str:
+        if value not in names:
+            raise ValueError(f"is not valid; allowed values: {allowed}")
+        return value
+
+    return Annotated[str, BeforeValidator(_text), AfterValidator(check)]
+
+
+def _precision(value: str) -> str:
+    if value in HALF_WEIGHTS:  # the EMA needs 32-bit weights
+        raise ValueError(
+            f"train.precision={value!r} is not supported: it holds the teacher in 16 bits, "
+            "where the EMA update m*teacher + (1-m)*student with m >= 0.99 mostly rounds to no change "
+            "(the teacher stops following the student); use bf16-mixed (32-bit weights, 16-bit compute)"
+        )
+    if value not in PRECISIONS:
+        raise ValueError(f"is not valid; allowed values: {', '.join(sorted(PRECISIONS))}")
+    return value
+
+
+def _devices(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError("is not valid; allowed values: auto or an integer >= 1")
+
+
+class Section(BaseModel):
+    """A recipe section: unknown keys refused, assignments checked."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
 
 # Small heads per method for the quickstart; paper-size heads are the method defaults
 # (see resmo.nn.heads) and the shipped recipes (resmo.recipes) set their own.
@@ -19,22 +125,22 @@ SMALL_HEADS: dict[str, dict[str, Any]] = {
     "byol": {"hidden_dim": 512, "out_dim": 128, "predictor_hidden_dim": 512},
     "mocov2": {"hidden_dim": 512, "out_dim": 128, "queue_size": 4096},
     "dino": {"hidden_dim": 512, "bottleneck_dim": 128, "num_prototypes": 1024},
+    "densecl": {"hidden_dim": 512, "out_dim": 128, "queue_size": 4096},
 }
 
 
-@dataclass
-class ResMoSection:
-    """The ResMo term (see resmo.losses.resmo): ``weight`` 0 gives the plain method."""
+class ResMoSection(Section):
+    """The ResMo term (see resmo.losses.resmo): ``weight`` 0 gives the plain method;
+    :meth:`PretrainConfig.resolve` turns it into the method's ``ResMoSettings`` (steps)."""
 
-    weight: float = 1.0
-    level: str = "output"
-    distance: str = "cosine"
-    temperature: float = 0.1
-    warmup_epochs: float = 0.0
+    weight: FiniteNumber = setting(1.0, "a number >= 0", ge=0)
+    level: one_of(LEVELS) = "output"
+    distance: one_of(DISTANCES) = "cosine"
+    temperature: FiniteNumber = setting(0.1, "a number > 0", gt=0)
+    warmup_epochs: FiniteNumber = setting(0.0, "a number >= 0", ge=0)
 
 
-@dataclass
-class DataSection:
+class DataSection(Section):
     """Where images come from and how views are made.
 
     ``name``: ``synthetic`` (built-in, offline), ``cifar10``, ``cifar100``, ``stl10`` or a
@@ -54,18 +160,17 @@ class DataSection:
     everything else. The run's ``config.yaml`` records the pipeline chosen.
     """
 
-    name: str = "synthetic"
-    image_size: int | None = None
-    cache_dir: str | None = None
-    num_workers: int = 2
-    views: dict[str, Any] = field(default_factory=dict)
-    synthetic: dict[str, Any] = field(default_factory=dict)
-    on_bad_image: str = "skip"
-    pipeline: str = "auto"
+    name: Text = "synthetic"
+    image_size: Integer | None = setting(None, "null or an integer >= 1", ge=1)
+    cache_dir: Text | None = None
+    num_workers: Integer = setting(2, "an integer >= 0", ge=0)
+    views: dict[str, Any] = Field(default_factory=dict)
+    synthetic: dict[str, Any] = Field(default_factory=dict)
+    on_bad_image: one_of(("skip", "error")) = "skip"
+    pipeline: one_of(PIPELINES) = "auto"
 
 
-@dataclass
-class OptimizerSection:
+class OptimizerSection(Section):
     """Optimizer and learning-rate schedule (linear warm-up, then cosine to ``min_lr``).
 
     ``lr`` is used as given: it is never rescaled by the batch size.
@@ -80,21 +185,21 @@ class OptimizerSection:
     them like the weights (as solo-learn does).
     """
 
-    name: str = "adamw"
-    lr: float = 0.02
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_epochs: float = 1.0
-    min_lr: float = 0.0
-    lars_eta: float = 0.02
-    lars_clip: bool = True
-    lars_exclude_bias_and_norm: bool = True
-    weight_decay_norm_and_bias: bool = False
+    name: one_of(OPTIMIZER_NAMES) = "adamw"
+    lr: FiniteNumber = setting(0.02, "a number >= 0", ge=0)
+    weight_decay: FiniteNumber = setting(1e-4, "a number >= 0", ge=0)
+    momentum: Number = setting(0.9, "a number in [0, 1]", ge=0, le=1)
+    betas: tuple[Annotated[Number, Field(ge=0, lt=1)], Annotated[Number, Field(ge=0, lt=1)]] = setting(
+        (0.9, 0.999), "two numbers in [0, 1)")
+    warmup_epochs: FiniteNumber = setting(1.0, "a number >= 0", ge=0)
+    min_lr: FiniteNumber = setting(0.0, "a number >= 0", ge=0)
+    lars_eta: FiniteNumber = setting(0.02, "a number >= 0", ge=0)
+    lars_clip: Flag = True
+    lars_exclude_bias_and_norm: Flag = True
+    weight_decay_norm_and_bias: Flag = False
 
 
-@dataclass
-class TrainSection:
+class TrainSection(Section):
     """Loop, hardware and precision: everything Lightning's Trainer is told.
 
     ``max_bad_steps``: how many steps with a non-finite (NaN / infinite) loss term or
@@ -108,53 +213,78 @@ class TrainSection:
     ``cudnn_benchmark``: cuDNN autotuning of convolution algorithms (CUDA only; on).
     """
 
-    epochs: int = 4
-    batch_size: int = 64
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    sync_batchnorm: bool = False
-    log_every_n_steps: int = 10
-    progress_bar: bool = True
-    max_bad_steps: int = 0
-    max_scaler_skips_in_a_row: int = 24
-    channels_last: bool = False
-    compile: bool = False
-    cudnn_benchmark: bool = True
+    epochs: Integer = setting(4, "an integer >= 1", ge=1)
+    batch_size: Integer = setting(64, "an integer >= 1", ge=1)
+    accelerator: Text = "auto"
+    devices: Annotated[Integer | Text, AfterValidator(_devices)] = 1
+    num_nodes: Integer = setting(1, "an integer >= 1", ge=1)
+    strategy: Text = "auto"
+    precision: Annotated[Text, AfterValidator(_precision)] = "32-true"
+    sync_batchnorm: Flag = False
+    log_every_n_steps: Integer = setting(10, "an integer >= 1", ge=1)
+    progress_bar: Flag = True
+    max_bad_steps: Integer = setting(0, "an integer >= 0", ge=0)
+    max_scaler_skips_in_a_row: Integer = setting(24, "an integer >= 0", ge=0)
+    channels_last: Flag = False
+    compile: Flag = False
+    cudnn_benchmark: Flag = True
 
 
-@dataclass
-class MonitorSection:
+class MonitorSection(Section):
     """kNN of student and teacher backbones on the validation split (when labelled).
 
     ``knn_every_epochs``: 0 (default) measures at initialisation and after the last epoch
     only; N also measures every N epochs.
     """
 
-    knn_every_epochs: int = 0
-    knn_k: int = 20
-    knn_temperature: float = 0.07
-    knn_max_train: int = 10000
-    knn_max_val: int = 10000
+    knn_every_epochs: Integer = setting(0, "an integer >= 0", ge=0)
+    knn_k: Integer = setting(20, "an integer >= 1", ge=1)
+    knn_temperature: FiniteNumber = setting(0.07, "a number > 0", gt=0)
+    knn_max_train: Integer = setting(10000, "an integer >= 1", ge=1)
+    knn_max_val: Integer = setting(10000, "an integer >= 1", ge=1)
 
 
-@dataclass
-class PretrainConfig:
+class PretrainConfig(Section):
     """A whole recipe. ``method_options`` / ``backbone_options`` are keyed by name; only
     the section of the chosen method / backbone is used."""
 
-    method: str = "mocov3"
-    backbone: str = "resnet_small"
-    seed: int = 0
-    out: str | None = None
-    method_options: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(SMALL_HEADS))
-    backbone_options: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: {"resnet_small": {"width": 8}}
-    )
-    resmo: ResMoSection = field(default_factory=ResMoSection)
-    data: DataSection = field(default_factory=DataSection)
-    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
-    train: TrainSection = field(default_factory=TrainSection)
-    monitor: MonitorSection = field(default_factory=MonitorSection)
+    method: Text = "mocov3"
+    backbone: Text = "resnet_small"
+    seed: Integer = setting(0, f"an integer in [0, {MAX_SEED}]", ge=0, le=MAX_SEED)
+    out: Text | None = None
+    method_options: dict[str, dict[str, Any]] = Field(default_factory=lambda: copy.deepcopy(SMALL_HEADS))
+    backbone_options: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"resnet_small": {"width": 8}})
+    resmo: ResMoSection = Field(default_factory=ResMoSection)
+    data: DataSection = Field(default_factory=DataSection)
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
+
+    def resolve(self, steps_per_epoch: int) -> StepSchedule:
+        """Every epoch-based setting in optimizer steps, with ``steps_per_epoch`` steps per
+        epoch (the one place epochs become steps)."""
+        total = max(1, self.train.epochs * steps_per_epoch)
+        section = self.resmo
+        resmo = ResMoSettings(
+            weight=section.weight, level=section.level, distance=section.distance,
+            temperature=section.temperature, warmup_steps=round(section.warmup_epochs * steps_per_epoch),
+        )
+        options = dict(self.method_options.get(self.method, {}))
+        fraction = options.pop("teacher_temperature_warmup_epochs", None)
+        if fraction is not None:
+            options["teacher_temperature_warmup_steps"] = round(float(fraction) * steps_per_epoch)
+        lr_warmup = max(0, min(total - 1, round(self.optimizer.warmup_epochs * steps_per_epoch)))
+        return StepSchedule(steps_per_epoch, total, lr_warmup, resmo, options)
+
+
+@dataclass(frozen=True)
+class StepSchedule:
+    """A recipe's epoch-based settings in steps (:meth:`PretrainConfig.resolve`):
+    ``lr_warmup_steps`` of the optimizer's schedule, the ResMo settings with their warm-up
+    in steps, and the method's options (DINO's teacher-temperature warm-up in steps)."""
+
+    steps_per_epoch: int
+    total_steps: int
+    lr_warmup_steps: int
+    resmo: ResMoSettings
+    method_options: dict[str, Any]

@@ -13,7 +13,6 @@ Colour-jitter strengths are given as the recipes and papers write them (0.4 for
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from typing import Any
 
@@ -101,7 +100,7 @@ def resolved_settings(config: PretrainConfig) -> dict[str, Any]:
     backbone = {**defaults, **resolve_backbone_options(config, image_size)}
     values.update({f"backbone.{name}": value for name, value in backbone.items()})
     for section in ("train", "optimizer", "resmo"):
-        for name, value in dataclasses.asdict(getattr(config, section)).items():
+        for name, value in getattr(config, section).model_dump().items():
             values[f"{section}.{name}"] = list(value) if isinstance(value, tuple) else value
     values.update(method_settings(config))
     values.update(built_method_settings(config, image_size))

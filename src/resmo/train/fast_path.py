@@ -32,8 +32,6 @@ from resmo.data.batched import BatchedViewRecipe, DecodedImages, TensorImages, i
 from resmo.train.interrupt import worker_ignores_stop_signals
 from resmo.train.sampling import EpochShuffleSampler, ResumableLoader, sample_seed
 
-PIPELINES = ("auto", "torchvision", "batched")
-
 
 def chosen_pipeline(pipeline: str, data_name: str) -> str:
     """``data.pipeline`` with ``auto`` decided: ``batched`` for the in-memory ``synthetic``

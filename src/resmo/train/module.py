@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import lightning.pytorch as pl
 import torch
 
-from resmo.config.schema import OptimizerSection
+from resmo.config.schema import OptimizerSection, StepSchedule
 from resmo.distributed import all_reduce_max
 from resmo.methods.base import MomentumMethod, StepResult
 from resmo.train.fast_path import is_uint8_batch
@@ -71,11 +71,12 @@ class StepCheck:
 
 
 class PretrainModule(pl.LightningModule):
-    def __init__(self, method: MomentumMethod, optimizer: OptimizerSection, *,
+    def __init__(self, method: MomentumMethod, optimizer: OptimizerSection, schedule: StepSchedule, *,
                  device_views: Callable | None = None, channels_last: bool = False) -> None:
         super().__init__()
         self.method = method
         self.optimizer_settings = optimizer
+        self.schedule = schedule  # the recipe's epochs in steps (PretrainConfig.resolve)
         #: set from a signal handler (resmo.train.interrupt); read at the step's check
         self.stop_requested = False
         self.check = StepCheck()
@@ -94,7 +95,7 @@ class PretrainModule(pl.LightningModule):
 
     @property
     def total_steps(self) -> int:
-        return max(1, int(self.trainer.estimated_stepping_batches))
+        return self.schedule.total_steps
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """On the device: views of a uint8 batch (``data.pipeline: batched``, see
@@ -200,11 +201,8 @@ class PretrainModule(pl.LightningModule):
             lars_clip=settings.lars_clip, lars_exclude_bias_and_norm=settings.lars_exclude_bias_and_norm,
             weight_decay_norm_and_bias=settings.weight_decay_norm_and_bias,
         )
-        total = self.total_steps
-        steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        warmup = min(total - 1, round(settings.warmup_epochs * steps_per_epoch))
         scheduler = build_lr_scheduler(
-            optimizer, total_steps=total, warmup_steps=max(0, warmup), lr=settings.lr,
-            min_lr=settings.min_lr,
+            optimizer, total_steps=self.schedule.total_steps, warmup_steps=self.schedule.lr_warmup_steps,
+            lr=settings.lr, min_lr=settings.min_lr,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

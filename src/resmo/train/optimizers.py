@@ -28,10 +28,11 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from resmo.config.schema import OPTIMIZER_NAMES
 from resmo.train.lars import LARS
 from resmo.validation import check_choice, check_non_negative, check_positive
 
-OPTIMIZERS = ("sgd", "lars", "adamw")
+OPTIMIZERS = OPTIMIZER_NAMES
 
 
 def parameter_groups(parameters: Iterable[nn.Parameter], weight_decay: float, *,

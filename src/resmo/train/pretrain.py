@@ -39,16 +39,13 @@ from resmo.data import (
 )
 from resmo.data.batched import BatchedViewRecipe
 from resmo.data.eval_batches import eval_loader
-from resmo.data.images import BAD_IMAGE_POLICIES
 from resmo.data.workers import capped_workers
 from resmo.methods import method_names
 from resmo.train.bad_images import BadImageMonitor
 from resmo.train.checkpoint_io import AtomicCheckpointIO
-from resmo.train.checks import check_run_numbers
 from resmo.train.consistency import RankConsistencyCheck
 from resmo.train.epoch_means import EpochMeans
 from resmo.train.fast_path import (
-    PIPELINES,
     DeviceViews,
     apply_backbone_settings,
     batched_train_loader,
@@ -63,11 +60,7 @@ from resmo.train.progress import EpochProgressBar
 from resmo.train.resume import CHECKPOINT_FOLDER, inspect_checkpoint, resolve_resume
 from resmo.train.run_folder import default_out_dir, export_backbone, write_config, write_summary
 from resmo.train.sampling import EpochShuffleSampler, LoaderPosition, ResumableLoader, SeededSamples
-from resmo.validation import check_choice, check_non_negative_int, check_positive_int
-
-PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
-#: Precisions that would hold the teacher in 16 bits (refused, see _check_settings).
-HALF_WEIGHTS = ("bf16-true", "16-true")
+from resmo.validation import check_choice
 
 
 @dataclass
@@ -87,31 +80,6 @@ class PreparedRun:
     epoch_means: EpochMeans | None = None
     non_finite: NonFiniteGuard | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _check_settings(config: PretrainConfig) -> None:
-    train = config.train
-    check_positive_int("train.epochs", train.epochs)
-    check_positive_int("train.batch_size", train.batch_size)
-    check_positive_int("train.num_nodes", train.num_nodes)
-    check_non_negative_int("data.num_workers", config.data.num_workers)
-    if train.precision in HALF_WEIGHTS:  # the EMA needs 32-bit weights
-        raise ValueError(
-            f"train.precision={train.precision!r} is not supported: it holds the teacher in 16 bits, "
-            "where the EMA update m*teacher + (1-m)*student with m >= 0.99 mostly rounds to no change "
-            "(the teacher stops following the student); use bf16-mixed (32-bit weights, 16-bit compute)"
-        )
-    check_choice("train.precision", train.precision, PRECISIONS)
-    if train.devices != "auto":
-        check_positive_int("train.devices", train.devices)
-    check_non_negative_int("monitor.knn_every_epochs", config.monitor.knn_every_epochs)
-    check_non_negative_int("train.max_bad_steps", train.max_bad_steps)
-    check_non_negative_int("train.max_scaler_skips_in_a_row", train.max_scaler_skips_in_a_row)
-    check_choice("data.on_bad_image", config.data.on_bad_image, BAD_IMAGE_POLICIES)
-    check_run_numbers(config)
-    check_choice("data.pipeline", config.data.pipeline, PIPELINES)
-    if config.resmo.warmup_epochs < 0:
-        raise ValueError(f"resmo.warmup_epochs={config.resmo.warmup_epochs!r} is not valid; allowed values: a number >= 0")
 
 
 def _train_loader(dataset: Dataset, config: PretrainConfig) -> ResumableLoader:
@@ -141,7 +109,6 @@ def _first(dataset, limit: int, seed: int):
 
 def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> PreparedRun:
     """Check ``config``, build data, method, callbacks and trainer. Raises ``ValueError``."""
-    _check_settings(config)
     check_choice("method", config.method, method_names())
     check_choice("backbone", config.backbone, backbone_names())
     out = Path(config.out) if config.out else default_out_dir(config)
@@ -197,7 +164,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
                                channels_last=config.train.channels_last) if batched else None
     resume_step = inspect_checkpoint(resume).global_step if resume else None
     trainer = _build_trainer(config, out, resume_step)  # last: Lightning starts printing here
-    module = PretrainModule(method, config.optimizer, device_views=device_views,
+    module = PretrainModule(method, config.optimizer, config.resolve(steps_per_epoch), device_views=device_views,
                             channels_last=config.train.channels_last)
     if batched:
         train_loader = batched_train_loader(
