@@ -18,6 +18,7 @@ torch.set_num_threads(1)
 #: Head sizes per method, small enough for CPU tests.
 TINY_OPTIONS: dict[str, dict[str, object]] = {
     "byol": {"hidden_dim": 32, "out_dim": 16, "predictor_hidden_dim": 32},
+    "densecl": {"hidden_dim": 32, "out_dim": 16, "queue_size": 64},
     "dino": {"hidden_dim": 32, "bottleneck_dim": 16, "num_prototypes": 32},
     "mocov2": {"hidden_dim": 32, "out_dim": 16, "queue_size": 64},
     "mocov3": {"hidden_dim": 32, "out_dim": 16, "predictor_hidden_dim": 32},

@@ -9,6 +9,7 @@ TINY_HEADS = {
     "byol": "{hidden_dim: 64, out_dim: 32, predictor_hidden_dim: 64}",
     "mocov2": "{hidden_dim: 64, out_dim: 32, queue_size: 256}",
     "dino": "{hidden_dim: 64, bottleneck_dim: 32, num_prototypes: 64}",
+    "densecl": "{hidden_dim: 64, out_dim: 32, queue_size: 256}",
 }
 
 

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,9 +45,11 @@ def _views(method_name: str, *, device: str = "cpu", seed: int = 0) -> list[torc
 
 
 def _float32(outputs: ViewOutputs) -> ViewOutputs:
-    """The same per-view tensors, upcast to float32 (what a float32 loss would be given)."""
-    return ViewOutputs(*([t.detach().float() for t in level] for level in
-                         (outputs.features, outputs.projections, outputs.outputs)))
+    """The same per-view tensors, upcast to float32 (what a float32 loss would be given);
+    every list field, so DenseCL's dense tensors too."""
+    return dataclasses.replace(outputs, **{
+        f.name: [t.detach().float() for t in getattr(outputs, f.name)] for f in dataclasses.fields(outputs)
+    })
 
 
 # ---------------------------------------------------------------------------------------
@@ -129,11 +133,14 @@ def test_bf16_autocast_step_matches_float32_losses(method_name, distance, make_m
     assert result.loss.dtype == torch.float32 and torch.isfinite(result.loss)
     # the terms are the float32 losses of the (bf16) head outputs
     student, teacher = _float32(result.student), _float32(result.teacher)
-    num_teacher = len(teacher.outputs)
+    paired = min(len(student.outputs), len(teacher.outputs))
     torch.testing.assert_close(result.terms["ssl"], method.ssl_loss(student, teacher, step=0),
                                rtol=0, atol=1e-5)
-    expected_resmo = residual_momentum_loss(student.outputs[:num_teacher], teacher=teacher.outputs,
-                                            distance=distance)
+    if method_name == "densecl":  # global and dense terms (tests/test_densecl.py checks the formula)
+        expected_resmo = method.residual_loss(student, teacher)
+    else:
+        expected_resmo = residual_momentum_loss(student.outputs[:paired], teacher=teacher.outputs[:paired],
+                                                distance=distance)
     torch.testing.assert_close(result.terms["resmo"], expected_resmo, rtol=0, atol=1e-5)
 
     optimizer.zero_grad()
@@ -146,6 +153,10 @@ def test_bf16_autocast_step_matches_float32_losses(method_name, distance, make_m
         assert center.dtype == torch.float32
         expected_center = 0.1 * torch.cat(teacher.outputs).mean(dim=0, keepdim=True)
         torch.testing.assert_close(center, expected_center, rtol=0, atol=1e-6)
+    if method_name == "densecl":
+        for queue, keys in ((method.queue, teacher.outputs[1]), (method.dense_queue, teacher.dense_pooled[1])):
+            assert queue.keys.dtype == torch.float32
+            torch.testing.assert_close(queue.keys[:4], F.normalize(keys, dim=-1), rtol=0, atol=1e-6)
     if method_name == "mocov2":
         keys = method.queue.keys
         assert keys.dtype == torch.float32

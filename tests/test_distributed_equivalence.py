@@ -31,7 +31,7 @@ from torch.distributed.nn.functional import all_reduce
 from tests.conftest import build_method, random_views
 
 STEPS, BATCH = 3, 8
-METHODS = ("mocov2", "mocov3", "byol", "dino")
+METHODS = ("mocov2", "mocov3", "byol", "dino", "densecl")
 
 
 class GlobalBatchNorm(nn.Module):

@@ -55,18 +55,22 @@ def _full_step(method, views, *, step: int, total_steps: int, lr: float = 0.5):
 
 @pytest.mark.parametrize("resmo", ["on", "off"])
 def test_training_step_of_every_method(method_name, resmo, make_method, make_views):
-    method = make_method(method_name, resmo=RESMO[resmo], momentum=0.5)
+    method = make_method(method_name, resmo=RESMO[resmo], momentum=0.5, final_momentum=1.0)
     views = make_views(2, batch=4, size=32)
     # step 1 of 4 from 0.5 to 1.0: m = 1 - 0.5 * (cos(pi / 3) + 1) / 2 = 0.625
     result, momentum = _full_step(method, views, step=1, total_steps=4)
     assert momentum == pytest.approx(0.625)
 
     expected_terms = {"ssl", "loss"} | ({"resmo", "resmo_weight"} if resmo == "on" else set())
+    if method_name == "densecl":  # its SSL loss's two parts are logged too
+        expected_terms |= {"ssl_global", "ssl_dense"}
     assert set(result.terms) == expected_terms
     assert all(torch.isfinite(v) for v in result.terms.values())
     assert set(result.gaps) == {"features", "projection", "output"}
     assert all(torch.isfinite(g) for g in result.gaps.values())
-    assert len(result.student.outputs) == 2 and len(result.teacher.outputs) == 2
+    # DenseCL's student sees the query view only (its reference's asymmetric loss)
+    student_views = 1 if method_name == "densecl" else 2
+    assert len(result.student.outputs) == student_views and len(result.teacher.outputs) == 2
     assert result.student.features[0].shape == (4, method.backbone.feature_dim)
     # a second step runs from the updated state
     _full_step(method, make_views(2, batch=4, size=32, seed=5), step=2, total_steps=4)

@@ -1,7 +1,9 @@
 """Backbone registry: ``create_backbone(name, **options)``.
 
 Every backbone maps images ``[B, 3, H, W]`` to pooled features ``[B, D]`` and exposes
-``feature_dim`` (``D``).
+``feature_dim`` (``D``). Backbones with a spatial last stage (the ResNets) also have
+``feature_map(images) -> [B, D, h, w]`` and ``pool(feature_map) -> [B, D]``, which dense
+methods (DenseCL) need; :func:`has_feature_map` tells them apart.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ def create_backbone(name: str, **options: object) -> nn.Module:
     Unknown names raise ``ValueError`` listing the valid ones.
     """
     return BACKBONES.get(name)(**options)
+
+
+def has_feature_map(backbone: nn.Module) -> bool:
+    """Whether ``backbone`` exposes ``feature_map`` and ``pool`` (see the module docstring)."""
+    return callable(getattr(backbone, "feature_map", None)) and callable(getattr(backbone, "pool", None))
 
 
 def backbone_names() -> list[str]:

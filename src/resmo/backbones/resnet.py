@@ -5,6 +5,12 @@ stride-1 convolution and no pooling, as in the SimCLR/MoCo CIFAR recipes. The mo
 torchvision's parameter names, so exported weights load into
 ``torchvision.models.resnet18()`` (with the same stem change) with ``strict=True``
 after dropping ``fc``.
+
+Besides the pooled ``forward``, a ResNet exposes its last spatial feature map (``layer4``'s
+output, before global average pooling) for dense methods (DenseCL):
+``feature_map(images) -> [B, feature_dim, h, w]`` and ``pool(feature_map) -> [B, feature_dim]``,
+with ``forward(images) == pool(feature_map(images))`` (torchvision's own ``avgpool`` and
+``flatten``, so the pooled features are unchanged).
 """
 
 from __future__ import annotations
@@ -32,8 +38,18 @@ class TorchvisionResNet(nn.Module):
         self.arch = arch
         self.cifar_stem = cifar_stem
 
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """``layer4``'s output ``[B, feature_dim, h, w]`` (before global pooling)."""
+        net = self.net
+        x = net.maxpool(net.relu(net.bn1(net.conv1(images))))
+        return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+
+    def pool(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """Global average pooling of a :meth:`feature_map`: ``[B, C, h, w] -> [B, C]``."""
+        return torch.flatten(self.net.avgpool(feature_map), 1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        return self.pool(self.feature_map(images))
 
 
 @BACKBONES.register("resnet18")

@@ -4,6 +4,10 @@ Same block as ResNet-18 (two 3x3 convolutions with batch norm and an identity or
 projection shortcut), a CIFAR stem, four stages of ``blocks`` blocks each with widths
 ``width * (1, 2, 4, 8)`` and global average pooling. With the defaults (width 16, one
 block per stage) it has about 0.3 M parameters and a 128-dimensional output.
+
+As the torchvision ResNets it exposes its last spatial feature map for dense methods:
+``feature_map(images) -> [B, 8 * width, H / 8, W / 8]`` and ``pool(feature_map)``, with
+``forward(images) == pool(feature_map(images))``.
 """
 
 from __future__ import annotations
@@ -53,14 +57,22 @@ class SmallResNet(nn.Module):
                 stages.append(BasicBlock(channels, out_channels, stride))
                 channels = out_channels
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pooling = nn.AdaptiveAvgPool2d(1)
         self.feature_dim: int = channels
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The last stage's output ``[B, feature_dim, h, w]`` (before global pooling)."""
+        return self.stages(self.stem(images))
+
+    def pool(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """Global average pooling of a :meth:`feature_map`: ``[B, C, h, w] -> [B, C]``."""
+        return self.pooling(feature_map).flatten(1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.stages(self.stem(images))).flatten(1)
+        return self.pool(self.feature_map(images))
 
 
 @BACKBONES.register("resnet_small")

@@ -12,7 +12,9 @@ other's objects, so the two cannot drift apart.
 - :func:`multi_crop_spec`: DINO's multi-crop (Caron et al. 2021): two global crops with
   the same asymmetry plus ``num_local_crops`` small crops (blur p = 0.5). Global crops come
   first, as :class:`resmo.methods.MomentumMethod` expects (the teacher sees those).
-- :func:`build_view_spec`: picks multi-crop for DINO, two views otherwise.
+- :func:`build_view_spec`: picks multi-crop for DINO, two views otherwise (DenseCL's MoCo v2
+  views are :func:`two_view_spec` with its recipe's options: min scale 0.2, saturation 0.4,
+  blur p = 0.5 on both views, no solarisation, bilinear crops).
 
 Small images (``image_size <= SMALL_IMAGE_SIZE``, e.g. CIFAR's 32 px) default to no
 Gaussian blur, minimum crop scale 0.2, and for multi-crop global scale (0.14, 1) with 4
@@ -43,7 +45,9 @@ SMALL_IMAGE_SIZE = 64
 """Images at most this many pixels wide count as small (CIFAR-like) for the defaults."""
 #: The views of each method: multi-crop (global + local crops) or two global views. Every
 #: registered method has an entry (tests/test_data_views.py checks it against resmo.methods).
-VIEWS_OF_METHOD = {"mocov2": "two_view", "mocov3": "two_view", "byol": "two_view", "dino": "multi_crop"}
+VIEWS_OF_METHOD = {
+    "mocov2": "two_view", "mocov3": "two_view", "byol": "two_view", "dino": "multi_crop", "densecl": "two_view",
+}
 MULTI_CROP_METHODS = frozenset(name for name, views in VIEWS_OF_METHOD.items() if views == "multi_crop")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 

@@ -20,7 +20,11 @@ One training step (the same for every method):
 
 A subclass defines ``ssl_loss`` and, when it has state, ``update_state``; for the loop-side
 steps of item 2 it sets ``gradient_clip_norm`` / ``freeze_last_layer_epochs`` and
-overrides ``last_layer_parameters`` / ``weight_decay_at``.
+overrides ``last_layer_parameters`` / ``weight_decay_at``. A method whose SSL loss has named
+parts (DenseCL: global and dense) overrides ``ssl_loss_and_parts``; one whose ResMo term
+compares more than one tensor per view (DenseCL: also the dense grids) overrides
+``residual_loss``. ResMo and the gaps pair the first ``min(student views, teacher views)``
+views one to one (DenseCL's student sees one view, the teacher two).
 """
 
 from __future__ import annotations
@@ -151,6 +155,24 @@ class MomentumMethod(nn.Module):
         projections = [e.projection for e in encoded]
         return ViewOutputs([e.features for e in encoded], projections, projections)
 
+    def ssl_loss_and_parts(
+        self, student: ViewOutputs, teacher: ViewOutputs, *, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``L_ssl`` and its named parts, logged (detached) next to ``ssl``. Default:
+        :meth:`ssl_loss` and no parts."""
+        return self.ssl_loss(student, teacher, step=step), {}
+
+    def residual_loss(self, student: ViewOutputs, teacher: ViewOutputs) -> torch.Tensor:
+        """``L_resmo`` (:func:`~resmo.losses.resmo.residual_momentum_loss`) at
+        ``resmo.level`` over the same-view pairs of :func:`paired_views`."""
+        views = paired_views(student, teacher)
+        return residual_momentum_loss(
+            student.level(self.resmo.level)[:views],
+            teacher=teacher.level(self.resmo.level)[:views],
+            distance=self.resmo.distance,
+            temperature=self.resmo.temperature,
+        )
+
     def forward(self, views: Sequence[torch.Tensor], *, step: int = 0) -> StepResult:
         if len(views) < max(2, self.num_teacher_views):
             raise ValueError(
@@ -158,24 +180,20 @@ class MomentumMethod(nn.Module):
             )
         student = self.encode_student(views)
         teacher = self.encode_teacher(views)
-        ssl = self.ssl_loss(student, teacher, step=step)
-        loss, terms = ssl, {"ssl": ssl.detach()}
+        ssl, parts = self.ssl_loss_and_parts(student, teacher, step=step)
+        loss, terms = ssl, {"ssl": ssl.detach(), **{name: part.detach() for name, part in parts.items()}}
         weight = self.resmo.weight_at(step)
         if self.resmo.enabled:
-            residual = residual_momentum_loss(
-                student.level(self.resmo.level)[: len(teacher.outputs)],
-                teacher=teacher.level(self.resmo.level),
-                distance=self.resmo.distance,
-                temperature=self.resmo.temperature,
-            )
+            residual = self.residual_loss(student, teacher)
             if weight > 0:
                 loss = loss + weight * residual
             terms["resmo"] = residual.detach()
             # on the loss's device, built there (no host-to-device copy)
             terms["resmo_weight"] = torch.full((), weight, device=ssl.device)
         terms["loss"] = loss.detach()
+        paired = paired_views(student, teacher)
         gaps = {
-            level: intra_gap(student.level(level)[: len(teacher.outputs)], teacher=teacher.level(level))
+            level: intra_gap(student.level(level)[:paired], teacher=teacher.level(level)[:paired])
             for level in LEVELS
         }
         return StepResult(loss=loss, student=student, teacher=teacher, terms=terms, gaps=gaps)
@@ -193,6 +211,12 @@ class MomentumMethod(nn.Module):
         momentum = self.momentum_at(step, total_steps=total_steps)
         self.teacher.update(self.student, momentum=momentum)
         return momentum
+
+
+def paired_views(student: ViewOutputs, teacher: ViewOutputs) -> int:
+    """How many leading views ResMo and the gaps pair one to one: the views both branches
+    encoded (the teacher's views for every method but DenseCL, whose student sees one)."""
+    return min(len(student.outputs), len(teacher.outputs))
 
 
 def cross_view_pairs(num_student: int, num_teacher: int) -> list[tuple[int, int]]:
