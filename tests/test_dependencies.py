@@ -36,15 +36,17 @@ DISTRIBUTIONS = {
     "timm": "timm",
     "matplotlib": "matplotlib",
     "tqdm": "tqdm",
+    "pydantic": "pydantic",
     "PIL": "pillow",
     "lightly": "lightly",
+    "torchmetrics": "torchmetrics",
 }
 #: distributions resmo imports but does not declare -> the base dependency that requires them
 TRANSITIVE = {"pillow": "torchvision"}
 #: modules that only an extra installs -> that extra
-OPTIONAL = {"lightly": "lightly"}
+OPTIONAL = {"lightly": "lightly", "torchmetrics": "detect"}
 #: the extras the README documents; the aliases install nothing beyond the base
-EXTRAS = ("dev", "lightly", "vit", "report")
+EXTRAS = ("dev", "lightly", "detect", "vit", "report")
 ALIASES = ("vit", "report")
 
 

@@ -79,9 +79,9 @@ def test_the_cycle_finder_sees_a_cycle_made_by_a_function_level_import(tmp_path)
 
 
 def test_the_training_free_layers_do_not_import_lightning():
-    """The builder, methods, losses and evaluation run without Lightning (and so can be shared
-    by training, evaluation and other people's loops)."""
-    for layer in ("builder", "methods", "losses", "eval", "data", "nn", "momentum", "backbones"):
+    """The builder, methods, losses, evaluation and transfer run without Lightning (and so can be
+    shared by training, evaluation and other people's loops)."""
+    for layer in ("builder", "methods", "losses", "eval", "data", "nn", "momentum", "backbones", "transfer"):
         path = SOURCE / "resmo" / layer
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
         for file in files:

@@ -6,6 +6,7 @@
     resmo gap RUN [--data NAME|PATH]
     resmo report RUN [RUN ...] [--out DIR]
     resmo export RUN --encoder student|teacher [--out FILE.pt]
+    resmo transfer detect RUN --data VOC_ROOT [--encoder teacher|student] [--random-init]
 
 Flags are shortcuts for recipe keys; ``key.sub=value`` overrides any key (the value is
 read as YAML). Bad input ends with one line on stderr and exit code 2.
@@ -31,12 +32,13 @@ from resmo.commands import (
     gap_command,
     recipes_command,
     report_command,
+    transfer_command,
 )
 from resmo.validation import one_line
 
 #: Subcommands defined in resmo.commands: name -> module with add_parser() and run().
 COMMANDS = {"eval": eval_command, "gap": gap_command, "report": report_command, "export": export_command,
-            "recipes": recipes_command}
+            "transfer": transfer_command, "recipes": recipes_command}
 
 # flag -> recipe key
 FLAG_KEYS = {

@@ -1,0 +1,125 @@
+"""``resmo transfer detect RUN --data VOC_ROOT``: fine-tune Faster R-CNN + FPN on a run's backbone.
+
+Prints a line per logged iteration and per seed, then the mean ± std over seeds, and saves
+``<run>/transfer/detect-<init>-<data>.json``. Exit codes: 0 done, 2 bad input (or the
+``detect`` extra missing), 1 the loss became non-finite.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from resmo.commands.common import (
+    USER_ERRORS,
+    add_run_argument,
+    fail,
+    non_negative_int,
+    positive_int,
+)
+
+
+def seed_list(value: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seeds: {value!r} (integers separated by commas, e.g. 0,1,2)") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"invalid seeds: {value!r} repeats a seed")
+    return seeds
+
+
+def image_size(value: str) -> tuple[int, int]:
+    """``MIN`` or ``MIN,MAX`` -> (min_size, max_size); ``MAX`` defaults to MIN x 1333 / 800."""
+    parts = value.split(",")
+    try:
+        sizes = [int(part) for part in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"invalid image size: {value!r} (MIN or MIN,MAX in pixels, e.g. 800,1333)")
+    if len(sizes) == 1:
+        sizes.append(max(sizes[0], round(sizes[0] * 1333 / 800)))
+    if sizes[1] < sizes[0]:
+        raise argparse.ArgumentTypeError(f"invalid image size: {value!r} (MAX is below MIN)")
+    return sizes[0], sizes[1]
+
+
+def positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {value!r}") from None
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number > 0")
+    return number
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "transfer", help="transfer a run's backbone to a downstream task (detect: Faster R-CNN on VOC)",
+        description="Fine-tune on a downstream task with a run's exported backbone; results go to <run>/transfer/.",
+    )
+    tasks = parser.add_subparsers(dest="task", required=True, parser_class=type(parser))
+    detect = tasks.add_parser(
+        "detect", help="Faster R-CNN + FPN on a Pascal VOC folder: AP, AP50, AP75",
+        description="Fine-tune torchvision's Faster R-CNN with FPN on the run's ResNet-18/50 backbone "
+        "(ImageNet stem) on a Pascal VOC folder (Annotations/*.xml, JPEGImages/, ImageSets/Main/<split>.txt) "
+        "and report COCO-style AP, AP50 and AP75 (torchmetrics; pip install 'resmo[detect]'). Class names: "
+        "--classes, else <data>/classes.txt (one per line), else the 20 VOC classes. Saves "
+        "<run>/transfer/detect-<init>-<data>.json with the settings, each seed and mean ± std.",
+    )
+    add_run_argument(detect)
+    detect.add_argument("--data", metavar="VOC_ROOT", required=True, help="a Pascal VOC-layout folder")
+    detect.add_argument("--encoder", "--branch", dest="encoder", choices=("student", "teacher"), default="teacher",
+                        help="which backbone of the run (default: teacher)")
+    detect.add_argument("--random-init", action="store_true",
+                        help="the baseline: a randomly initialised backbone of the same architecture, same budget")
+    detect.add_argument("--seeds", type=seed_list, default=(0,), metavar="0,1,2",
+                        help="seeds to fine-tune with; the JSON has each and mean ± std (default: 0)")
+    detect.add_argument("--train-split", default="train", help="ImageSets/Main/<split>.txt to train on (default: train)")
+    detect.add_argument("--eval-split", help="split to evaluate on (default: test if the folder has it, else val)")
+    detect.add_argument("--classes", metavar="a,b,c", help="class names (default: <data>/classes.txt, else VOC's 20)")
+    budget = detect.add_mutually_exclusive_group()
+    budget.add_argument("--iterations", type=positive_int, help="SGD iterations (default: 12 epochs' worth)")
+    budget.add_argument("--epochs", type=positive_float, help="passes over the training split (default 12)")
+    detect.add_argument("--batch-size", type=positive_int, default=8, help="images per iteration (default 8)")
+    detect.add_argument("--lr", type=positive_float, help="base learning rate (default 0.02 x batch size / 16)")
+    detect.add_argument("--image-size", type=image_size, default=(800, 1333), metavar="MIN[,MAX]",
+                        help="the detector's resize: shorter side MIN, longer side at most MAX "
+                        "(default 800,1333; MAX defaults to MIN x 1333 / 800)")
+    detect.add_argument("--norm", choices=("batch", "frozen"), default="batch",
+                        help="batch (default): BatchNorm fine-tuned, all stages trained (MoCo's transfer); "
+                        "frozen: FrozenBatchNorm, stem and layer1 frozen (torchvision's default)")
+    detect.add_argument("--device", default="auto", help="auto (default: cuda if available, else cpu), cpu, cuda or cuda:N")
+    detect.add_argument("--workers", type=non_negative_int, default=0,
+                        help="data-loading processes (default 0; at most the machine's CPU cores)")
+    detect.add_argument("--out", metavar="FILE.json", help="result file (default <run>/transfer/detect-<init>-<data>.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from resmo.transfer.detect import DetectJob, transfer_detect
+    from resmo.transfer.metrics import MissingPackage
+    from resmo.transfer.results import format_scores
+    from resmo.transfer.train_detect import NonFiniteLoss
+
+    prog = "resmo transfer detect"
+    job = DetectJob(
+        run=args.run, data=args.data, encoder=args.encoder, random_init=args.random_init, seeds=args.seeds,
+        train_split=args.train_split, eval_split=args.eval_split, classes=args.classes,
+        iterations=args.iterations, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        min_size=args.image_size[0], max_size=args.image_size[1], norm=args.norm, workers=args.workers,
+        device=args.device, out=args.out, config=args.config)
+    try:
+        payload = transfer_detect(job, log=lambda line: print(line, flush=True))
+    except NonFiniteLoss as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 1
+    except (*USER_ERRORS, MissingPackage) as error:
+        return fail(prog, error)
+    count = len(payload["seeds"])
+    print(f"{payload['init']} {payload['backbone']}, mean over {count} seed{'s' * (count > 1)}: "
+          f"{format_scores(payload['mean'], payload['std'])} ({payload['eval_split']})")
+    print(f"saved {payload['path']}")
+    return 0

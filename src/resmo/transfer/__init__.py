@@ -1,0 +1,11 @@
+"""Transfer of a pretrained backbone to downstream tasks (no Lightning here).
+
+- :mod:`resmo.transfer.voc`: a Pascal VOC detection folder, read and checked;
+- :mod:`resmo.transfer.detector`: torchvision's Faster R-CNN + FPN on an exported ResNet;
+- :mod:`resmo.transfer.train_detect`: fine-tuning for one seed, then COCO-style AP;
+- :mod:`resmo.transfer.metrics`: AP / AP50 / AP75 with torchmetrics (the ``detect`` extra);
+- :mod:`resmo.transfer.results`: mean and std over seeds, the JSON in ``<run>/transfer/``;
+- :mod:`resmo.transfer.detect`: ``resmo transfer detect`` from start to end.
+
+Nothing is imported here, so ``import resmo.transfer.voc`` stays light.
+"""
