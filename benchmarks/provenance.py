@@ -17,8 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: resmo's code that no benchmark measures: reports, plots, sub-command front ends
-NOT_MEASURED = (":(exclude)src/resmo/report", ":(exclude)src/resmo/commands")
+#: resmo's code that no benchmark measures: reports, plots, sub-command front ends, detection
+#: transfer (downstream of pretraining: the runs it would evaluate are not made by it)
+NOT_MEASURED = (":(exclude)src/resmo/report", ":(exclude)src/resmo/commands", ":(exclude)src/resmo/transfer")
 
 #: result kind -> the paths whose changes can alter what it measured
 DEPENDS: dict[str, tuple[str, ...]] = {

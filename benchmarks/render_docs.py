@@ -234,6 +234,10 @@ QUALITY_RECHECKS = [
     ("2026-12-02", "1e5cd60", "the smoke protocol recomputed from scratch in empty folders again gave exactly "
      "the committed numbers for all 19 runs (three times: at ffb46bf, 4942ac6 and 1e5cd60; the smoke table above "
      "now holds the last runs, with their commit)"),
+    ("2026-12-02", "e93e266", "after the declarative view spec, the pydantic config layer and DenseCL's changes to the "
+     "method base class, the smoke protocol recomputed from scratch gave exactly the committed numbers for all 19 "
+     "runs again (the smoke table above holds these runs; their working tree differed from e93e266 only in the "
+     "README, the command line's help and tests)"),
 ]
 
 
