@@ -7,8 +7,8 @@ On a GPU, every read of a device tensor by the host (``.item()``, ``bool(t)``, `
 kernels: a step with several of them leaves the GPU idle between them. A CPU has no such
 wait, but the same calls are made, so they can be counted here: a
 ``torch.overrides.TorchFunctionMode`` records every such call made by the main process
-while ``trainer.fit`` runs a real tiny run of each method (ResMo on, kNN monitors off, no
-DataLoader workers), and a callback splits the record at each ``on_train_batch_start``.
+while the training loop runs a real tiny run of each method (ResMo on, kNN monitors off, no
+DataLoader workers), and a loop hook splits the record at each batch start.
 Two kinds of call are left out because they read host tensors in a GPU run too: the
 torchvision transforms (per-image views, made in DataLoader workers on the CPU) and
 ``torch.optim``'s step counters (kept on the host unless ``capturable``).
@@ -27,7 +27,6 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 from torch.overrides import TorchFunctionMode
 
@@ -76,14 +75,14 @@ class SyncCounter(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-class StepMarks(pl.Callback):
-    """Where each batch starts in the counter's record."""
+class StepMarks:
+    """Where each batch starts in the counter's record (a loop hook)."""
 
     def __init__(self, counter: SyncCounter) -> None:
         self.counter = counter
         self.starts: list[int] = []
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+    def on_batch_start(self, loop) -> None:
         self.starts.append(len(self.counter.calls))
 
 
@@ -100,10 +99,10 @@ def count_per_step(method: str, *, steps_per_epoch: int = 6, log_every: int = 10
             "monitor.knn_every_epochs=0", *(overrides or []),
         ])
         run = prepare_run(config)
-        run.trainer.callbacks = [cb for cb in run.trainer.callbacks if cb is not run.knn]
+        run.loop.knn = None
         counter = SyncCounter()
         marks = StepMarks(counter)
-        run.trainer.callbacks.append(marks)
+        run.loop.hooks.append(marks)
         with counter:
             execute_run(run)
     bounds = [*marks.starts, len(counter.calls)]

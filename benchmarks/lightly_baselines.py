@@ -30,7 +30,8 @@ from torch import nn
 from resmo import create_backbone
 from resmo.data import build_view_recipe
 from resmo.data.batched import BatchedViewRecipe
-from resmo.train.fast_path import DeviceViews, batched_train_loader
+from resmo.data.batched.train_loader import batched_train_loader
+from resmo.train.fast_path import DeviceViews
 
 METHODS = ("mocov3", "byol")
 

@@ -9,7 +9,7 @@ batches of the in-memory synthetic set, views made in the main process) and torc
 
 - *loop*: ``prepare_run`` + ``execute_run``, everything ``resmo pretrain`` does per step
   (non-finite check, logging, progress bookkeeping, signal check, ...); its rate is the run's
-  own per-epoch ``ThroughputMonitor`` figure (batch start of the epoch to its last batch end:
+  own per-epoch ``Throughput`` figure (batch start of the epoch to its last batch end:
   the epoch-end checkpoint and kNN are outside it; the kNN monitors are off);
 - *bare*: the loop a reader would write by hand, with the run's own loader, view maker,
   method, optimizer and LR schedule: ``views -> method(views) -> backward -> optimizer step
@@ -56,7 +56,7 @@ def prepared(overrides: list[str], out: str):
     from resmo.train.pretrain import prepare_run
 
     run = prepare_run(load_config(None, [*overrides, f"out={out}"]))
-    run.trainer.callbacks = [cb for cb in run.trainer.callbacks if cb is not run.knn]  # no kNN
+    run.loop.knn = None  # no kNN
     return run
 
 
@@ -66,16 +66,15 @@ def loop_rates(overrides: list[str], out: str) -> list[float]:
 
     run = prepared(overrides, out)
     execute_run(run)
-    return run.throughput.per_epoch[1:]
+    return run.loop.throughput.per_epoch[1:]
 
 
 def bare_rates(overrides: list[str], out: str) -> list[float]:
     """Images/s per epoch of the hand-written step on the run's own pieces (first epoch dropped)."""
-    from resmo.train.optimizers import build_lr_scheduler, build_optimizer
+    from resmo.optim.optimizers import build_lr_scheduler, build_optimizer
 
     run = prepared(overrides, out)
-    module, loader, opt = run.module, run.train_loader, run.config.optimizer
-    method = module.method
+    loader, opt, method = run.loop.loader, run.config.optimizer, run.method
     total = run.config.train.epochs * len(loader)
     optimizer = build_optimizer(
         method.student_parameters(), name=opt.name, lr=opt.lr, weight_decay=opt.weight_decay,
@@ -92,7 +91,7 @@ def bare_rates(overrides: list[str], out: str) -> list[float]:
         loader.sampler.set_epoch(epoch)
         start, images = time.perf_counter(), 0
         for batch in loader:
-            views, _labels = module.device_views(batch)
+            views, _labels = run.loop.device_views(batch)
             result = method(views, step=step)
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()

@@ -86,7 +86,7 @@ def step_function(config: str, tiny: bool):
 
         return step
     from resmo import create_method
-    from resmo.train.optimizers import build_optimizer
+    from resmo.optim.optimizers import build_optimizer
 
     options = {**heads, "predictor_hidden_dim": heads["hidden_dim"]}
     model = create_method(method, _backbone(tiny), resmo={"weight": float(weight[0][1:])}, **options)
@@ -109,7 +109,8 @@ def data_function(config: str, batch_size: int, images: int):
 
     from resmo.data import MultiViewDataset, build_view_recipe
     from resmo.data.batched import BatchedViewRecipe
-    from resmo.train.fast_path import DeviceViews, batched_train_loader
+    from resmo.data.batched.train_loader import batched_train_loader
+    from resmo.train.fast_path import DeviceViews
 
     data = RandomImages(images, 32)
     recipe = build_view_recipe("mocov3", 32)

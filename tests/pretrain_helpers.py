@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 TINY_HEADS = {
@@ -31,3 +33,14 @@ def tiny_overrides(out: Path, *, method: str = "mocov3", epochs: int = 2, sample
         "monitor.knn_every_epochs=1",
         "optimizer.warmup_epochs=0",
     ]
+
+
+class SignalAt:
+    """A loop hook that sends ``signum`` to this process when the step ``step`` starts."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
+        self.step, self.signum = step, signum
+
+    def on_batch_start(self, loop) -> None:
+        if loop.step == self.step:
+            os.kill(os.getpid(), self.signum)

@@ -58,12 +58,13 @@ def test_fingerprint_changes_with_every_setting_that_matters():
 
 
 def test_pretrain_arguments_are_a_valid_resmo_command():
-    from resmo.cli import _overrides, build_parser
+    from resmo.cli import _flag_settings, build_parser
     from resmo.config import load_config
 
     arm = FULL.arm("mocov3-w1-kd")
     argv = protocol.pretrain_arguments(FULL.budget, arm, 2, "some/folder", "out/run")
-    config = load_config(None, _overrides(build_parser().parse_args(argv)))
+    args = build_parser().parse_args(argv)
+    config = load_config(None, list(args.overrides), settings=_flag_settings(args))
     assert (config.method, config.seed, config.resmo.weight, config.resmo.distance) == ("mocov3", 2, 1.0, "kd")
     assert config.backbone_options["resnet_small"]["width"] == FULL.budget.width
     assert config.train.epochs == FULL.budget.epochs and config.optimizer.lr == FULL.budget.lr

@@ -1,7 +1,7 @@
 """Atomic checkpoint writes and the choice of checkpoint for ``--resume``.
 
 The SIGKILL tests fork a process that writes a checkpoint with
-:class:`AtomicCheckpointIO` and kills itself (SIGKILL, no clean-up possible) at one
+:func:`write_checkpoint` and kills itself (SIGKILL, no clean-up possible) at one
 stage of the write; the parent then checks what is left on disk.
 """
 
@@ -16,16 +16,22 @@ import torch
 
 from resmo.train import checkpoint_io
 from resmo.train.checkpoint_io import (
-    AtomicCheckpointIO,
     atomic_torch_save,
     previous_path,
     remove_stale_temporaries,
+    write_checkpoint,
 )
-from resmo.train.resume import find_resume_checkpoint, inspect_checkpoint, resolve_resume
+from resmo.train.resume import (
+    CHECKPOINT_FORMAT,
+    find_resume_checkpoint,
+    inspect_checkpoint,
+    resolve_resume,
+)
 
 
 def checkpoint(step: int) -> dict:
-    return {"global_step": step, "epoch": 0, "state_dict": {"w": torch.full((256, 256), float(step))}}
+    return {"format": CHECKPOINT_FORMAT, "global_step": step, "epoch": 0,
+            "state_dict": {"w": torch.full((256, 256), float(step))}}
 
 
 def step_of(path) -> int:
@@ -67,7 +73,7 @@ def _write_and_die(path: str, stage: str) -> None:
             if len(calls) == 1:  # last.ckpt -> last-prev.ckpt done, new file not yet in place
                 _die()
         os.link, os.replace = no_link, replace
-    AtomicCheckpointIO().save_checkpoint(checkpoint(2), path)
+    write_checkpoint(checkpoint(2), path)
     os._exit(0)
 
 
@@ -84,7 +90,7 @@ STAGES = {  # stage -> global step that last.ckpt holds afterwards (None: absent
 def test_sigkill_during_a_checkpoint_write_leaves_a_loadable_checkpoint(tmp_path, stage):
     folder = tmp_path / "checkpoints"
     last = folder / "last.ckpt"
-    AtomicCheckpointIO().save_checkpoint(checkpoint(1), last)
+    write_checkpoint(checkpoint(1), last)
     child = multiprocessing.get_context("fork").Process(target=_write_and_die, args=(str(last), stage))
     child.start()
     child.join(60)
@@ -99,7 +105,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_a_loadable_checkpoint(tmp_path
     assert step_of(best.path) == best.global_step
     assert not any("skipping" in note for note in notes), notes  # temporaries are not candidates
     # the next save cleans up the dead writer's temporary file
-    AtomicCheckpointIO().save_checkpoint(checkpoint(3), last)
+    write_checkpoint(checkpoint(3), last)
     assert step_of(last) == 3
     assert sorted(p.name for p in folder.iterdir()) == ["last-prev.ckpt", "last.ckpt"]
 

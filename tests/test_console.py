@@ -64,6 +64,7 @@ def test_a_run_prints_resmo_lines_only(tmp_path):
     assert any(line.startswith("Epoch 1/1: 100%") for line in lines)
     assert lines[-2].startswith("done in ") and lines[-1].startswith("intra gap (")
     assert done.stderr.splitlines()[0].startswith("# kNN top-1 of the random-init encoder: ")
-    verbose = _pretrain(tmp_path, "--verbose")
+    verbose = _pretrain(tmp_path, "--verbose")  # the loop on Fabric prints no banner to show
     assert verbose.returncode == 0, verbose.stderr[-2000:]
-    assert "GPU available" in verbose.stdout + verbose.stderr
+    verbose_lines = [line for line in verbose.stdout.replace("\r", "\n").splitlines() if line.strip()]
+    assert verbose_lines[-2].startswith("done in ") and verbose_lines[-1].startswith("intra gap (")

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from resmo.config import load_config
-from resmo.train.monitors import RngStateCallback
 from resmo.train.pretrain import execute_run, prepare_run
+from resmo.train.rng import restore_rng_states
 from tests.pretrain_helpers import tiny_overrides
 
 
@@ -42,15 +42,15 @@ def checkpoint_of_two_gpus(tmp_path_factory):
     execute_run(prepare_run(load_config(None, tiny_overrides(out, epochs=1))))
     saved = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
     states = [torch.full((16,), 7, dtype=torch.uint8), torch.full((16,), 9, dtype=torch.uint8)]
-    saved["callbacks"]["RngStateCallback"]["cuda"] = states
+    saved["loop"]["rng"]["cuda"] = states
     return saved
 
 
 def test_resume_restores_the_cuda_rng_states_of_the_devices_present(checkpoint_of_two_gpus, one_gpu):
-    state = checkpoint_of_two_gpus["callbacks"]["RngStateCallback"]
+    state = checkpoint_of_two_gpus["loop"]["rng"]
     cpu_before = torch.get_rng_state()
     with pytest.warns(UserWarning, match="CUDA RNG states of 2 devices, this machine has 1"):
-        RngStateCallback().load_state_dict(state)
+        restore_rng_states(state)
     assert list(one_gpu) == [0] and torch.equal(one_gpu[0], state["cuda"][0])
     assert torch.equal(torch.get_rng_state(), state["torch"])  # the CPU state is restored too
     torch.set_rng_state(cpu_before)

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -70,7 +69,7 @@ def overrides(data, out, *extra):
 
 def train(data, out, *extra, resume=None, callbacks=()):
     run = prepare_run(load_config(None, overrides(data, out, *extra)), resume=resume)
-    run.trainer.callbacks.extend(callbacks)
+    run.loop.hooks.extend(callbacks)
     return run, execute_run(run)
 
 
@@ -79,7 +78,7 @@ def test_one_percent_corrupt_images_train_to_the_end_and_are_counted(tmp_path):
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match=r"skipped 3 unreadable images \(e\.g\. .*\) so far \(epoch 1\)"):
         run, summary = train(data, out)
-    assert run.trainer.global_step == 2 * (300 // 32)
+    assert run.loop.step == 2 * (300 // 32)
     assert summary["skipped_files"] == 3
     assert set(summary["skipped_examples"]) == {str(path) for path in bad}
     assert summary["final_loss"] is not None and np.isfinite(summary["final_loss"])
@@ -93,16 +92,16 @@ def test_files_that_change_during_the_run_are_counted(tmp_path):
     data, _ = image_folder(tmp_path / "images", 192)
     files = sorted(data.glob("*.png"))
 
-    class ChangeFolder(pl.Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            if trainer.current_epoch == 1:
+    class ChangeFolder:
+        def on_epoch_end(self, loop):
+            if loop.epoch == 1:  # before epoch 2
                 files[0].unlink()                          # deleted
                 files[1].write_bytes(b"\x89PNG garbage")   # replaced by a broken file
                 files[2].write_bytes(files[2].read_bytes()[:40])  # truncated in place
                 Image.new("RGB", (16, 16)).save(data / "new.png")  # added: not in this run
 
     run, summary = train(data, tmp_path / "run", callbacks=[ChangeFolder()])
-    assert run.trainer.global_step == 2 * (192 // 32)
+    assert run.loop.step == 2 * (192 // 32)
     assert summary["skipped_files"] == 3
 
 
@@ -136,9 +135,9 @@ def test_skipped_files_are_remembered_across_a_resume(tmp_path):
     data, _ = image_folder(tmp_path / "images", 190, bad=("empty", "text"))
     _, straight = train(data, tmp_path / "straight")
 
-    class SignalAt(pl.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if trainer.global_step == 8:
+    class SignalAt:
+        def on_batch_start(self, loop):
+            if loop.step == 8:
                 os.kill(os.getpid(), signal.SIGTERM)
 
     out = tmp_path / "run"
@@ -148,4 +147,4 @@ def test_skipped_files_are_remembered_across_a_resume(tmp_path):
     assert resumed["skipped_files"] == straight["skipped_files"] == 2
     assert resumed["final_loss"] == straight["final_loss"]
     saved = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
-    assert len(saved["callbacks"]["BadImageMonitor"]["paths"]) == 2
+    assert len(saved["loop"]["bad_images"]["paths"]) == 2

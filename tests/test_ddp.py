@@ -78,7 +78,7 @@ def test_a_nan_on_one_process_stops_every_process_with_a_checkpoint(tmp_path):
     assert len(lines) == 1 and "stopped: a loss term is not finite on another process at step 3" in lines[0]
     saved = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert saved["global_step"] == 4  # both processes skipped step 3 and stopped after it
-    assert saved["callbacks"]["NonFiniteGuard"]["bad_steps"][0]["step"] == 3
+    assert saved["loop"]["non_finite"]["bad_steps"][0]["step"] == 3
 
 
 @pytest.mark.slow

@@ -4,10 +4,7 @@ resmo.train.fast_path): uint8 loaders, seeded device views, backbone settings, a
 from __future__ import annotations
 
 import json
-import os
-import signal
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -23,20 +20,19 @@ from resmo.data.batched import (
     uint8_batch_loader,
 )
 from resmo.data.batched.loader import decode_to_size
-from resmo.data.images import ImageFiles
-from resmo.data.textures import SyntheticTextures
-from resmo.train.fast_path import (
-    DeviceViews,
+from resmo.data.batched.train_loader import (
     SeededUint8Samples,
-    apply_backbone_settings,
     batched_train_loader,
     collate_uint8,
     is_uint8_batch,
 )
+from resmo.data.images import ImageFiles
+from resmo.data.sampling import sample_seed
+from resmo.data.textures import SyntheticTextures
+from resmo.train.fast_path import DeviceViews, apply_backbone_settings
 from resmo.train.pretrain import execute_run, prepare_run
-from resmo.train.sampling import sample_seed
 from resmo.train.stopping import RunStopped
-from tests.pretrain_helpers import tiny_overrides
+from tests.pretrain_helpers import SignalAt, tiny_overrides
 
 
 class CifarLike:
@@ -175,19 +171,24 @@ def test_pretrain_with_the_batched_pipeline(tmp_path):
     out = tmp_path / "run"
     overrides = tiny_overrides(out, epochs=1) + ["data.pipeline=batched", "train.channels_last=true"]
     prepared = prepare_run(load_config(None, overrides))
-    assert prepared.module.device_views is not None and prepared.train_loader.num_workers == 0
-    seen = []  # what training_step receives
-    original = prepared.module.training_step
+    assert prepared.loop.device_views is not None and prepared.loop.loader.num_workers == 0
+    seen, labelled = [], []  # what the method's forward receives; the labels of each batch
+    forward, make_views = prepared.method.forward, prepared.loop.device_views
 
-    def training_step(batch, batch_idx):
-        views, labels = batch
+    def recording_forward(views, step):
         seen.append((len(views), views[0].dtype, views[0].shape,
-                     views[0].is_contiguous(memory_format=torch.channels_last), labels.shape))
-        return original(batch, batch_idx)
+                     views[0].is_contiguous(memory_format=torch.channels_last)))
+        return forward(views, step=step)
 
-    prepared.module.training_step = training_step
+    def recording_views(batch):
+        views, labels = make_views(batch)
+        labelled.append(labels.shape)
+        return views, labels
+
+    prepared.method.forward, prepared.loop.device_views = recording_forward, recording_views
     summary = execute_run(prepared)
-    assert seen and all(item == (2, torch.float32, (32, 3, 32, 32), True, (32,)) for item in seen)
+    assert seen and all(item == (2, torch.float32, (32, 3, 32, 32), True) for item in seen)
+    assert len(labelled) == len(seen) and all(shape == (32,) for shape in labelled)
     saved = json.loads((out / "summary.json").read_text())
     assert saved["images_per_second"] > 0 and np.isfinite(saved["final_loss"])
     assert 0.0 <= summary["knn_top1_student"] <= 100.0
@@ -198,17 +199,6 @@ def test_pipeline_setting_is_checked(tmp_path):
         prepare_run(load_config(None, tiny_overrides(tmp_path / "run") + ["data.pipeline=dali"]))
 
 
-class SignalAt(pl.Callback):
-    """Sends SIGTERM to this process when the step with ``global_step == step`` starts."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
 def test_batched_run_resumed_mid_epoch_matches_the_uninterrupted_run(tmp_path):
     """The batched views are a function of (seed, epoch, batch), so a run stopped mid-epoch
     and resumed gives the same weights, bit for bit, as a run never stopped."""
@@ -216,14 +206,14 @@ def test_batched_run_resumed_mid_epoch_matches_the_uninterrupted_run(tmp_path):
     def train(out, *, resume=None, callbacks=()):
         overrides = tiny_overrides(out, method="byol") + ["data.pipeline=batched"]
         run = prepare_run(load_config(None, overrides), resume=resume)
-        run.trainer.callbacks.extend(callbacks)
+        run.loop.hooks.extend(callbacks)
         return run, execute_run(run)
 
     straight, _ = train(tmp_path / "straight")
     with pytest.raises(RunStopped):
         train(tmp_path / "stopped", resume="auto", callbacks=[SignalAt(8)])  # epoch 2 of 2, mid-way
     resumed, _ = train(tmp_path / "stopped", resume="auto")
-    assert resumed.trainer.global_step == straight.trainer.global_step
-    a, b = straight.module.method.state_dict(), resumed.module.method.state_dict()
+    assert resumed.loop.step == straight.loop.step
+    a, b = straight.method.state_dict(), resumed.method.state_dict()
     for key in a:
         assert torch.equal(a[key], b[key]), key

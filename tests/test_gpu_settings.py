@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import torch
-from lightning.pytorch.strategies import DDPStrategy
+from lightning.fabric.strategies import DDPStrategy
 
 from resmo.config import load_config
 from resmo.train.pretrain import _strategy, prepare_run

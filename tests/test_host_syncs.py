@@ -15,7 +15,7 @@ def test_one_host_synchronisation_per_step(method):
     assert counted["steps_counted"] >= 4
     assert counted["max_per_step"] == 1, counted
     (only,) = counted["calls_of_one_step"]
-    assert only.startswith("tolist at train/module.py"), counted  # the fused step check
+    assert only.startswith("tolist at train/loop.py"), counted  # the fused step check
 
 
 def test_the_counter_sees_host_reads():

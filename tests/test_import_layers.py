@@ -81,7 +81,8 @@ def test_the_cycle_finder_sees_a_cycle_made_by_a_function_level_import(tmp_path)
 def test_the_training_free_layers_do_not_import_lightning():
     """The builder, methods, losses, evaluation and transfer run without Lightning (and so can be
     shared by training, evaluation and other people's loops)."""
-    for layer in ("builder", "methods", "losses", "eval", "data", "nn", "momentum", "backbones", "transfer"):
+    for layer in ("builder", "methods", "losses", "eval", "data", "nn", "momentum", "backbones", "transfer",
+                  "optim"):
         path = SOURCE / "resmo" / layer
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
         for file in files:
@@ -90,3 +91,42 @@ def test_the_training_free_layers_do_not_import_lightning():
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
                 assert not any(name.split(".")[0] == "lightning" for name in names), f"{file}:{node.lineno}"
+
+
+def lightning_uses(source: Path = SOURCE) -> list[str]:
+    """``file:line`` of every subclass of a Lightning class and every ``_``-prefixed name
+    imported from or read off Lightning (a module, or an object made by a Lightning class)."""
+    found = []
+    for path in sorted((source / "resmo").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        lightning = set()  # names bound to Lightning modules, classes and functions
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "lightning":
+                lightning |= {alias.asname or alias.name for alias in node.names}
+                found += [f"{path.name}:{node.lineno}" for alias in node.names if alias.name.startswith("_")]
+                found += [f"{path.name}:{node.lineno}" for part in (node.module or "").split(".") if part.startswith("_")]
+            elif isinstance(node, ast.Import):
+                lightning |= {alias.asname or alias.name for alias in node.names if alias.name.split(".")[0] == "lightning"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(base).split(".")[0] for base in node.bases}
+                found += [f"{path.name}:{node.lineno}"] if bases & lightning else []
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                chain = ast.unparse(node)
+                if chain.split(".")[0] in lightning or ".fabric." in f".{chain}" or ".strategy." in chain:
+                    found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_no_subclass_or_private_member_of_lightning():
+    assert lightning_uses() == []
+
+
+def test_the_lightning_check_sees_a_subclass_and_a_private_member(tmp_path):
+    package = tmp_path / "resmo"
+    package.mkdir()
+    (package / "a.py").write_text("import lightning.pytorch as pl\nclass M(pl.LightningModule):\n    pass\n")
+    (package / "b.py").write_text("from lightning.fabric import Fabric\nx = Fabric()\ny = x.strategy._launcher\n")
+    (package / "c.py").write_text("from lightning.fabric.utilities.types import _PATH\n")
+    (package / "d.py").write_text("from lightning.fabric import Fabric\nfabric = Fabric()\nfabric.strategy.precision\n")
+    assert lightning_uses(tmp_path) == ["a.py:2", "b.py:3", "c.py:1"]

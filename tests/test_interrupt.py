@@ -1,6 +1,6 @@
 """SIGTERM / SIGINT during training: checkpoint, clean stop, exact resume with ``--resume auto``.
 
-In-process tests send a real signal to this process from a callback at a chosen step;
+In-process tests send a real signal to this process from a loop hook at a chosen step;
 the slow tests run ``resmo pretrain`` in a subprocess that signals itself (or its process
 group, DataLoader workers included) at a chosen step, then resume with the printed command.
 """
@@ -15,32 +15,20 @@ import signal
 import subprocess
 import sys
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
 from resmo.cli import resume_command
 from resmo.config import load_config
-from resmo.train.interrupt import GracefulInterrupt
+from resmo.train.interrupt import StopSignals
 from resmo.train.pretrain import execute_run, prepare_run
 from resmo.train.run_folder import load_backbone
 from resmo.train.stopping import RunStopped
-from tests.pretrain_helpers import tiny_overrides
+from tests.pretrain_helpers import SignalAt, tiny_overrides
 
 STEPS_PER_EPOCH = 192 // 32
 COMPARED = ("knn_top1_student", "knn_top1_teacher", "knn_top1_random_init", "knn_history",
             "final_loss", "intra_gap", "skipped_files", "skipped_steps")
-
-
-class SignalAt(pl.Callback):
-    """Sends ``signum`` to this process when the step with ``global_step == step`` starts."""
-
-    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
-        self.step, self.signum = step, signum
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), self.signum)
 
 
 def overrides(out, method, workers=0):
@@ -49,13 +37,13 @@ def overrides(out, method, workers=0):
 
 def train(out, method, *, resume=None, callbacks=(), workers=0):
     run = prepare_run(load_config(None, overrides(out, method, workers)), resume=resume)
-    run.trainer.callbacks.extend(callbacks)
+    run.loop.hooks.extend(callbacks)
     return run, execute_run(run)
 
 
 def assert_same_run(a, summary_a, b, summary_b):
-    assert a.trainer.global_step == b.trainer.global_step
-    state_a, state_b = a.module.method.state_dict(), b.module.method.state_dict()
+    assert a.loop.step == b.loop.step
+    state_a, state_b = a.method.state_dict(), b.method.state_dict()
     assert state_a.keys() == state_b.keys()
     for key in state_a:  # bit for bit: student, teacher, queue / centre, BatchNorm statistics
         assert torch.equal(state_a[key], state_b[key]), key
@@ -97,8 +85,8 @@ def metric_rows(out):
 
 
 def test_signal_before_the_first_step_stops_without_a_checkpoint(tmp_path):
-    class SignalAtStart(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
+    class SignalAtStart:
+        def on_start(self, loop):
             os.kill(os.getpid(), signal.SIGTERM)
 
     with pytest.raises(RunStopped) as stopped:
@@ -108,7 +96,7 @@ def test_signal_before_the_first_step_stops_without_a_checkpoint(tmp_path):
 
 
 def test_second_sigint_stops_at_once(tmp_path):
-    guard = GracefulInterrupt(tmp_path / "last.ckpt")
+    guard = StopSignals()
     previous = signal.getsignal(signal.SIGINT)
     guard.install_handlers()
     try:
@@ -138,13 +126,13 @@ def test_resume_command_replaces_out_and_resume():
 SIGNAL_AT_STEP = """
 import os, signal, sys
 from resmo.cli import main
-from resmo.train.interrupt import GracefulInterrupt
-original = GracefulInterrupt.on_train_batch_start
-def on_train_batch_start(self, trainer, *args):
-    if trainer.global_step == {step}:
+from resmo.train.loop import TrainingLoop
+original = TrainingLoop.train_step
+def train_step(self, *args):
+    if self.step == {step}:
         {kill}
-    original(self, trainer, *args)
-GracefulInterrupt.on_train_batch_start = on_train_batch_start
+    return original(self, *args)
+TrainingLoop.train_step = train_step
 sys.exit(main())
 """
 TO_ITSELF = "os.kill(os.getpid(), signal.SIGTERM)"
@@ -227,7 +215,7 @@ def test_every_knn_measurement_runs_under_the_signal_handlers(tmp_path, monkeypa
 
     def recording(self, backbone, device, label):
         handler = signal.getsignal(signal.SIGTERM)
-        seen.append((isinstance(getattr(handler, "__self__", None), GracefulInterrupt),
+        seen.append((isinstance(getattr(handler, "__self__", None), StopSignals),
                      worker_ignores_stop_signals.training,
                      self.train_loader.worker_init_fn is worker_ignores_stop_signals,
                      self.val_loader.worker_init_fn is worker_ignores_stop_signals))

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from resmo.config.schema import OptimizerSection
-from resmo.train.lars import LARS
-from resmo.train.optimizers import build_optimizer
+from resmo.optim.lars import LARS
+from resmo.optim.optimizers import build_optimizer
 
 TOLERANCE = 1e-6
 #: one learning rate per step, as a schedule sets them (1.5 > 1, and the clip compares with it)
@@ -337,7 +337,7 @@ def test_timm_lars_agrees_where_no_norm_is_zero(clip, exclude):
 
 @pytest.mark.parametrize("case", ["zero gradient", "zero weight"])
 def test_timm_lars_differs_where_a_norm_is_zero(case):
-    """Why resmo keeps its own LARS (``resmo.train.lars`` docstring): the reference steps by
+    """Why resmo keeps its own LARS (``resmo.optim.lars`` docstring): the reference steps by
     the raw gradient there, timm by ``(g + wd * w) * min(1 / lr, 1)``."""
     pytest.importorskip("timm")
     weight_decay = 1e-2
@@ -365,7 +365,7 @@ def test_timm_lars_differs_where_a_norm_is_zero(case):
 def test_sgd_decays_norm_and_bias_only_when_asked():
     from torch import nn
 
-    from resmo.train.optimizers import build_optimizer
+    from resmo.optim.optimizers import build_optimizer
 
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
     for decay, expected in ((False, 0.0), (True, 1e-4)):

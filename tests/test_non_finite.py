@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
@@ -27,7 +26,7 @@ NAN = float("nan")
 
 def inject(run, steps, *, where="loss"):
     """Make the steps in ``steps`` non-finite: the ``ssl`` term, or the input images."""
-    method = run.module.method
+    method = run.method
     forward = method.forward
 
     def patched(views, step):
@@ -96,12 +95,12 @@ def test_nan_loss_stops_with_a_message_and_a_finite_checkpoint(tmp_path):
     assert stop.checkpoint == out / "checkpoints" / "last.ckpt"
     assert saved["global_step"] == 9  # the bad step counts as taken, but changed nothing
     assert all_finite(saved["state_dict"])
-    assert all_finite(run.module.method.state_dict())
-    assert saved["callbacks"]["NonFiniteGuard"]["bad_steps"][0]["term"] == "ssl"
+    assert all_finite(run.method.state_dict())
+    assert saved["loop"]["non_finite"]["bad_steps"][0]["term"] == "ssl"
     # the run continues from there (the bad batch stays skipped) and finishes
     resumed = prepare_run(load_config(None, tiny_overrides(out)), resume="auto")
     summary = execute_run(resumed)
-    assert resumed.trainer.global_step == 12 and summary["knn_top1_student"] is not None
+    assert resumed.loop.step == 12 and summary["knn_top1_student"] is not None
     assert [bad["step"] for bad in summary["skipped_steps"]] == [8]
 
 
@@ -112,8 +111,8 @@ def test_nan_images_are_skipped_within_the_budget(tmp_path):
     with pytest.warns(UserWarning, match="skipped a step: loss term"):
         summary = execute_run(run)
     assert [bad["step"] for bad in summary["skipped_steps"]] == [3, 4]
-    assert run.trainer.global_step == 12
-    assert all_finite(run.module.method.state_dict())  # BatchNorm statistics restored
+    assert run.loop.step == 12
+    assert all_finite(run.method.state_dict())  # BatchNorm statistics restored
     assert summary["final_loss"] is not None and summary["final_loss"] == summary["final_loss"]
 
 
@@ -128,20 +127,20 @@ def test_a_bad_step_beyond_the_budget_stops(tmp_path):
 
 def test_infinite_gradient_stops_naming_the_parameter(tmp_path):
     run = prepare_run(load_config(None, tiny_overrides(tmp_path / "run")))
-    name, parameter = next(iter(run.module.method.named_parameters()))
+    name, parameter = next(iter(run.method.named_parameters()))
     before = {}
 
-    class Snapshot(pl.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if trainer.global_step == 4:
-                before.update({k: v.clone() for k, v in pl_module.method.state_dict().items()})
+    class Snapshot:
+        def on_batch_start(self, loop):
+            if loop.step == 4:
+                before.update({k: v.clone() for k, v in loop.method.state_dict().items()})
 
-    parameter.register_hook(lambda grad: grad * float("inf") if run.trainer.global_step == 4 else grad)
-    run.trainer.callbacks.append(Snapshot())
+    parameter.register_hook(lambda grad: grad * float("inf") if run.loop.step == 4 else grad)
+    run.loop.hooks.append(Snapshot())
     with pytest.raises(RunStopped) as stopped:
         execute_run(run)
     assert f"the gradient of '{name}' is" in stopped.value.message and "at step 4" in stopped.value.message
-    after = run.module.method.state_dict()
+    after = run.method.state_dict()
     for key, value in before.items():  # the step changed nothing: weights, teacher, queue
         assert torch.equal(after[key], value), key
 

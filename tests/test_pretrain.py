@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
@@ -20,10 +19,9 @@ SUMMARY_KEYS = {
 }
 
 
-def run(overrides, resume=None, extra_callbacks=()):
+def run(overrides, resume=None, hooks=()):
     prepared = prepare_run(load_config(None, overrides), resume=resume)
-    for callback in extra_callbacks:
-        prepared.trainer.callbacks.append(callback)
+    prepared.loop.hooks.extend(hooks)
     return prepared, execute_run(prepared)
 
 
@@ -45,7 +43,7 @@ def test_run_folder_summary_and_exports(tmp_path):
     assert resolved["train"]["epochs"] == 1 and resolved["method_options"]["mocov3"]["hidden_dim"] == 64
     assert load_config(out / "config.yaml").train.batch_size == 32
     # exported backbones load strictly into the plain backbone and match the trained ones
-    method = prepared.module.method
+    method = prepared.method
     images = torch.randn(2, 3, 32, 32)
     for name, trained in (("student", method.backbone), ("teacher", method.teacher.module.backbone)):
         plain = load_backbone(out / f"{name}_backbone.pt").eval()
@@ -57,10 +55,10 @@ def test_run_folder_summary_and_exports(tmp_path):
         assert column in header, column
 
 
-class StopAfterFirstEpoch(pl.Callback):
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch == 0:
-            trainer.should_stop = True
+class StopAfterFirstEpoch:
+    def on_epoch_end(self, loop):
+        if loop.epoch == 1:  # epochs done
+            loop.should_stop = True
 
 
 @pytest.mark.parametrize("method", ["mocov2", "dino"])
@@ -68,12 +66,12 @@ def test_resume_matches_uninterrupted_run(tmp_path, method):
     """Stop after epoch 1, resume, and reach the same epoch-2 state as a straight run."""
     straight, straight_summary = run(tiny_overrides(tmp_path / "straight", method=method))
     interrupted_out = tmp_path / "interrupted"
-    run(tiny_overrides(interrupted_out, method=method), extra_callbacks=[StopAfterFirstEpoch()])
+    run(tiny_overrides(interrupted_out, method=method), hooks=[StopAfterFirstEpoch()])
     checkpoint = interrupted_out / "checkpoints" / "last.ckpt"
     assert torch.load(checkpoint, weights_only=False)["global_step"] == 192 // 32  # one epoch
     resumed, resumed_summary = run(tiny_overrides(interrupted_out, method=method), resume=str(checkpoint))
-    assert resumed.trainer.global_step == straight.trainer.global_step
-    a, b = straight.module.method.state_dict(), resumed.module.method.state_dict()
+    assert resumed.loop.step == straight.loop.step
+    a, b = straight.method.state_dict(), resumed.method.state_dict()
     assert a.keys() == b.keys()
     for key in a:  # student, teacher, queue / centre
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
@@ -91,16 +89,16 @@ def test_dino_run_freezes_the_prototypes_in_the_first_epoch_and_schedules_weight
     run = prepare_run(load_config(None, overrides))
     seen = {}
 
-    class Watch(pl.Callback):
-        def on_train_epoch_end(self, trainer, pl_module):
-            layer = [p.detach().clone() for p in pl_module.method.last_layer_parameters()]
-            decay = [g["weight_decay"] for g in trainer.optimizers[0].param_groups]
-            seen[trainer.current_epoch] = (layer, decay)
+    class Watch:
+        def on_epoch_end(self, loop):
+            layer = [p.detach().clone() for p in loop.method.last_layer_parameters()]
+            decay = [g["weight_decay"] for g in loop.raw_optimizer.param_groups]
+            seen[loop.epoch - 1] = (layer, decay)
 
-        def on_train_start(self, trainer, pl_module):
-            seen["start"] = ([p.detach().clone() for p in pl_module.method.last_layer_parameters()], None)
+        def on_start(self, loop):
+            seen["start"] = ([p.detach().clone() for p in loop.method.last_layer_parameters()], None)
 
-    run.trainer.callbacks.append(Watch())
+    run.loop.hooks.append(Watch())
     execute_run(run)
     start, after_first, after_second = seen["start"][0], seen[0][0], seen[1][0]
     assert all(torch.equal(a, b) for a, b in zip(start, after_first, strict=True))  # frozen

@@ -1,17 +1,17 @@
 """fp16 with a gradient scaler: a step the scaler skips changes nothing, is counted, and a
 collapsed loss scale stops the run.
 
-Lightning turns ``precision="16-mixed"`` into bf16 on a CPU, so these runs get Lightning's
-real fp16 ``MixedPrecision`` plugin with torch's CPU ``GradScaler``: the same code path as
-``16-mixed`` on a GPU (autocast to float16, scaled backward, unscale, ``scaler.step``).
+Lightning turns ``precision="16-mixed"`` into bf16 on a CPU, so these runs get Lightning
+Fabric's real fp16 ``MixedPrecision`` plugin with torch's CPU ``GradScaler``: the same code
+path as ``16-mixed`` on a GPU (autocast to float16, scaled backward, unscale, ``scaler.step``).
 """
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.plugins.precision import MixedPrecision
+from lightning.fabric import Fabric
+from lightning.fabric.plugins.precision import MixedPrecision
 
 import resmo.train.pretrain as pretrain
 from resmo.config import load_config
@@ -22,54 +22,52 @@ from tests.pretrain_helpers import tiny_overrides
 
 @pytest.fixture
 def cpu_fp16(monkeypatch):
-    """``prepare_run`` builds its Trainer with fp16 autocast and a CPU gradient scaler."""
-    real = pl.Trainer
+    """``prepare_run`` builds its Fabric with fp16 autocast and a CPU gradient scaler."""
 
-    def trainer(*args, precision=None, plugins=(), **kwargs):
+    def fabric(*args, precision=None, **kwargs):
         scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
-        fp16 = MixedPrecision("16-mixed", "cpu", scaler=scaler)
-        return real(*args, plugins=[*plugins, fp16], **kwargs)
+        return Fabric(*args, plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)], **kwargs)
 
-    monkeypatch.setattr(pretrain.pl, "Trainer", trainer)
+    monkeypatch.setattr(pretrain, "Fabric", fabric)
 
 
 def overflow_at(run, steps):
     """Infinite gradients (as an fp16 overflow gives) at the steps in ``steps``."""
-    parameter = next(iter(run.module.method.student_parameters()))
+    parameter = next(iter(run.method.student_parameters()))
     parameter.register_hook(
-        lambda grad: grad * float("inf") if run.trainer.global_step in steps else grad
+        lambda grad: grad * float("inf") if run.loop.step in steps else grad
     )
 
 
-class StateAt(pl.Callback):
+class StateAt:
     """The method's state when the batch of ``step`` starts and when it ends."""
 
     def __init__(self, step: int) -> None:
         self.step, self.before, self.after = step, {}, {}
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            self.before = {k: v.clone() for k, v in pl_module.method.state_dict().items()}
+    def on_batch_start(self, loop):
+        if loop.step == self.step:
+            self.before = {k: v.clone() for k, v in loop.method.state_dict().items()}
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step + 1:
-            self.after = {k: v.clone() for k, v in pl_module.method.state_dict().items()}
+    def on_batch_end(self, loop):
+        if loop.step == self.step + 1:
+            self.after = {k: v.clone() for k, v in loop.method.state_dict().items()}
 
 
 @pytest.mark.parametrize("method", ["mocov2", "dino"])
 def test_a_scaler_skipped_step_changes_no_weight_teacher_queue_or_centre(tmp_path, cpu_fp16, method):
     run = prepare_run(load_config(None, tiny_overrides(tmp_path / "run", method=method)))
-    assert run.trainer.precision == "16-mixed"
+    assert run.fabric.strategy.precision.precision == "16-mixed"
     overflow_at(run, {3})
     state = StateAt(3)
-    run.trainer.callbacks.append(state)
+    run.loop.hooks.append(state)
     summary = execute_run(run)
     assert state.before and state.after
     for key, value in state.before.items():  # student, teacher, queue / centre, BN statistics
         assert torch.equal(state.after[key], value), key
     assert summary["scaler_skipped_steps"] == 1
     assert summary["skipped_steps"] == []  # an overflow is not a bad step: no budget used
-    assert run.trainer.global_step == 12
+    assert run.loop.step == 12
 
 
 def test_a_collapsed_loss_scale_stops_the_run_with_a_checkpoint(tmp_path, cpu_fp16):
@@ -83,4 +81,4 @@ def test_a_collapsed_loss_scale_stops_the_run_with_a_checkpoint(tmp_path, cpu_fp
     assert "skipped 4 steps in a row" in stop.message and "max_scaler_skips_in_a_row=3" in stop.message
     saved = torch.load(stop.checkpoint, weights_only=False)
     assert saved["global_step"] == 6  # steps 0, 1 applied; 2..5 skipped by the scaler
-    assert saved["callbacks"]["NonFiniteGuard"]["scaler_skipped_steps"] == 4
+    assert saved["loop"]["non_finite"]["scaler_skipped_steps"] == 4

@@ -172,15 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
-    import yaml
-
-    result = []
-    for flag, key in FLAG_KEYS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            result.append(f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")
-    return result + list(args.overrides)
+def _flag_settings(args: argparse.Namespace) -> dict[str, tuple[object, str]]:
+    """The flags given, as ``{recipe key: (value, "--flag")}`` for ``load_config(settings=)``."""
+    return {key: (getattr(args, flag), f"--{flag.replace('_', '-')}")
+            for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
 
 
 def run_pretrain_command(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
@@ -194,7 +189,7 @@ def run_pretrain_command(args: argparse.Namespace, argv: Sequence[str] = ()) -> 
     quiet_third_party(verbose=args.verbose)
     try:
         with stop_at_once_on_signals("during set-up (reading the recipe, building the data and the model); nothing was trained"):
-            config = load_config(args.config, _overrides(args))
+            config = load_config(args.config, list(args.overrides), settings=_flag_settings(args))
             run = prepare_run(config, resume=args.resume)
     except RunStopped as stop:
         print(f"resmo pretrain: {one_line(stop.message)}", file=sys.stderr)
@@ -206,7 +201,7 @@ def run_pretrain_command(args: argparse.Namespace, argv: Sequence[str] = ()) -> 
         print(f"resmo pretrain: error: a setting has an unusable value "
               f"({type(error).__name__}: {one_line(error)})", file=sys.stderr)
         return 2
-    if run.trainer.is_global_zero:
+    if run.fabric.is_global_zero:
         print(dump_config(config), end="")
         for note in [*run.splits.notes, *run.notes]:
             print(f"# note: {one_line(note)}")
@@ -214,15 +209,15 @@ def run_pretrain_command(args: argparse.Namespace, argv: Sequence[str] = ()) -> 
     try:
         summary = execute_run(run)
     except RunStopped as stop:
-        if run.trainer.is_global_zero:
+        if run.fabric.is_global_zero:
             print(f"resmo pretrain: {one_line(stop.message)}; continue with: "
                   f"{resume_command(argv, run.out)}", file=sys.stderr)
         return stop.exit_code
     except DataError as error:  # data.on_bad_image=error met an unreadable file
-        if run.trainer.is_global_zero:
+        if run.fabric.is_global_zero:
             print(f"resmo pretrain: error: {_error_text(error)}", file=sys.stderr)
         return 2
-    if run.trainer.is_global_zero:
+    if run.fabric.is_global_zero:
         print(_summary_line(summary, run.out))
         gap_line = _gap_line(summary)
         if gap_line:

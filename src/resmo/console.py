@@ -1,8 +1,7 @@
 """What ``resmo pretrain`` prints: resmo's own lines, third-party chatter hidden.
 
-Without ``--verbose``: Lightning's information lines (``GPU available``, tips, ``Loading
-train_dataloader``, ``Trainer.fit stopped``) are not shown, nor warnings raised from
-Lightning's modules (among them "previous log files will be deleted" on a fresh run folder)
+Without ``--verbose``: Lightning's information lines (the loop runs on Fabric, which prints
+few: device and launch notes) are not shown, nor warnings raised from Lightning's modules
 and deprecation warnings of any package; resmo's own warnings print as one line,
 ``# warning: ...``, without the source line Python adds. ``--verbose`` shows everything as
 the libraries print it.

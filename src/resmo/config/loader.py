@@ -39,13 +39,17 @@ class ConfigError(ValueError):
         super().__init__(one_line(message))
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PretrainConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                settings: dict[str, tuple[Any, str]] | None = None) -> PretrainConfig:
     """Defaults, then the recipe ``path`` (a YAML file or a shipped recipe name), then
-    ``overrides`` (``key.sub=value``)."""
+    ``settings`` (``{dotted key: (value, source)}``: the command's flags, typed values set on
+    the fields directly), then ``overrides`` (``key.sub=value``, the value read as YAML)."""
     config = PretrainConfig()
     if path is not None:
         text, source = recipe_source(path)
         config = apply_mapping(config, parse_yaml(text, source), source=source)
+    for key, (value, source) in (settings or {}).items():
+        config = apply_setting(config, key, value, source=source)
     for override in overrides or []:
         config = apply_override(config, override, source="command line")
     return config
@@ -125,10 +129,15 @@ def apply_override(config: PretrainConfig, override: str, *, source: str) -> Pre
     except yaml.YAMLError:
         value = raw
     check_acyclic(value, source=source, key=key.strip())
+    return apply_setting(config, key.strip(), value, source=source)
+
+
+def apply_setting(config: PretrainConfig, key: str, value: Any, *, source: str) -> PretrainConfig:
+    """``config`` with the field at ``dotted.key`` set to ``value``, validated by the schema."""
     node: Any = value
-    for part in reversed(key.strip().split(".")[1:]):
+    for part in reversed(key.split(".")[1:]):
         node = {part: node}
-    return apply_mapping(config, {key.strip().split(".")[0]: node}, source=source, replace_entries=False)
+    return apply_mapping(config, {key.split(".")[0]: node}, source=source, replace_entries=False)
 
 
 def apply_mapping(

@@ -177,7 +177,7 @@ class OptimizerSection(Section):
     Norm and bias parameters get no weight decay (and no LARS adaptation).
     ``weight_decay_norm_and_bias``: ``sgd`` / ``adamw`` decay norm and bias parameters too
     (off: only weights are decayed). ``lars_eta``, ``lars_clip``, ``lars_exclude_bias_and_norm``: solo-learn's LARS ``eta``,
-    ``clip_lr`` and ``exclude_bias_n_norm`` (``resmo.train.lars`` has the update); the
+    ``clip_lr`` and ``exclude_bias_n_norm`` (``resmo.optim.lars`` has the update); the
     defaults are the cited BYOL / MoCo v3 / DINO recipes' (0.02, true, true).
     ``lars_clip``: the layer-wise lr ``r`` becomes ``min(r / lr, 1)`` (so the step of a layer
     never exceeds ``lr``). ``lars_exclude_bias_and_norm``: 1-D parameters (biases, norms)
@@ -200,7 +200,7 @@ class OptimizerSection(Section):
 
 
 class TrainSection(Section):
-    """Loop, hardware and precision: everything Lightning's Trainer is told.
+    """Loop, hardware and precision: what the training loop and Lightning Fabric are told.
 
     ``max_bad_steps``: how many steps with a non-finite (NaN / infinite) loss term or
     gradient may be skipped before the run stops; 0 (default) stops at the first one,

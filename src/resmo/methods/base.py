@@ -14,7 +14,7 @@ One training step (the same for every method):
    (DINO: per-parameter clipping, then the prototype layer's gradients cancelled during
    the first epochs; a no-op for the other methods), and, when
    ``method.weight_decay_at(step, total_steps=T)`` is not ``None``,
-   ``resmo.train.optimizers.set_weight_decay(optimizer, value)``; then the optimizer step;
+   ``resmo.optim.optimizers.set_weight_decay(optimizer, value)``; then the optimizer step;
 3. ``method.after_optimizer_step(result, step=step, total_steps=T)`` updates explicit state
    (queue, centre), then the teacher by EMA with ``momentum = cosine_momentum(step)``.
 

@@ -1,7 +1,6 @@
-"""Checkpoint files that are never half-written: Lightning's ``CheckpointIO`` made atomic.
+"""Checkpoint files that are never half-written.
 
-:class:`AtomicCheckpointIO` (passed to the Trainer with ``plugins=``) writes each
-checkpoint as
+:func:`write_checkpoint` writes each checkpoint as
 
 1. ``torch.save`` into a hidden temporary file in the same folder, ``flush`` + ``fsync``;
 2. when the target exists, its current version becomes ``<name>-prev.ckpt`` (a hard link,
@@ -12,7 +11,6 @@ checkpoint as
 A process killed at any moment (SIGKILL, out of memory, node failure) therefore leaves
 the target either at its old or at its new content, never truncated, and the previous
 good version stays next to it (see :func:`resmo.train.resume.find_resume_checkpoint`).
-Paths with a URL scheme (``s3://``) fall back to Lightning's own writer.
 """
 
 from __future__ import annotations
@@ -23,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.utilities.types import _PATH
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 TEMP_SUFFIX = ".tmp"
 
@@ -119,28 +115,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning ``CheckpointIO`` that writes with :func:`atomic_torch_save`.
-
-    ``keep_previous_version`` keeps the replaced file as ``<stem>-prev<suffix>``.
-    """
-
-    def __init__(self, *, keep_previous_version: bool = True) -> None:
-        super().__init__()
-        self.keep_previous_version = keep_previous_version
-        self._cleaned: set[Path] = set()
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
-        if storage_options is not None:
-            raise TypeError(
-                "AtomicCheckpointIO.save_checkpoint does not take storage_options; "
-                f"got {storage_options!r}"
-            )
-        if "://" in str(path):
-            super().save_checkpoint(checkpoint, path, storage_options)
-            return
-        folder = Path(path).parent
-        if folder not in self._cleaned:
-            remove_stale_temporaries(folder)
-            self._cleaned.add(folder)
-        atomic_torch_save(checkpoint, path, keep_previous_version=self.keep_previous_version)
+def write_checkpoint(state: dict[str, Any], path: str | os.PathLike, *, keep_previous_version: bool = True) -> None:
+    """:func:`atomic_torch_save` after removing temporaries that killed writers left in the folder."""
+    remove_stale_temporaries(Path(path).parent)
+    atomic_torch_save(state, path, keep_previous_version=keep_previous_version)

@@ -2,7 +2,7 @@
 
 Under DDP the student is kept in sync by gradient all-reduce, the teacher by being an EMA
 of identical students, the MoCo queue by enqueuing keys gathered from all ranks and the
-DINO centre by an all-reduced mean. At the end of training this callback gathers, from
+DINO centre by an all-reduced mean. At the end of training :func:`check_ranks` gathers, from
 every rank, ``fingerprint = (sum, sum of squares)`` in float64 over the tensors of
 
 - ``teacher``: the teacher's parameters and buffers;
@@ -22,9 +22,10 @@ on the device and gathered as one tensor.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
-import lightning.pytorch as pl
 import torch
+from lightning.fabric import Fabric
 from torch import nn
 
 from resmo.distributed import broadcast_tensors_
@@ -40,24 +41,23 @@ def fingerprint(module_or_state: nn.Module | dict[str, torch.Tensor]) -> torch.T
     return torch.stack(sums).sum(dim=0) if sums else torch.zeros(2, dtype=torch.float64)
 
 
-class RankConsistencyCheck(pl.Callback):
-    def __init__(self) -> None:
-        self.fingerprints: dict[str, list[list[float]]] = {}
-        self.consistent: bool | None = None
+@dataclass
+class RankCheck:
+    """``fingerprints``: ``{"teacher": [[sum, sum of squares] per rank], "state": [...]}``."""
 
-    @torch.no_grad()
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        method = pl_module.method
-        broadcast_tensors_(list(method.buffers()), src=0)
-        local = torch.stack([fingerprint(method.teacher), fingerprint(method)]).to(pl_module.device)
-        gathered = trainer.strategy.all_gather(local).reshape(-1, 2, 2).cpu()
-        self.fingerprints = {
-            "teacher": gathered[:, 0].tolist(),
-            "state": gathered[:, 1].tolist(),
-        }
-        self.consistent = bool(torch.allclose(gathered, gathered[:1].expand_as(gathered), rtol=1e-9, atol=0))
-        if not self.consistent and trainer.is_global_zero:
-            warnings.warn(
-                f"teacher or method state differs across the {trainer.world_size} processes: "
-                f"{self.fingerprints}", stacklevel=2,
-            )
+    consistent: bool
+    fingerprints: dict[str, list[list[float]]]
+
+
+@torch.no_grad()
+def check_ranks(fabric: Fabric, method: nn.Module) -> RankCheck:
+    """Broadcast rank 0's buffers, then compare every rank's fingerprints (a collective)."""
+    broadcast_tensors_(list(method.buffers()), src=0)
+    local = torch.stack([fingerprint(method.teacher), fingerprint(method)]).to(fabric.device)
+    gathered = fabric.all_gather(local).reshape(-1, 2, 2).cpu()
+    fingerprints = {"teacher": gathered[:, 0].tolist(), "state": gathered[:, 1].tolist()}
+    consistent = bool(torch.allclose(gathered, gathered[:1].expand_as(gathered), rtol=1e-9, atol=0))
+    if not consistent and fabric.is_global_zero:
+        warnings.warn(f"teacher or method state differs across the {fabric.world_size} processes: "
+                      f"{fingerprints}", stacklevel=2)
+    return RankCheck(consistent, fingerprints)

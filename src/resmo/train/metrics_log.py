@@ -1,40 +1,62 @@
-"""``metrics.csv`` that survives a resume.
+"""``metrics.csv`` and TensorBoard events of a run, kept across a resume (rank 0 writes).
 
-Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts, so a run
-continued with ``--resume`` would lose every row logged before the interruption.
-:class:`ResumableCSVLogger` keeps those rows instead: the rows of steps before the
-checkpoint's step (the ones the checkpoint already contains), while rows logged after
-it (by a run killed some steps after its last checkpoint) are dropped, since the resumed
-run logs those steps again. New rows are appended; a new column rewrites the header.
+``metrics.csv`` has one row per logging call: ``epoch``, ``step`` and the values logged
+then (``train/<term>_step`` every ``train.log_every_n_steps`` steps, ``<name>_epoch`` and
+the kNN columns at epoch ends), the layout of Lightning's CSV logger that
+:mod:`resmo.report` reads. A resumed run keeps the rows of steps before its checkpoint's
+step (the ones the checkpoint already contains) and drops later ones (a run killed some
+steps after its last checkpoint logs those steps again). Lightning's CSV loggers start the
+file over, hence this writer; TensorBoard events go through Lightning Fabric's
+``TensorBoardLogger`` (a resumed run appends a new event file that TensorBoard merges).
 """
 
 from __future__ import annotations
 
 import csv
-import os
+from pathlib import Path
 
-from lightning.fabric.loggers.logger import rank_zero_experiment
-from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.fabric.loggers import TensorBoardLogger
 
 
-class _KeepingExperimentWriter(ExperimentWriter):
-    def __init__(self, log_dir: str, keep_before_step: int) -> None:
-        self._keep_before_step = keep_before_step
-        super().__init__(log_dir=log_dir)
+class MetricsLog:
+    def __init__(self, out: Path, *, keep_before_step: int | None = None, enabled: bool = True) -> None:
+        self.path = Path(out) / "metrics.csv"
+        self.enabled = enabled
+        self.columns: list[str] = ["epoch", "step"]
+        self.rows: list[dict] = []
+        self.tensorboard = TensorBoardLogger(root_dir=out, name="tensorboard", version="") if enabled else None
+        if enabled and keep_before_step is not None and self.path.is_file():
+            with open(self.path, newline="") as file:
+                reader = csv.DictReader(file)
+                self.columns = list(reader.fieldnames or self.columns)
+                self.rows = [row for row in reader if _step(row) < keep_before_step]
+            self._rewrite()
 
-    def _check_log_dir_exists(self) -> None:  # called by __init__: keep, do not delete
-        if not self._fs.isfile(self.metrics_file_path):
+    def write(self, values: dict[str, float], *, step: int, epoch: int) -> None:
+        """One row of ``values`` at ``step``; the file gains a column for a new name."""
+        if not self.enabled or not values:
             return
-        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-            reader = csv.DictReader(file)
-            header = list(reader.fieldnames or [])
-            rows = [row for row in reader if _step(row) < self._keep_before_step]
-        with self._fs.open(self.metrics_file_path, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=header)
+        row = {"epoch": epoch, "step": step, **values}
+        self.rows.append(row)
+        new = [name for name in row if name not in self.columns]
+        if new:
+            self.columns = ["epoch", "step", *sorted(set(self.columns[2:]) | set(new))]
+            self._rewrite()
+        else:
+            with open(self.path, "a", newline="") as file:
+                csv.DictWriter(file, fieldnames=self.columns).writerow(row)
+        self.tensorboard.log_metrics(values, step=step)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.finalize("success")
+
+    def _rewrite(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.columns)
             writer.writeheader()
-            writer.writerows(rows)
-        self.metrics_keys = header
+            writer.writerows(self.rows)
 
 
 def _step(row: dict[str, str]) -> float:
@@ -42,20 +64,3 @@ def _step(row: dict[str, str]) -> float:
         return float(row.get("step") or "inf")
     except ValueError:
         return float("inf")
-
-
-class ResumableCSVLogger(CSVLogger):
-    """A ``CSVLogger`` that keeps the rows of steps ``< keep_before_step`` of an existing
-    ``metrics.csv`` (``None``: Lightning's behaviour, the file starts over)."""
-
-    def __init__(self, *args, keep_before_step: int | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.keep_before_step = keep_before_step
-
-    @property
-    @rank_zero_experiment  # other ranks get a dummy and must not touch the file
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None and self.keep_before_step is not None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _KeepingExperimentWriter(os.fspath(self.log_dir), self.keep_before_step)
-        return super().experiment

@@ -2,62 +2,40 @@
 ``Epoch 2/3: 40%| 8/20 [..., loss=4.110]``.
 
 Epochs are counted from 1, with the total, as in resmo's stop and resume messages
-(resmo.train.resume.describe_position). Lightning's own bar counts from 0 and, in an
-epoch resumed mid-way (where Lightning starts no new epoch), shows ``Training: 6/?``;
-this one opens the bar at the first batch of such an epoch, at the batch it resumes from.
+(resmo.train.resume.describe_position); an epoch resumed mid-way opens at the batch it
+resumes from, with the epoch's total.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 
-import lightning.pytorch as pl
 from tqdm import tqdm
 
 
-class EpochProgressBar(pl.Callback):
-    def __init__(self) -> None:
+class EpochProgress:
+    """Draws the bar when ``enabled`` (rank 0 with ``train.progress_bar``); else does nothing."""
+
+    def __init__(self, *, enabled: bool, epochs: int, steps_per_epoch: int) -> None:
+        self.enabled, self.epochs, self.steps_per_epoch = enabled, epochs, steps_per_epoch
         self.bar: tqdm | None = None
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._open(trainer, done=0)
+    def open(self, epoch: int, done: int) -> None:
+        """A bar for epoch ``epoch`` (from 0) with ``done`` of its batches already trained."""
+        self.close()
+        if self.enabled:
+            self.bar = tqdm(total=self.steps_per_epoch, initial=done, file=sys.stdout,
+                            desc=f"Epoch {epoch + 1}/{self.epochs}", dynamic_ncols=True,
+                            smoothing=0, leave=True)
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
-        if self.bar is None and trainer.is_global_zero:  # an epoch resumed mid-way
-            self._open(trainer, done=batch_idx)
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
-                           batch_idx: int) -> None:
+    def update(self, done: int, loss: float | None = None) -> None:
         if self.bar is None:
             return
-        if trainer.global_step % trainer.log_every_n_steps == 0:  # the module logs the loss then only
-            loss = trainer.progress_bar_metrics.get("loss")
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
-        self.bar.update(batch_idx + 1 - self.bar.n)
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        self.bar.update(done - self.bar.n)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close()
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close()
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._close()
-
-    def _open(self, trainer: pl.Trainer, *, done: int) -> None:
-        self._close()
-        if not trainer.is_global_zero:
-            return
-        total = trainer.num_training_batches
-        self.bar = tqdm(
-            total=None if math.isinf(total) else int(total), initial=done, file=sys.stdout,
-            desc=f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", dynamic_ncols=True,
-            smoothing=0, leave=True,
-        )
-
-    def _close(self) -> None:
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None

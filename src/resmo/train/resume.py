@@ -4,8 +4,8 @@
   ``ValueError``);
 - ``--resume auto``: the newest checkpoint under ``<out>/checkpoints/`` that loads, by
   training step and then modification time: ``last.ckpt``, the previous version
-  ``last-prev.ckpt`` kept by :class:`~resmo.train.checkpoint_io.AtomicCheckpointIO`, or
-  any other ``*.ckpt`` there (e.g. Lightning's SLURM ``hpc_ckpt_*.ckpt``). Files that do
+  ``last-prev.ckpt`` kept by :func:`~resmo.train.checkpoint_io.write_checkpoint`, or
+  any other ``*.ckpt`` there. Files that do
   not load are passed over with a note. With no usable checkpoint the run starts from
   scratch, also with a note, so the same command can be used for the first submission
   and every requeue of a job.
@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 CHECKPOINT_FOLDER = "checkpoints"
-STEPS_PER_EPOCH_KEY = "resmo_steps_per_epoch"  # written by PretrainModule.on_save_checkpoint
+#: The ``format`` key of the checkpoints that resmo.train.loop writes and resumes.
+CHECKPOINT_FORMAT = "resmo-training/2"
 
 
 def describe_position(global_step: int, steps_per_epoch: int | None) -> str:
@@ -36,14 +37,16 @@ def describe_position(global_step: int, steps_per_epoch: int | None) -> str:
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """A checkpoint that loads: its path, training step, epoch (Lightning's, from 0), steps
-    per epoch of its run (``None`` in checkpoints written before resmo stored it)."""
+    """A checkpoint that loads: its path, training step, epoch (from 0), steps per epoch of
+    its run (``None`` where it does not say) and ``format`` (``None``: written by an older
+    resmo on Lightning's Trainer, which this one cannot resume)."""
 
     path: Path
     global_step: int
     epoch: int
     mtime: float
     steps_per_epoch: int | None = None
+    format: str | None = None
 
     @property
     def position(self) -> str:
@@ -55,7 +58,7 @@ class UnreadableCheckpoint(ValueError):
 
 
 def inspect_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
-    """Load ``path`` lazily (memory-mapped) and check it is a Lightning checkpoint.
+    """Load ``path`` lazily (memory-mapped) and check it is a training checkpoint.
 
     Raises :class:`UnreadableCheckpoint` with the reason in one line.
     """
@@ -66,10 +69,11 @@ def inspect_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
         reason = " ".join(str(error).split()) or type(error).__name__
         raise UnreadableCheckpoint(f"checkpoint '{path}' cannot be loaded ({reason[:160]})") from None
     if not isinstance(state, dict) or "state_dict" not in state or "global_step" not in state:
-        raise UnreadableCheckpoint(f"'{path}' is not a resmo / Lightning training checkpoint")
-    steps_per_epoch = state.get(STEPS_PER_EPOCH_KEY)
+        raise UnreadableCheckpoint(f"'{path}' is not a resmo training checkpoint")
+    steps_per_epoch = state.get("steps_per_epoch", state.get("resmo_steps_per_epoch"))
     return CheckpointInfo(path, int(state["global_step"]), int(state.get("epoch", 0)),
-                          path.stat().st_mtime, int(steps_per_epoch) if steps_per_epoch else None)
+                          path.stat().st_mtime, int(steps_per_epoch) if steps_per_epoch else None,
+                          state.get("format"))
 
 
 def find_resume_checkpoint(out: str | os.PathLike) -> tuple[CheckpointInfo | None, list[str]]:
@@ -92,7 +96,7 @@ def find_resume_checkpoint(out: str | os.PathLike) -> tuple[CheckpointInfo | Non
 
 
 def resolve_resume(resume: str | None, out: str | os.PathLike) -> tuple[str | None, list[str]]:
-    """The checkpoint path to pass to ``Trainer.fit`` (or ``None``) and notes to print.
+    """The checkpoint path to continue from (or ``None``) and notes to print.
 
     Raises ``ValueError`` (one line) for a path that is not a loadable checkpoint.
     """
@@ -100,6 +104,8 @@ def resolve_resume(resume: str | None, out: str | os.PathLike) -> tuple[str | No
         return None, []
     if resume == "auto":
         best, notes = find_resume_checkpoint(out)
+        if best is not None:
+            _check_format(best)
         return (str(best.path) if best else None), notes
     if not Path(resume).is_file():
         raise ValueError(f"--resume '{resume}' is not a checkpoint file; pass a .ckpt path or 'auto'")
@@ -107,4 +113,14 @@ def resolve_resume(resume: str | None, out: str | os.PathLike) -> tuple[str | No
         info = inspect_checkpoint(resume)
     except UnreadableCheckpoint as error:
         raise ValueError(f"--resume: {error}; pass another .ckpt file or 'auto'") from None
+    _check_format(info)
     return resume, [f"--resume: continuing from '{resume}' after {info.position}"]
+
+
+def _check_format(info: CheckpointInfo) -> None:
+    if info.format != CHECKPOINT_FORMAT:
+        written = f"format {info.format!r}" if info.format else "an older resmo on Lightning's Trainer"
+        raise ValueError(
+            f"--resume: '{info.path}' was written by {written}, which this resmo cannot continue "
+            f"(it reads format {CHECKPOINT_FORMAT!r}); start a new run with another --out, or "
+            "finish this one with the resmo version that started it")

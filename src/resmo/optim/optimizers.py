@@ -5,7 +5,7 @@ weight decay; norm parameters and biases (every parameter with fewer than two di
 get none, unless ``weight_decay_norm_and_bias`` (as solo-learn's SGD recipes, whose
 ``exclude_bias_n_norm_wd`` is off, and MoCo v2's reference code do).
 
-``lars`` is solo-learn's LARS (:mod:`resmo.train.lars`, whose docstring has the update):
+``lars`` is solo-learn's LARS (:mod:`resmo.optim.lars`, whose docstring has the update):
 one group of the 1-D parameters (biases, norms) and one of the rest, both with the
 configured weight decay; with ``lars_exclude_bias_and_norm`` (default, as in the cited
 recipes) the 1-D parameters take plain SGD with momentum and no weight decay (their group
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from resmo.config.schema import OPTIMIZER_NAMES
-from resmo.train.lars import LARS
+from resmo.optim.lars import LARS
 from resmo.validation import check_choice, check_non_negative, check_positive
 
 OPTIMIZERS = OPTIMIZER_NAMES
@@ -52,7 +52,7 @@ def parameter_groups(parameters: Iterable[nn.Parameter], weight_decay: float, *,
 def lars_parameter_groups(
     parameters: Iterable[nn.Parameter], weight_decay: float, *, exclude_bias_n_norm: bool
 ) -> list[dict]:
-    """Two groups for :class:`~resmo.train.lars.LARS`: parameters with ``ndim != 1``, then
+    """Two groups for :class:`~resmo.optim.lars.LARS`: parameters with ``ndim != 1``, then
     the 1-D ones (the reference's exclusion test), whose weight decay is shown as 0 when
     they are excluded (LARS applies none to them then)."""
     adapted, one_dimensional = [], []

@@ -1,8 +1,7 @@
 """Training data order that a mid-epoch checkpoint can reproduce exactly.
 
-Lightning restores the loop counters of a mid-epoch checkpoint but restarts the epoch's
-batch iteration; a plain ``shuffle=True`` loader then draws a new order from the global
-RNG and the resumed run trains on other images. Three pieces make the order and the
+A plain ``shuffle=True`` loader draws each epoch's order from the global RNG, so a run
+resumed mid-epoch would train on other images. Three pieces make the order and the
 augmentations pure functions of the seed instead:
 
 - :class:`EpochShuffleSampler`: the order of epoch ``e`` is ``randperm(n)`` from a
@@ -13,14 +12,11 @@ augmentations pure functions of the seed instead:
   from a torch RNG seeded with a hash of ``(seed, epoch, index)``, inside
   ``torch.random.fork_rng`` (the global RNG is left as it was). The views therefore do not
   depend on the order, the number of DataLoader workers, or where a run was resumed.
-- :class:`ResumableLoader`: a ``DataLoader`` with ``state_dict`` / ``load_state_dict``
-  (Lightning's stateful-loader protocol) holding the position that
-  :class:`LoaderPosition` records at each batch start.
-- :class:`LoaderPosition` also carries that position in its own checkpoint state.
-  Callbacks are restored before ``configure_optimizers``, whose
-  ``estimated_stepping_batches`` makes Lightning create the epoch's iterator; Lightning
-  restores a loader's own state only after that, too late to skip (and with workers > 0
-  the iterator draws its first indices as soon as it is created).
+- :class:`ResumableLoader`: a ``DataLoader`` that starts epoch ``e`` at batch ``b``
+  (:meth:`ResumableLoader.start`), all a checkpoint needs to store being ``(e, b)``.
+  (torchdata's ``StatefulDataLoader`` would snapshot the sampler's and workers' iterator
+  states instead; with an order that is a pure function of the seed, two integers and a
+  sampler skip restore the same position, without another dependency.)
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -80,7 +75,7 @@ class EpochShuffleSampler(Sampler):
                 world if self._world_size is None else self._world_size)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning before each epoch."""
+        """The epoch the next iteration draws."""
         self.epoch = int(epoch)
 
     def skip(self, epoch: int, samples: int) -> None:
@@ -131,49 +126,18 @@ class SeededSamples(Dataset):
 
 
 class ResumableLoader(DataLoader):
-    """A ``DataLoader`` over an :class:`EpochShuffleSampler` whose position is saved in
-    checkpoints (``state_dict``) and restored before iteration (``load_state_dict``)."""
+    """A ``drop_last`` ``DataLoader`` over an :class:`EpochShuffleSampler` that can start any
+    epoch at any batch."""
 
     def __init__(self, dataset: Dataset, *, sampler: EpochShuffleSampler, batch_size: int,
                  **kwargs: Any) -> None:
         super().__init__(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **kwargs)
-        self.position = {"epoch": 0, "batches_done": 0}
 
-    def mark_batch(self, epoch: int, batch_idx: int) -> None:
-        """Record that batch ``batch_idx`` of ``epoch`` is being trained on."""
-        self.position = {"epoch": int(epoch), "batches_done": int(batch_idx) + 1}
-
-    def state_dict(self) -> dict[str, int]:
-        return {**self.position, "batch_size": int(self.batch_size or 1)}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue after ``batches_done`` batches of ``epoch`` (the next epoch when that
-        epoch was complete). Sets the sampler's epoch now: with workers > 0 the iterator
-        draws its first indices as soon as Lightning creates it, before ``set_epoch``."""
-        epoch, done = int(state["epoch"]), int(state["batches_done"])
-        self.position = {"epoch": epoch, "batches_done": done}
+    def start(self, epoch: int, batches_done: int = 0) -> ResumableLoader:
+        """Iterate epoch ``epoch`` from batch ``batches_done`` on (set before the iterator is
+        made: with workers > 0 it draws its first indices at once)."""
         sampler: EpochShuffleSampler = self.sampler  # type: ignore[assignment]
-        if done >= len(self):
-            sampler.set_epoch(epoch + 1)
-            return
         sampler.set_epoch(epoch)
-        sampler.skip(epoch, done * int(state.get("batch_size", self.batch_size or 1)))
-
-
-class LoaderPosition(pl.Callback):
-    """Tells a :class:`ResumableLoader` which batch training is on (at each batch start),
-    and saves / restores its position with the checkpoint's callback states."""
-
-    def __init__(self, loader: ResumableLoader) -> None:
-        self.loader = loader
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                             batch: Any, batch_idx: int) -> None:
-        self.loader.mark_batch(trainer.current_epoch, batch_idx)
-
-    def state_dict(self) -> dict[str, int]:
-        return self.loader.state_dict()
-
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        if state_dict:
-            self.loader.load_state_dict(state_dict)
+        if batches_done:
+            sampler.skip(epoch, batches_done * int(self.batch_size or 1))
+        return self

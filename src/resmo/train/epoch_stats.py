@@ -1,0 +1,119 @@
+"""What the loop counts over an epoch, kept in checkpoints so that a resumed run reports the
+same numbers as one never stopped.
+
+- :class:`EpochMeans`: running sums of each applied step's loss terms and gaps, on the
+  device (no host read per step); their means over the whole last epoch go into
+  ``metrics.csv`` (``<name>_epoch``) and ``summary.json``, interrupted or not. Skipped
+  (non-finite) steps are not counted.
+- :class:`Throughput`: training images per second per epoch (all processes together).
+- :class:`BadImages`: unreadable images of the run's image datasets
+  (:class:`~resmo.data.images.ImageFiles`), counted at each epoch end with a warning when
+  the count grew; the flagged paths are flagged again on resume, so counts and the
+  replacement of bad samples do not start over.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable
+
+import torch
+
+from resmo.data.images import SkippedFiles
+
+
+class EpochMeans:
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.last_epoch: dict[str, float] = {}
+
+    def reset(self) -> None:
+        self.sums, self.count = {}, 0
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
+            value = value.detach().float()
+            total = self.sums.get(name)
+            self.sums[name] = value.clone() if total is None else total.to(value.device) + value
+        self.count += 1
+
+    def end_epoch(self) -> dict[str, float]:
+        self.last_epoch = self.means()
+        return self.last_epoch
+
+    def means(self) -> dict[str, float]:
+        """Mean of each value over the applied steps of the current epoch so far."""
+        return {name: float(total) / self.count for name, total in self.sums.items()} if self.count else {}
+
+    def state_dict(self) -> dict:
+        return {"sums": {name: float(total) for name, total in self.sums.items()},
+                "count": self.count, "last_epoch": dict(self.last_epoch)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums = {name: torch.tensor(total, dtype=torch.float32) for name, total in state["sums"].items()}
+        self.count = int(state["count"])
+        self.last_epoch = dict(state["last_epoch"])
+
+
+class Throughput:
+    def __init__(self) -> None:
+        self.per_epoch: list[float] = []
+        self._start, self._images = 0.0, 0
+
+    def start(self) -> None:
+        self._start, self._images = time.perf_counter(), 0
+
+    def add(self, images: int) -> None:
+        self._images += images
+
+    def end_epoch(self) -> float | None:
+        """This epoch's images per second (``None`` when it trained no batch)."""
+        seconds = time.perf_counter() - self._start
+        if not self._images or seconds <= 0:
+            return None
+        self.per_epoch.append(self._images / seconds)
+        return self.per_epoch[-1]
+
+    def state_dict(self) -> dict:
+        return {"per_epoch": list(self.per_epoch)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.per_epoch = list(state["per_epoch"])
+
+
+class BadImages:
+    def __init__(self, datasets: Iterable[object]) -> None:
+        unique: dict[int, object] = {}
+        for dataset in datasets:
+            if dataset is not None and callable(getattr(dataset, "unreadable_paths", None)):
+                unique.setdefault(id(dataset), dataset)
+        self.datasets = list(unique.values())
+        self.reported = 0
+
+    def skipped(self) -> SkippedFiles:
+        total = SkippedFiles()
+        for dataset in self.datasets:
+            total += dataset.skipped_files()
+        return total
+
+    def end_epoch(self, epoch: int, *, warn: bool) -> int | None:
+        """The count so far (``None`` without image datasets); warns when it grew."""
+        if not self.datasets:
+            return None
+        skipped = self.skipped()
+        if skipped.count > self.reported and warn:
+            warnings.warn(f"{skipped.message()} so far (epoch {epoch + 1}); "
+                          "set data.on_bad_image=error to stop at the first one", stacklevel=2)
+        self.reported = skipped.count
+        return skipped.count
+
+    def state_dict(self) -> dict:
+        paths = sorted({path for dataset in self.datasets for path in dataset.unreadable_paths()})
+        return {"paths": paths, "reported": self.reported}
+
+    def load_state_dict(self, state: dict) -> None:
+        for dataset in self.datasets:
+            dataset.mark_unreadable(list(state["paths"]))
+        self.reported = int(state["reported"])

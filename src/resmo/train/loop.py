@@ -1,0 +1,322 @@
+"""The training loop of ``resmo pretrain``, written out, on Lightning Fabric.
+
+Fabric supplies devices, DDP and the other strategies, precision (autocast, the fp16
+gradient scaler) and the torchrun / SLURM / multi-process launch; everything else is in
+this file, in the style of DINO's ``train_one_epoch``. :meth:`TrainingLoop.fit` runs the
+epochs; :meth:`TrainingLoop.train_one_epoch` the batches; :meth:`TrainingLoop.train_step`
+one step, top to bottom:
+
+1. the batch to the device; with ``data.pipeline: batched`` the views are made there
+   (resmo.train.fast_path); channels-last views if asked;
+2. a copy of the BatchNorm statistics (a skipped step restores them), then the forward pass
+   ``method(views, step)`` under the precision's autocast (resmo.methods.base): loss
+   terms, intra gaps; a device flag "every term is finite" (no host read);
+3. backward (Fabric scales it under ``16-mixed``; DDP all-reduces the gradients); the
+   gradients are unscaled;
+4. the step's **one host synchronisation**: "a term is not finite", "a gradient is not
+   finite" and "stop requested" (a signal, resmo.train.interrupt) stacked, max-reduced over
+   processes and read once;
+5. a bad step (term or gradient not finite) clears the gradients and restores the BatchNorm
+   statistics; under ``16-mixed`` non-finite gradients with finite terms are an overflow
+   that the gradient scaler skips itself. An applied step gets the method's gradient edits
+   (``before_optimizer_step``: DINO's clipping and frozen last layer) and weight decay;
+6. the optimizer step and the learning-rate schedule (resmo.optim.optimizers);
+7. an applied step only: ``after_optimizer_step``, queue / centre then the EMA teacher
+   with the momentum of the same step;
+8. logging every ``train.log_every_n_steps`` (one read of the logged values) and the
+   epoch sums (on the device);
+9. at the batch boundary: the non-finite budget (resmo.train.non_finite) and the stop
+   request; either writes ``checkpoints/last.ckpt`` and raises
+   :class:`~resmo.train.stopping.RunStopped`.
+
+At each epoch end: epoch means, images per second, unreadable images, the kNN monitor
+(rank 0), one ``metrics.csv`` row and ``checkpoints/last.ckpt`` (atomic:
+resmo.train.checkpoint_io). A checkpoint holds the position ``(epoch, batches done)``, so
+:meth:`TrainingLoop.load` continues mid-epoch exactly (resmo.data.sampling).
+
+``hooks``: objects with any of ``on_start``, ``on_batch_start``, ``on_batch_end``,
+``on_epoch_end``, each called with the loop; setting ``loop.should_stop`` ends training
+after the current epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from lightning.fabric import Fabric
+
+from resmo.config.schema import StepSchedule
+from resmo.data.sampling import ResumableLoader
+from resmo.distributed import all_reduce_max
+from resmo.methods.base import MomentumMethod
+from resmo.optim.optimizers import set_weight_decay
+from resmo.train.checkpoint_io import write_checkpoint
+from resmo.train.epoch_stats import BadImages, EpochMeans, Throughput
+from resmo.train.fast_path import DeviceViews
+from resmo.train.finite import (
+    BatchNormSnapshot,
+    NonFiniteStep,
+    all_finite,
+    clear_gradients,
+    first_non_finite_gradient,
+    first_non_finite_term,
+    tensors_finite,
+)
+from resmo.train.interrupt import StopSignals
+from resmo.train.metrics_log import MetricsLog
+from resmo.train.monitors import KnnMonitor
+from resmo.train.non_finite import EXIT_CODE, NonFiniteBudget
+from resmo.train.progress import EpochProgress
+from resmo.train.resume import CHECKPOINT_FORMAT, describe_position
+from resmo.train.rng import restore_rng_states, rng_states
+from resmo.train.stopping import RunStopped
+
+#: Precisions whose gradient scaler skips steps with non-finite gradients by itself.
+SCALED_PRECISIONS = ("16-mixed", "16")
+
+
+@dataclass
+class StepCheck:
+    """What the step's one synchronisation decided (the same on every process)."""
+
+    bad: NonFiniteStep | None = None  # a term or gradient was not finite
+    scaler_skipped: bool = False  # the fp16 gradient scaler skipped the step (overflow)
+    stop: bool = False  # some process asked to stop after this step (a signal)
+
+    @property
+    def applied(self) -> bool:
+        return self.bad is None and not self.scaler_skipped
+
+
+class TrainingLoop:
+    def __init__(self, fabric: Fabric, method: MomentumMethod, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, loader: ResumableLoader, *,
+                 schedule: StepSchedule, epochs: int, checkpoint: Path, log: MetricsLog,
+                 log_every: int, budget: NonFiniteBudget, bad_images: BadImages,
+                 knn: KnnMonitor | None = None, device_views: DeviceViews | None = None,
+                 channels_last: bool = False, progress_bar: bool = False) -> None:
+        self.fabric, self.method, self.loader = fabric, method, loader
+        self.model, self.optimizer = fabric.setup(method, optimizer)  # DDP-wrapped, on the device
+        self.raw_optimizer, self.scheduler = optimizer, scheduler
+        self.schedule, self.epochs, self.steps_per_epoch = schedule, epochs, len(loader)
+        self.checkpoint, self.log, self.log_every = checkpoint, log, log_every
+        self.budget, self.bad_images, self.knn = budget, bad_images, knn
+        self.device_views, self.channels_last = device_views, channels_last
+        self.means, self.throughput = EpochMeans(), Throughput()
+        self.progress = EpochProgress(enabled=progress_bar and fabric.is_global_zero, epochs=epochs,
+                                      steps_per_epoch=self.steps_per_epoch)
+        self.signals = StopSignals()
+        self.batch_norm = BatchNormSnapshot(method)  # after setup: on the device
+        self.step, self.epoch, self.batches_done = 0, 0, 0  # the position
+        self.hooks: list[object] = []
+        self.should_stop = False
+        self.last_loss: float | None = None
+
+    # --- the epochs -----------------------------------------------------------------
+    def fit(self, resume: str | None = None) -> None:
+        if resume is not None:
+            self.load(resume)
+        with self.signals:
+            with self.signals.at_once("before the first training step"):
+                self._call("on_start")
+                if self.knn is not None and self.step == 0 and self.knn.random_init_top1 is None:
+                    self.knn.measure_random_init(self.method.backbone, self.fabric.device, self.fabric.is_global_zero)
+            while self.epoch < self.epochs and not self.should_stop:
+                if self._any_rank(self.signals.received is not None):  # came between batches
+                    raise self.signals.stopped(f"before epoch {self.epoch + 1}", step=self.step,
+                                               checkpoint=self.checkpoint if self.checkpoint.is_file() else None)
+                self.train_one_epoch()
+        self.progress.close()
+        self.log.close()
+
+    def train_one_epoch(self) -> None:
+        epoch, start = self.epoch, self.batches_done
+        if start == 0:
+            self.means.reset()
+        self.throughput.start()
+        if start < self.steps_per_epoch:
+            self.progress.open(epoch, start)
+        for batch_index, batch in enumerate(self.loader.start(epoch, start), start=start):
+            self._call("on_batch_start")
+            check = self.train_step(batch, batch_index)
+            self.batches_done = batch_index + 1
+            self.throughput.add(batch[0][0].shape[0] * self.fabric.world_size)
+            self.progress.update(self.batches_done, self.last_loss)
+            self._call("on_batch_end")
+            self._stop_if_asked(check)
+        self.progress.close()
+        self.end_epoch()
+
+    # --- one step -------------------------------------------------------------------
+    def train_step(self, batch, batch_index: int) -> StepCheck:
+        """One optimizer step on ``batch``, items 1-8 of the module docstring."""
+        views = self._views(batch)
+        self.batch_norm.take()
+        result = self.model(views, step=self.step)
+        terms_finite = all_finite(list(result.terms.values()))
+        self.fabric.backward(result.loss)
+        self.fabric.strategy.precision.unscale_gradients(self.raw_optimizer)
+        check = self._check(terms_finite, result.terms, batch_index)
+        if check.bad is not None:
+            clear_gradients(p for group in self.raw_optimizer.param_groups for p in group["params"])
+        if not check.applied:
+            self.batch_norm.restore()
+        else:
+            self.method.before_optimizer_step(step=self.step, epoch=self.epoch)
+            weight_decay = self.method.weight_decay_at(self.step, total_steps=self.schedule.total_steps)
+            if weight_decay is not None:
+                set_weight_decay(self.raw_optimizer, weight_decay)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        momentum = None
+        if check.applied:
+            momentum = self.method.after_optimizer_step(result, step=self.step,
+                                                        total_steps=self.schedule.total_steps)
+            values = {**{f"train/{name}": value.detach() for name, value in result.terms.items()},
+                      **{f"gap/{level}": value.detach() for level, value in result.gaps.items()}}
+            self.means.add(values)
+            if (self.step + 1) % self.log_every == 0:
+                self._log_step(values, momentum)
+        self.step += 1
+        return check
+
+    def _views(self, batch) -> list[torch.Tensor]:
+        batch = self.fabric.to_device(batch)
+        views = self.device_views(batch)[0] if self.device_views is not None else batch[0]
+        if self.channels_last:
+            views = [view.contiguous(memory_format=torch.channels_last) for view in views]
+        return views
+
+    def _check(self, terms_finite: torch.Tensor, terms: dict[str, torch.Tensor], batch_index: int) -> StepCheck:
+        """The step's one host synchronisation (item 4)."""
+        gradients = [p.grad for p in self.method.parameters() if p.grad is not None]
+        stop = torch.full((), self.signals.received is not None, dtype=torch.bool, device=terms_finite.device)
+        flags = torch.stack([~terms_finite, ~all_finite(gradients), stop]).float()
+        bad_terms, bad_gradients, stop_requested = (bool(flag) for flag in all_reduce_max(flags).tolist())
+        check = StepCheck(stop=stop_requested)
+        if bad_gradients and not bad_terms and self.fabric.strategy.precision.precision in SCALED_PRECISIONS:
+            check.scaler_skipped = True
+        elif bad_terms or bad_gradients:
+            check.bad = self._describe_bad_step(bad_terms, terms, batch_index)
+        return check
+
+    def _describe_bad_step(self, bad_terms: bool, terms: dict[str, torch.Tensor], batch: int) -> NonFiniteStep:
+        """Which term or gradient was not finite (extra host reads: bad steps only)."""
+        if bad_terms:
+            found = first_non_finite_term(terms)
+            if found is None:
+                return NonFiniteStep(self.step, self.epoch, batch, "loss", float("nan"),
+                                     detail="a loss term is not finite on another process")
+            return NonFiniteStep(self.step, self.epoch, batch, *found)
+        name, value = first_non_finite_gradient(self.method.named_parameters()) or ("", float("nan"))
+        return NonFiniteStep(self.step, self.epoch, batch, "gradient", value, detail=name)
+
+    def _log_step(self, values: dict[str, torch.Tensor], momentum: float | None) -> None:
+        names = list(values)
+        numbers = torch.stack([values[name].float().reshape(()) for name in names]).tolist()
+        row = {f"{name}_step": number for name, number in zip(names, numbers, strict=True)}
+        self.last_loss = row.get("train/loss_step")
+        if momentum is not None:
+            row["train/momentum"] = momentum
+        row["train/lr"] = self.raw_optimizer.param_groups[0]["lr"]
+        self.log.write(row, step=self.step, epoch=self.epoch)
+
+    # --- stopping at a batch boundary ------------------------------------------------
+    def _stop_if_asked(self, check: StepCheck) -> None:
+        """Item 9: the non-finite budget, then the stop request (not after the last step)."""
+        over_budget = self.budget.after_step(check.bad, check.scaler_skipped, warn=self.fabric.is_global_zero)
+        if check.bad is not None or check.scaler_skipped:
+            self.log.write({"train/skipped_steps": float(len(self.budget.bad_steps)),
+                            "train/scaler_skipped_steps": float(self.budget.scaler_skipped_steps)},
+                           step=self.step - 1, epoch=self.epoch)
+        if over_budget:
+            raise self._stop_non_finite(check.bad)
+        if check.stop and self.step < self.schedule.total_steps:
+            self.save()
+            position = describe_position(self.step, self.steps_per_epoch)
+            raise self.signals.stopped(f"after {position}", checkpoint=self.checkpoint, step=self.step)
+
+    def _stop_non_finite(self, bad: NonFiniteStep | None) -> RunStopped:
+        checkpoint: Path | None = self.checkpoint
+        if bad is None:
+            self.save()
+            kept = f"checkpoint of the last applied step: {checkpoint}"
+        elif tensors_finite(self.method.state_dict().values()):
+            self.save()
+            kept = f"checkpoint of the last good step: {checkpoint} (finite weights)"
+        else:  # should not happen (bad steps are never applied); keep the older file
+            checkpoint = checkpoint if checkpoint.is_file() else None
+            kept = f"weights are not finite, not saved; last good checkpoint: {checkpoint or 'none'}"
+        message = self.budget.stop_message(bad, self.step - 1, kept)
+        return RunStopped(message, exit_code=EXIT_CODE, reason="non-finite", checkpoint=checkpoint,
+                          step=bad.step if bad is not None else self.step - 1)
+
+    # --- the epoch end ---------------------------------------------------------------
+    def end_epoch(self) -> None:
+        epoch, rank_zero = self.epoch, self.fabric.is_global_zero
+        row = {f"{name}_epoch": value for name, value in self.means.end_epoch().items()}
+        rate = self.throughput.end_epoch()
+        if rate is not None:
+            row["train/images_per_second"] = rate
+        skipped = self.bad_images.end_epoch(epoch, warn=rank_zero)
+        if skipped is not None:
+            row["data/skipped_images"] = float(skipped)
+        if self.knn is not None and rank_zero and self.knn.due(epoch + 1, last=epoch + 1 == self.epochs):
+            measured = self.knn.measure(epoch + 1, self.method.backbone, self.method.teacher.module.backbone,
+                                        self.fabric.device)
+            row.update({"knn/student_top1": measured["knn_top1_student"],
+                        "knn/teacher_top1": measured["knn_top1_teacher"]})
+        self.log.write(row, step=self.step - 1, epoch=epoch)
+        self.epoch, self.batches_done = epoch + 1, 0
+        self.save()
+        self._call("on_epoch_end")
+
+    # --- checkpoints -----------------------------------------------------------------
+    def save(self) -> None:
+        """The full training state at this batch boundary into ``checkpoints/last.ckpt``
+        (rank 0 writes; every rank must call this)."""
+        if self.fabric.is_global_zero:
+            write_checkpoint({
+                "format": CHECKPOINT_FORMAT, "global_step": self.step, "epoch": self.epoch,
+                "batches_done": self.batches_done, "steps_per_epoch": self.steps_per_epoch,
+                "state_dict": {f"method.{k}": v for k, v in self.method.state_dict().items()},
+                "optimizer": self.raw_optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "precision": self.fabric.strategy.precision.state_dict(),
+                "loop": {"non_finite": self.budget.state_dict(), "epoch_means": self.means.state_dict(),
+                         "throughput": self.throughput.state_dict(), "bad_images": self.bad_images.state_dict(),
+                         "knn": self.knn.state_dict() if self.knn is not None else None, "rng": rng_states()},
+            }, self.checkpoint)
+        self.fabric.barrier()
+
+    def load(self, path: str) -> None:
+        """Continue from the checkpoint ``path`` (written by :meth:`save`)."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        self.method.load_state_dict({k.removeprefix("method."): v for k, v in state["state_dict"].items()})
+        self.raw_optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.fabric.strategy.precision.load_state_dict(state["precision"])
+        self.step, self.epoch, self.batches_done = state["global_step"], state["epoch"], state["batches_done"]
+        loop = state["loop"]
+        self.budget.load_state_dict(loop["non_finite"])
+        self.means.load_state_dict(loop["epoch_means"])
+        self.throughput.load_state_dict(loop["throughput"])
+        self.bad_images.load_state_dict(loop["bad_images"])
+        if self.knn is not None and loop["knn"] is not None:
+            self.knn.load_state_dict(loop["knn"])
+        restore_rng_states(loop["rng"])
+
+    # --- helpers ---------------------------------------------------------------------
+    def _any_rank(self, flag: bool) -> bool:
+        """``flag`` OR-ed over all processes (a collective)."""
+        if self.fabric.world_size == 1:
+            return flag
+        return bool(self.fabric.all_reduce(torch.tensor(float(flag), device=self.fabric.device), reduce_op="max"))
+
+    def _call(self, hook: str) -> None:
+        for target in self.hooks:
+            method = getattr(target, hook, None)
+            if method is not None:
+                method(self)
