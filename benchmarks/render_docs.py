@@ -321,7 +321,7 @@ def views_section(views: dict | None) -> list[str]:
               "kornia was measured first, as DESIGN.md asks; its crop-and-resize also does not follow "
               "torchvision's pixel-area convention. On a shared 2-core machine two torch threads can be slower "
               "than one (they wait for each other at every op): use `OMP_NUM_THREADS=1` there.",
-              "", "Parity with torchvision is tested, not benchmarked (`tests/test_batched_views.py`: each op "
+              "", "Parity with torchvision is tested, not benchmarked (`tests/data/test_batched_views.py`: each op "
               "against torchvision's functional op, and crop, flip, jitter, grayscale, blur and solarisation "
               "statistics at fixed seeds).", ""]
     return lines

@@ -8,7 +8,7 @@ same tensors:
   from the uint8 tensor in the main process, then torchvision's ``to_dtype(scale=True)``
   and ``normalize``, the ops that ``eval_transform`` ends with (its resize and centre crop
   are identities at the image's own size). Bitwise equal to the per-image path
-  (tests/test_eval_batches.py) and about twice as fast on 2 CPU cores: no PIL round trip
+  (tests/eval/test_eval_batches.py) and about twice as fast on 2 CPU cores: no PIL round trip
   per image, no worker processes to start;
 - anything else: a DataLoader of :class:`~resmo.data.views.EvalDataset` with ``num_workers``
   workers.

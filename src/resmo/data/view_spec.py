@@ -44,7 +44,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SMALL_IMAGE_SIZE = 64
 """Images at most this many pixels wide count as small (CIFAR-like) for the defaults."""
 #: The views of each method: multi-crop (global + local crops) or two global views. Every
-#: registered method has an entry (tests/test_data_views.py checks it against resmo.methods).
+#: registered method has an entry (tests/data/test_data_views.py checks it against resmo.methods).
 VIEWS_OF_METHOD = {
     "mocov2": "two_view", "mocov3": "two_view", "byol": "two_view", "dino": "multi_crop", "densecl": "two_view",
 }

@@ -59,7 +59,7 @@ reference takes ``d = g``. So a weight with an all-zero gradient is decayed by t
 by solo-learn, and a zero weight (zero-initialised layers; zero-init BatchNorm gammas when
 the exclusion is off) under clipping with ``lr > 1`` steps by ``g`` instead of ``lr * g``.
 These are different updates, not rounding, so resmo keeps this implementation
-(``tests/test_lars.py`` checks both the agreement and the difference). It also needs no
+(``tests/optim/test_lars.py`` checks both the agreement and the difference). It also needs no
 timm in the core install.
 """
 

@@ -21,9 +21,9 @@ from resmo.recipes import (
     reproduces,
     suggest_recipe,
 )
-from tests.test_cli import assert_one_line_error, run_main
+from tests.commands.test_cli import assert_one_line_error, run_main
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 DATASETS = ("cifar10", "cifar100", "imagenet100", "stl10")
 METHODS = ("byol", "dino", "mocov2", "mocov3")
 #: Recipes beyond the dataset x method grid: DenseCL on COCO (ResNet-50, an image folder).

@@ -11,7 +11,7 @@ from PIL import Image
 from resmo.config import load_config
 from resmo.train.pretrain import execute_run, prepare_run
 
-CIFAR_TAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+CIFAR_TAR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 def folder_overrides(data: Path, out: Path) -> list[str]:

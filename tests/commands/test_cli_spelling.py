@@ -10,8 +10,8 @@ import pytest
 
 from resmo.cli import build_parser
 from resmo.config import ConfigError, load_config
-from tests.test_cli import assert_one_line_error, run_main
-from tests.test_run_checks import TINY
+from tests.commands.test_cli import assert_one_line_error, run_main
+from tests.train.test_run_checks import TINY
 
 
 @pytest.fixture

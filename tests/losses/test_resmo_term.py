@@ -98,7 +98,7 @@ def test_resmo_in_method_pairs_same_views(method_name, make_method, make_views):
     student = result.student.level("projection")
     teacher = result.teacher.level("projection")
     paired = min(len(student), len(teacher))  # DenseCL's student sees one view (its dense
-    # ResMo term, 0 here as well, is checked in tests/test_densecl.py)
+    # ResMo term, 0 here as well, is checked in tests/methods/test_densecl.py)
     same = residual_momentum_loss(student[:paired], teacher=teacher[:paired])
     swapped = residual_momentum_loss(student[:paired], teacher=teacher[::-1][:paired])
     torch.testing.assert_close(result.terms["resmo"], same.detach())

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def load(name: str):
@@ -195,7 +195,7 @@ def test_gpu_cifar10_tiny_on_the_real_archive(cifar10_jpeg, tmp_path):
 
 
 def test_the_readme_states_the_measured_quickstart_time_within_its_target():
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     result = json.loads((root / "benchmarks" / "results" / "quickstart.json").read_text())
     readme = (root / "README.md").read_text()
     assert f"quickstart ({result['wall_seconds_total']:.0f} s measured on 2 idle CPU cores" in readme

@@ -24,7 +24,7 @@ from resmo.losses.queue import MoCoQueue
 from resmo.methods.base import cancel_last_layer_gradients, clip_gradients_per_parameter
 from resmo.momentum.schedule import cosine_schedule
 from resmo.optim.optimizers import build_optimizer, set_weight_decay
-from tests.test_heads import _layout
+from tests.nn.test_heads import _layout
 
 
 def _outputs(method, views):

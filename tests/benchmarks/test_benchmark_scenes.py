@@ -14,7 +14,7 @@ from PIL import Image
 
 from resmo.data.folders import load_image_folder
 from resmo.transfer.voc import VOCDetection, read_classes, read_split
-from tests.test_benchmark_scripts import load
+from tests.benchmarks.test_benchmark_scripts import load
 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TINY = ["--num-train", "6", "--num-val", "2", "--num-test", "3", "--num-unlabelled", "2", "--canvas", "64",

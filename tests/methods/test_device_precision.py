@@ -136,7 +136,7 @@ def test_bf16_autocast_step_matches_float32_losses(method_name, distance, make_m
     paired = min(len(student.outputs), len(teacher.outputs))
     torch.testing.assert_close(result.terms["ssl"], method.ssl_loss(student, teacher, step=0),
                                rtol=0, atol=1e-5)
-    if method_name == "densecl":  # global and dense terms (tests/test_densecl.py checks the formula)
+    if method_name == "densecl":  # global and dense terms (tests/methods/test_densecl.py checks the formula)
         expected_resmo = method.residual_loss(student, teacher)
     else:
         expected_resmo = residual_momentum_loss(student.outputs[:paired], teacher=teacher.outputs[:paired],

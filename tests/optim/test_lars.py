@@ -284,7 +284,7 @@ def test_a_state_saved_before_the_new_settings_loads_with_the_current_ones():
 
 
 def test_a_step_makes_no_host_read():
-    from tests.test_benchmark_scripts import load
+    from tests.benchmarks.test_benchmark_scripts import load
 
     host_syncs = load("host_syncs")
     model = small_model()

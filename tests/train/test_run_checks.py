@@ -1,4 +1,4 @@
-"""Inputs the fuzzing (tests/test_fuzz_cli.py) found to fail late or with a traceback:
+"""Inputs the fuzzing (tests/config/test_fuzz_cli.py) found to fail late or with a traceback:
 each now ends before any work with one line naming the key, and exit code 2."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from resmo.cli import main
-from tests.test_cli import assert_one_line_error, run_main
+from tests.commands.test_cli import assert_one_line_error, run_main
 
 TINY = ["data.synthetic.num_samples=64", "data.synthetic.val_num_samples=32", "train.batch_size=16"]
 

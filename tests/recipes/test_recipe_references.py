@@ -12,7 +12,7 @@ from resmo.fidelity.references import compare, deviations, references, render, s
 from resmo.recipes import recipe_names
 
 RECIPES = sorted(references()["recipes"])
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "recipes.md"
 
 
 def test_every_shipped_recipe_has_a_reference_entry():

@@ -21,8 +21,8 @@ from resmo.cli import main
 from resmo.losses import dense_correspondence, dense_info_nce
 from tests.conftest import build_method, random_views
 from tests.pretrain_helpers import tiny_overrides
-from tests.test_cli import assert_one_line_error, run_main
-from tests.test_distributed_equivalence import free_port
+from tests.commands.test_cli import assert_one_line_error, run_main
+from tests.methods.test_distributed_equivalence import free_port
 
 
 def _outputs(method, views):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.test_benchmark_scripts import load
+from tests.benchmarks.test_benchmark_scripts import load
 
 
 @pytest.mark.parametrize("method", ["mocov2", "dino"])

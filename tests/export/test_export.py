@@ -19,7 +19,7 @@ from resmo.train.run_folder import load_backbone
 from tests.eval_helpers import make_run, run_cli
 
 SMALL = ("data.image_size=16", "data.synthetic.val_num_samples=16", "monitor.knn_every_epochs=0")
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")
