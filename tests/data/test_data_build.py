@@ -30,7 +30,7 @@ from resmo.data import (
     torchvision_sets,
 )
 
-CIFAR10_JPEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+CIFAR10_JPEG = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 SMALL_SYNTHETIC = {"num_samples": 20, "val_num_samples": 10}
 
 
