@@ -191,6 +191,7 @@ def test_pretrain_with_the_batched_pipeline(tmp_path):
     assert len(labelled) == len(seen) and all(shape == (32,) for shape in labelled)
     saved = json.loads((out / "summary.json").read_text())
     assert saved["images_per_second"] > 0 and np.isfinite(saved["final_loss"])
+    assert prepared.loop.throughput.images == 192  # the epoch's images, not the channels of one
     assert 0.0 <= summary["knn_top1_student"] <= 100.0
 
 

@@ -38,6 +38,7 @@ def test_run_folder_summary_and_exports(tmp_path):
         assert 0.0 <= saved[key] <= 100.0
     assert set(saved["intra_gap"]) == {"features", "projection", "output"}
     assert saved["images_per_second"] > 0 and saved["ranks_consistent"] is True
+    assert prepared.loop.throughput.images == 192  # every image of the last epoch counted
     # the saved config is the resolved one and loads back as a recipe
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["train"]["epochs"] == 1 and resolved["method_options"]["mocov3"]["hidden_dim"] == 64

@@ -60,20 +60,21 @@ class EpochMeans:
 class Throughput:
     def __init__(self) -> None:
         self.per_epoch: list[float] = []
-        self._start, self._images = 0.0, 0
+        self.images = 0  # trained on in the current (or last) epoch, all processes
+        self._start = 0.0
 
     def start(self) -> None:
-        self._start, self._images = time.perf_counter(), 0
+        self._start, self.images = time.perf_counter(), 0
 
     def add(self, images: int) -> None:
-        self._images += images
+        self.images += images
 
     def end_epoch(self) -> float | None:
         """This epoch's images per second (``None`` when it trained no batch)."""
         seconds = time.perf_counter() - self._start
-        if not self._images or seconds <= 0:
+        if not self.images or seconds <= 0:
             return None
-        self.per_epoch.append(self._images / seconds)
+        self.per_epoch.append(self.images / seconds)
         return self.per_epoch[-1]
 
     def state_dict(self) -> dict:

@@ -140,9 +140,9 @@ class TrainingLoop:
             self.progress.open(epoch, start)
         for batch_index, batch in enumerate(self.loader.start(epoch, start), start=start):
             self._call("on_batch_start")
-            check = self.train_step(batch, batch_index)
+            check, images = self.train_step(batch, batch_index)
             self.batches_done = batch_index + 1
-            self.throughput.add(batch[0][0].shape[0] * self.fabric.world_size)
+            self.throughput.add(images * self.fabric.world_size)
             self.progress.update(self.batches_done, self.last_loss)
             self._call("on_batch_end")
             self._stop_if_asked(check)
@@ -150,8 +150,9 @@ class TrainingLoop:
         self.end_epoch()
 
     # --- one step -------------------------------------------------------------------
-    def train_step(self, batch, batch_index: int) -> StepCheck:
-        """One optimizer step on ``batch``, items 1-8 of the module docstring."""
+    def train_step(self, batch, batch_index: int) -> tuple[StepCheck, int]:
+        """One optimizer step on ``batch``, items 1-8 of the module docstring; returns the
+        step's check and the number of images in the batch."""
         views = self._views(batch)
         self.batch_norm.take()
         result = self.model(views, step=self.step)
@@ -181,7 +182,7 @@ class TrainingLoop:
             if (self.step + 1) % self.log_every == 0:
                 self._log_step(values, momentum)
         self.step += 1
-        return check
+        return check, views[0].shape[0]
 
     def _views(self, batch) -> list[torch.Tensor]:
         batch = self.fabric.to_device(batch)
