@@ -84,11 +84,11 @@ def kornia_views(recipe):
     pipelines = []
     for spec in recipe.specs:
         steps = [
-            K.RandomResizedCrop(spec.size, scale=spec.scale, ratio=spec.ratio, resample=spec.interpolation),
+            K.RandomResizedCrop((spec.size, spec.size), scale=spec.scale, ratio=spec.ratio, resample=spec.interpolation),
             K.RandomHorizontalFlip(p=spec.flip_prob),
             K.ColorJitter(
                 *(r[1] - 1 if r else 0 for r in spec.jitter_ranges[:3]),
-                spec.hue[1] if spec.hue else 0, p=spec.jitter_prob,
+                spec.hue, p=spec.jitter_prob,
             ),
             K.RandomGrayscale(p=spec.grayscale_prob),
         ]
