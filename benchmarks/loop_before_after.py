@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "command": "python benchmarks/loop_before_after.py --before " + args.before + "".join(f" {a}" for a in args.extra),
         "machine": machine_info(load_average_1min=round(before_load, 2)),
+        "date": time.strftime("%Y-%m-%d"),
         "load_average_1min_after": round(os.getloadavg()[0], 2),
         "commits": commits,
         "runs": runs,

@@ -30,6 +30,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "gpu": ("src/resmo", "benchmarks/gpu_cifar10.py", "benchmarks/gpu_throughput.py"),
     "quickstart": ("src/resmo", "benchmarks/quickstart.py"),
     "loop": ("src/resmo", "benchmarks/loop_overhead.py"),
+    "before_after": ("src/resmo", "benchmarks/loop_before_after.py"),
 }
 
 
