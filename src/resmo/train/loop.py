@@ -118,18 +118,21 @@ class TrainingLoop:
     def fit(self, resume: str | None = None) -> None:
         if resume is not None:
             self.load(resume)
-        with self.signals:
-            with self.signals.at_once("before the first training step"):
-                self._call("on_start")
-                if self.knn is not None and self.step == 0 and self.knn.random_init_top1 is None:
-                    self.knn.measure_random_init(self.method.backbone, self.fabric.device, self.fabric.is_global_zero)
-            while self.epoch < self.epochs and not self.should_stop:
-                if self._any_rank(self.signals.received is not None):  # came between batches
-                    raise self.signals.stopped(f"before epoch {self.epoch + 1}", step=self.step,
-                                               checkpoint=self.checkpoint if self.checkpoint.is_file() else None)
-                self.train_one_epoch()
-        self.progress.close()
-        self.log.close()
+        try:
+            with self.signals:
+                with self.signals.at_once("before the first training step"):
+                    self._call("on_start")
+                    if self.knn is not None and self.step == 0 and self.knn.random_init_top1 is None:
+                        self.knn.measure_random_init(self.method.backbone, self.fabric.device,
+                                                     self.fabric.is_global_zero)
+                while self.epoch < self.epochs and not self.should_stop:
+                    if self._any_rank(self.signals.received is not None):  # came between batches
+                        raise self.signals.stopped(f"before epoch {self.epoch + 1}", step=self.step,
+                                                   checkpoint=self.checkpoint if self.checkpoint.is_file() else None)
+                    self.train_one_epoch()
+        finally:  # stopped or not: the bar ends its line, TensorBoard's events are flushed
+            self.progress.close()
+            self.log.close()
 
     def train_one_epoch(self) -> None:
         epoch, start = self.epoch, self.batches_done
