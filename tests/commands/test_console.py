@@ -68,3 +68,21 @@ def test_a_run_prints_resmo_lines_only(tmp_path):
     assert verbose.returncode == 0, verbose.stderr[-2000:]
     verbose_lines = [line for line in verbose.stdout.replace("\r", "\n").splitlines() if line.strip()]
     assert verbose_lines[-2].startswith("done in ") and verbose_lines[-1].startswith("intra gap (")
+
+
+def test_a_resumed_run_shows_the_epoch_and_its_total_from_the_batch_it_resumes_at(tmp_path, capsys):
+    from resmo.config import load_config
+    from resmo.train.pretrain import execute_run, prepare_run
+    from resmo.train.stopping import RunStopped
+    from tests.pretrain_helpers import SignalAt
+
+    overrides = [*tiny_overrides(tmp_path / "run"), "train.progress_bar=true", "monitor.knn_every_epochs=0"]
+    run = prepare_run(load_config(None, overrides))
+    run.loop.hooks.append(SignalAt(8))  # batch 3 of 6 in epoch 2
+    with pytest.raises(RunStopped):
+        execute_run(run)
+    capsys.readouterr()
+    execute_run(prepare_run(load_config(None, overrides), resume="auto"))
+    bars = [line for line in capsys.readouterr().out.replace("\r", "\n").splitlines() if line.startswith("Epoch")]
+    assert bars and all(line.startswith("Epoch 2/2: ") for line in bars), bars
+    assert " 3/6 " in bars[0] and " 6/6 " in bars[-1] and not any("/?" in line for line in bars), bars

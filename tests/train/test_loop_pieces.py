@@ -64,6 +64,12 @@ def test_throughput_counts_images_per_second_and_skips_an_empty_epoch():
     assert rate is not None and rate > 0 and throughput.per_epoch == [rate]
     throughput.start()
     assert throughput.end_epoch() is None and len(throughput.per_epoch) == 1
+    throughput.start()
+    throughput.add(32)
+    resumed = Throughput()  # a checkpoint mid-epoch: its images count in the epoch's rate
+    resumed.load_state_dict(throughput.state_dict())
+    resumed.start(resumed=True)
+    assert resumed.images == 32 and resumed.end_epoch() is not None and len(resumed.per_epoch) == 2
 
 
 def test_the_budget_skips_within_it_and_stops_beyond_it():

@@ -61,10 +61,15 @@ class Throughput:
     def __init__(self) -> None:
         self.per_epoch: list[float] = []
         self.images = 0  # trained on in the current (or last) epoch, all processes
-        self._start = 0.0
+        self._start, self._seconds = 0.0, 0.0  # the epoch's start; its seconds in a loaded state
 
-    def start(self) -> None:
-        self._start, self.images = time.perf_counter(), 0
+    def start(self, *, resumed: bool = False) -> None:
+        """The epoch starts (``resumed``: continues, from a checkpoint, with the images and
+        seconds counted before it)."""
+        if resumed:
+            self._start = time.perf_counter() - self._seconds
+        else:
+            self._start, self.images = time.perf_counter(), 0
 
     def add(self, images: int) -> None:
         self.images += images
@@ -78,10 +83,12 @@ class Throughput:
         return self.per_epoch[-1]
 
     def state_dict(self) -> dict:
-        return {"per_epoch": list(self.per_epoch)}
+        return {"per_epoch": list(self.per_epoch), "images": self.images,
+                "seconds": time.perf_counter() - self._start}
 
     def load_state_dict(self, state: dict) -> None:
         self.per_epoch = list(state["per_epoch"])
+        self.images, self._seconds = int(state["images"]), float(state["seconds"])
 
 
 class BadImages:

@@ -4,8 +4,8 @@
   list is finite; the training step fuses the flags of its loss terms and gradients with
   its stop request into one tensor and reads it once (see resmo.train.module);
 - :func:`first_non_finite_term`: the first named loss term (``loss``, ``ssl``, ``resmo``,
-  ...) that is NaN or infinite; checked after the forward pass, before backward (a NaN
-  is never back-propagated);
+  ...) that is NaN or infinite, named once the step's fused check found one (the
+  step's gradients are then cleared: nothing of it reaches the weights);
 - :func:`first_non_finite_gradient`: the first parameter with a NaN / infinite gradient,
   checked after backward and before the optimizer step;
 - :class:`NonFiniteStep`: what went wrong at which step, for messages and the summary;

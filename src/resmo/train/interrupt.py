@@ -18,7 +18,7 @@ checkpoint and reaches the same weights and metrics as a run never interrupted (
   Ctrl+C or a cluster's SIGTERM reaches the whole process group, and a worker that died
   of it would make torch raise in the main process in the middle of the step, the kNN
   after the last epoch (before its checkpoint) or the checkpoint being written.
-- A second SIGINT (Ctrl+C twice) stops at once with ``KeyboardInterrupt``; the checkpoint
+- A SIGINT after a first signal (Ctrl+C twice) stops at once with ``KeyboardInterrupt``; the checkpoint
   files stay intact because writes are atomic (see :mod:`resmo.train.checkpoint_io`).
 - Where there is nothing to save, a signal stops at once with ``RunStopped``: before the
   first training step (the random-init kNN, which takes minutes on large folders:
@@ -114,9 +114,9 @@ class StopSignals:
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.received == signal.SIGINT and signum == signal.SIGINT:
+        if self.received is not None and signum == signal.SIGINT:
             self.restore_handlers()
-            raise KeyboardInterrupt  # a second Ctrl+C: stop now
+            raise KeyboardInterrupt  # Ctrl+C after a first signal: stop now
         if self.received is None:
             self.received = signum
         if self._at_once is not None:
@@ -154,8 +154,7 @@ class StopSignals:
     def restore_handlers(self) -> None:
         worker_ignores_stop_signals.training = False
         for signum, handler in self._previous.items():
-            if handler is not None:
-                signal.signal(signum, handler)
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous = {}
 
     def __enter__(self) -> StopSignals:

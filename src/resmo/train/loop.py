@@ -15,7 +15,8 @@ one step, top to bottom:
    gradients are unscaled;
 4. the step's **one host synchronisation**: "a term is not finite", "a gradient is not
    finite" and "stop requested" (a signal, resmo.train.interrupt) stacked, max-reduced over
-   processes and read once;
+   processes and read once (under ``16-mixed`` torch's gradient scaler reads its own
+   overflow flag once more in the optimizer step);
 5. a bad step (term or gradient not finite) clears the gradients and restores the BatchNorm
    statistics; under ``16-mixed`` non-finite gradients with finite terms are an overflow
    that the gradient scaler skips itself. An applied step gets the method's gradient edits
@@ -41,6 +42,7 @@ after the current epoch.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +92,12 @@ class StepCheck:
         return self.bad is None and not self.scaler_skipped
 
 
+@contextmanager
+def _recorded(where: str):
+    """Signals are only recorded here (see :meth:`TrainingLoop.fit`)."""
+    yield
+
+
 class TrainingLoop:
     def __init__(self, fabric: Fabric, method: MomentumMethod, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, loader: ResumableLoader, *,
@@ -120,7 +128,11 @@ class TrainingLoop:
             self.load(resume)
         try:
             with self.signals:
-                with self.signals.at_once("before the first training step"):
+                # one process: a signal now stops at once; several: recorded, and all ranks stop
+                # together at the first epoch's start (rank 0 alone runs the kNN; raising there
+                # would leave the others waiting in a collective)
+                at_once = self.signals.at_once if self.fabric.world_size == 1 else _recorded
+                with at_once("before the first training step"):
                     self._call("on_start")
                     if self.knn is not None and self.step == 0 and self.knn.random_init_top1 is None:
                         self.knn.measure_random_init(self.method.backbone, self.fabric.device,
@@ -130,15 +142,18 @@ class TrainingLoop:
                         raise self.signals.stopped(f"before epoch {self.epoch + 1}", step=self.step,
                                                    checkpoint=self.checkpoint if self.checkpoint.is_file() else None)
                     self.train_one_epoch()
-        finally:  # stopped or not: the bar ends its line, TensorBoard's events are flushed
+        except BaseException:
             self.progress.close()
-            self.log.close()
+            self.log.close("failed")
+            raise
+        self.progress.close()
+        self.log.close("success")
 
     def train_one_epoch(self) -> None:
         epoch, start = self.epoch, self.batches_done
         if start == 0:
             self.means.reset()
-        self.throughput.start()
+        self.throughput.start(resumed=start > 0)
         if start < self.steps_per_epoch:
             self.progress.open(epoch, start)
         for batch_index, batch in enumerate(self.loader.start(epoch, start), start=start):
@@ -172,6 +187,7 @@ class TrainingLoop:
             weight_decay = self.method.weight_decay_at(self.step, total_steps=self.schedule.total_steps)
             if weight_decay is not None:
                 set_weight_decay(self.raw_optimizer, weight_decay)
+        learning_rate = self.raw_optimizer.param_groups[0]["lr"]  # this step's (logged)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
@@ -183,7 +199,7 @@ class TrainingLoop:
                       **{f"gap/{level}": value.detach() for level, value in result.gaps.items()}}
             self.means.add(values)
             if (self.step + 1) % self.log_every == 0:
-                self._log_step(values, momentum)
+                self._log_step(values, momentum, learning_rate)
         self.step += 1
         return check, views[0].shape[0]
 
@@ -218,14 +234,14 @@ class TrainingLoop:
         name, value = first_non_finite_gradient(self.method.named_parameters()) or ("", float("nan"))
         return NonFiniteStep(self.step, self.epoch, batch, "gradient", value, detail=name)
 
-    def _log_step(self, values: dict[str, torch.Tensor], momentum: float | None) -> None:
+    def _log_step(self, values: dict[str, torch.Tensor], momentum: float | None, learning_rate: float) -> None:
         names = list(values)
         numbers = torch.stack([values[name].float().reshape(()) for name in names]).tolist()
         row = {f"{name}_step": number for name, number in zip(names, numbers, strict=True)}
         self.last_loss = row.get("train/loss_step")
         if momentum is not None:
             row["train/momentum"] = momentum
-        row["train/lr"] = self.raw_optimizer.param_groups[0]["lr"]
+        row["train/lr"] = learning_rate
         self.log.write(row, step=self.step, epoch=self.epoch)
 
     # --- stopping at a batch boundary ------------------------------------------------
@@ -248,7 +264,7 @@ class TrainingLoop:
         if bad is None:
             self.save()
             kept = f"checkpoint of the last applied step: {checkpoint}"
-        elif tensors_finite(self.method.state_dict().values()):
+        elif not self._any_rank(not tensors_finite(self.method.state_dict().values())):  # all ranks alike
             self.save()
             kept = f"checkpoint of the last good step: {checkpoint} (finite weights)"
         else:  # should not happen (bad steps are never applied); keep the older file

@@ -47,9 +47,9 @@ class MetricsLog:
                 csv.DictWriter(file, fieldnames=self.columns).writerow(row)
         self.tensorboard.log_metrics(values, step=step)
 
-    def close(self) -> None:
+    def close(self, status: str = "success") -> None:
         if self.tensorboard is not None:
-            self.tensorboard.finalize("success")
+            self.tensorboard.finalize(status)
 
     def _rewrite(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

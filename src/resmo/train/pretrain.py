@@ -133,6 +133,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     config.data.image_size = image_size
     config.data.pipeline = chosen_pipeline(config.data.pipeline, str(config.data.name))  # "auto" decided
     recipe = build_view_recipe(config.method, image_size, **{**splits.view_defaults, **config.data.views})
+    processes = fabric.world_size  # as launched (the estimate above decided the notes)
     global_batch = config.train.batch_size * processes
     if len(splits.train) < global_batch:
         raise ValueError(
@@ -161,7 +162,12 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     else:
         train_loader = _train_loader(MultiViewDataset(splits.train, recipe), config)
     optimizer = _optimizer(config, method)
-    resume_step = inspect_checkpoint(resume).global_step if resume else None
+    saved = inspect_checkpoint(resume) if resume else None
+    resume_step = saved.global_step if saved else None
+    if saved and saved.steps_per_epoch and saved.steps_per_epoch != steps_per_epoch:
+        notes.append(f"the checkpoint's run had {saved.steps_per_epoch} steps per epoch, this one has "
+                     f"{steps_per_epoch} (other batch size, data or number of processes): it continues "
+                     "from the same step with another data order and learning-rate schedule")
     loop = TrainingLoop(
         fabric, method, optimizer, build_lr_scheduler(
             optimizer, total_steps=schedule.total_steps, warmup_steps=schedule.lr_warmup_steps,
