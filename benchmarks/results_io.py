@@ -21,14 +21,14 @@ def machine_info(**extra) -> dict:
 
 def code_provenance() -> dict:
     """The code a result comes from: resmo's version, the git commit of this checkout and
-    whether it had uncommitted changes outside the results and docs that benchmarks write
-    (``commit`` null outside a git checkout)."""
+    whether it had uncommitted changes to the code (``src/`` and ``benchmarks/``, leaving out
+    the results benchmarks write; ``commit`` null outside a git checkout)."""
     from provenance import git
 
     from resmo import __version__
 
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                 ":(exclude)benchmarks/results", ":(exclude)docs")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",
+                 ":(exclude)benchmarks/results")
     return {"resmo_version": __version__, "commit": git("rev-parse", "HEAD"),
             "dirty": bool(status) if status is not None else None}
 
