@@ -240,7 +240,10 @@ QUALITY_RECHECKS = [
      "README, the command line's help and tests)"),
     ("2026-12-02", "788c9ec", "after the training loop moved from Lightning's Trainer to the explicit loop on "
      "Lightning Fabric (resmo.train.loop), the smoke protocol recomputed from scratch gave exactly the committed "
-     "numbers for all 19 runs again (the smoke table above holds these runs)"),
+     "numbers for all 19 runs again"),
+    ("2026-12-02", "7dbad81", "after the loop's review fixes (learning rate logged for its own step, images/s of "
+     "a resumed epoch, decisions taken by all processes together), the smoke protocol recomputed from scratch gave "
+     "exactly the committed numbers for all 19 runs again (the smoke table above holds these runs)"),
 ]
 
 
