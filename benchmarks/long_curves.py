@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     protocol = PROTOCOLS["long"]
     runs = load_runs(protocol, args.results_dir)
     curves = {"protocol": protocol.name, "command": "python benchmarks/long_curves.py",
-              "date": time.strftime("%Y-%m-%d"), "code": code_provenance(), **aggregate(protocol, runs)}
+              "date": time.strftime("%Y-%m-%d"), "code": code_provenance(),
+              "code_commits": sorted({r["code"]["commit"] for r in runs.values() if (r.get("code") or {}).get("commit")}),
+              "runs": len(runs), **aggregate(protocol, runs)}
     curves["figures"] = [str(path) for path in plot(curves, args.figures)]
     save_json(args.results_dir / protocol.name / "curves.json", curves)
     print(f"{len(runs)} runs; missing {len(curves['missing_runs'])}; wrote "

@@ -434,6 +434,71 @@ def loop_section(loop: dict | None) -> list[str]:
         f">= {loop['target_ratio']} |", ""]
 
 
+def long_section(curves: dict | None) -> list[str]:
+    lines = ["## ResMo over the course of training (long protocol)", ""]
+    if curves is None:
+        return lines + ["Not measured yet: `python benchmarks/quality_cifar10.py --protocol long`, then "
+                        "`python benchmarks/long_curves.py`.", ""]
+    total = curves["runs"] + len(curves["missing_runs"])
+    lines += [
+        "MoCo v3 and BYOL with and without ResMo on 10,000 class-balanced CIFAR-10 training images for 30 epochs "
+        "(width-8 ResNet, the short protocol's recipe otherwise); online kNN (k=20) of student and teacher on all "
+        "10,000 test images every 3 epochs, intra gap every epoch. Runs: `python benchmarks/quality_cifar10.py "
+        f"--protocol long`; curves and effects: `{curves['command']}` ({curves['date']}).", "",
+        freshness_text(curves, "quality", "python benchmarks/quality_cifar10.py --protocol long"), ""]
+    if curves["missing_runs"]:
+        lines += [f"**In progress**: {curves['runs']} of {total} runs made; not yet made: "
+                  f"{', '.join(curves['missing_runs'])}. Start the same command again to continue.", ""]
+    lines += ["| arm | seeds | last kNN epoch | student kNN | teacher kNN | teacher - student | intra gap (output) |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for arm in curves["arms"]:
+        if not arm["seeds"]:
+            continue
+        knn = {name: arm["curves"][name][-1] if arm["curves"][name] else None
+               for name in ("student", "teacher", "teacher_minus_student", "intra_gap_output")}
+        lines.append(f"| {arm['label']} | {', '.join(map(str, arm['seeds']))} | "
+                     f"{knn['student']['epoch'] if knn['student'] else '-'} | {_mean_std(knn['student'])} | "
+                     f"{_mean_std(knn['teacher'])} | {_mean_std(knn['teacher_minus_student'], signed=True)} | "
+                     f"{_mean_std(knn['intra_gap_output'], digits=3)} |")
+    lines += ["", "Paired ResMo effect on kNN top-1 (ResMo arm minus the plain arm of the same seed), mean and "
+              "95 % t interval over seeds, by epoch:", "",
+              "| effect | encoder | " + " | ".join(f"epoch {e}" for e in _effect_epochs(curves)) + " |",
+              "|---|---|" + "---:|" * len(_effect_epochs(curves))]
+    for effect in curves["effects"]:
+        by_epoch = {row["epoch"]: row for row in effect["by_epoch"]}
+        if not by_epoch:
+            continue
+        cells = [_effect_cell(by_epoch.get(epoch)) for epoch in _effect_epochs(curves)]
+        lines.append(f"| {effect['label']} | {effect['encoder']} | " + " | ".join(cells) + " |")
+    lines += ["", "![kNN over training](figures/long_knn.png)", "",
+              "![intra gap over training](figures/long_gap.png)", "",
+              "![teacher minus student](figures/long_teacher_minus_student.png)", ""]
+    return lines
+
+
+def _effect_epochs(curves: dict) -> list[int]:
+    """Three epochs of the effects table: the first and last kNN epochs and the one between."""
+    epochs = sorted({row["epoch"] for effect in curves["effects"] for row in effect["by_epoch"]})
+    return sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]}) if epochs else []
+
+
+def _effect_cell(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    if row["ci95"] is None:
+        return f"{row['mean']:+.2f} (n={len(row['per_seed'])})"
+    low, high = row["ci95"]
+    return f"{row['mean']:+.2f} [{low:+.2f}, {high:+.2f}] (n={len(row['per_seed'])})"
+
+
+def _mean_std(point: dict | None, *, digits: int = 1, signed: bool = False) -> str:
+    if point is None:
+        return "-"
+    sign = "+" if signed else ""
+    text = f"{point['mean']:{sign}.{digits}f}"
+    return text + (f" ± {point['std']:.{digits}f}" if point["std"] is not None else "")
+
+
 def before_after_section(compared: dict | None) -> list[str]:
     lines = ["## The training loop against an earlier commit", ""]
     if compared is None:
@@ -462,6 +527,7 @@ def render(results: Path = RESULTS) -> str:
              "a load average above 1 says otherwise.", ""]
     lines += quality_section(load(results / "quality" / "full" / "summary.json"),
                              load(results / "quality" / "smoke" / "summary.json"))
+    lines += long_section(load(results / "quality" / "long" / "curves.json"))
     lines += speed_section(load(results / "speed_cpu.json"))
     lines += views_section(load(results / "view_generation.json"))
     lines += gpu_section(load(results / "gpu_throughput.json"), load(results / "gpu_cifar10.json"))

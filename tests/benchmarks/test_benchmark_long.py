@@ -67,3 +67,16 @@ def test_one_command_writes_the_json_and_the_three_figures(results, tmp_path):
     assert written["command"] == "python benchmarks/long_curves.py" and written["code"]["resmo_version"]
     for name in ("long_knn.png", "long_gap.png", "long_teacher_minus_student.png"):
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_docs_show_the_runs_made_the_last_epoch_and_paired_effects_with_intervals(results, tmp_path):
+    import render_docs
+
+    assert long_curves.main(["--results-dir", str(results), "--figures", str(tmp_path / "figures")]) == 0
+    curves = json.loads((results / "long" / "curves.json").read_text())
+    text = "\n".join(render_docs.long_section(curves))
+    assert "**In progress**: 7 of 15 runs made" in text and "byol-w1-s0" in text  # older settings: not counted
+    # MoCo v3 at epoch 6: students 30, 31, 32 plain; 30, 32, 34 with λ=1 -> differences 0, 1, 2
+    assert "| MoCo v3 | 0, 1, 2 | 6 | 31.0 ± 1.0 | 31.0 ± 0.0 | +0.0 ± 1.0 | 0.400 ± 0.000 |" in text
+    assert "| MoCo v3 + ResMo (λ=1) | student | +1.00 [" in text and "(n=3) | +1.00 [" in text
+    assert "| epoch 3 | epoch 6 |" in text and "figures/long_knn.png" in text
