@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from resmo.cli import FLAG_KEYS, build_parser, main
+from tests.eval_helpers import assert_one_line_error
 
 
 def run_main(args, capsys):
@@ -18,15 +19,6 @@ def run_main(args, capsys):
         code = exit_.code
     captured = capsys.readouterr()
     return code, captured.err
-
-
-def assert_one_line_error(code, err, *fragments):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert code == 2, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_help_documents_every_flag(capsys):

@@ -10,7 +10,8 @@ import pytest
 
 from resmo.cli import build_parser
 from resmo.config import ConfigError, load_config
-from tests.commands.test_cli import assert_one_line_error, run_main
+from tests.commands.test_cli import run_main
+from tests.eval_helpers import assert_one_line_error
 from tests.train.test_run_checks import TINY
 
 

@@ -19,8 +19,9 @@ from resmo import ResMoSettings, create_backbone, create_method
 from resmo.backbones import has_feature_map
 from resmo.cli import main
 from resmo.losses import dense_correspondence, dense_info_nce
-from tests.commands.test_cli import assert_one_line_error, run_main
+from tests.commands.test_cli import run_main
 from tests.conftest import build_method, random_views
+from tests.eval_helpers import assert_one_line_error
 from tests.methods.test_distributed_equivalence import free_port
 from tests.pretrain_helpers import tiny_overrides
 

@@ -21,7 +21,8 @@ from resmo.recipes import (
     reproduces,
     suggest_recipe,
 )
-from tests.commands.test_cli import assert_one_line_error, run_main
+from tests.commands.test_cli import run_main
+from tests.eval_helpers import assert_one_line_error
 
 PROJECT = Path(__file__).resolve().parents[2]
 DATASETS = ("cifar10", "cifar100", "imagenet100", "stl10")

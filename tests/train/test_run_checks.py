@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from resmo.cli import main
-from tests.commands.test_cli import assert_one_line_error, run_main
+from tests.commands.test_cli import run_main
+from tests.eval_helpers import assert_one_line_error
 
 TINY = ["data.synthetic.num_samples=64", "data.synthetic.val_num_samples=32", "train.batch_size=16"]
 
