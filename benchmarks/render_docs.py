@@ -470,10 +470,41 @@ def long_section(curves: dict | None) -> list[str]:
             continue
         cells = [_effect_cell(by_epoch.get(epoch)) for epoch in _effect_epochs(curves)]
         lines.append(f"| {effect['label']} | {effect['encoder']} | " + " | ".join(cells) + " |")
+    lines += ["", "What the runs so far say (read off the intervals above: *helps* / *hurts* when the 95 % "
+              "interval is above / below 0, *not told apart from noise* when it contains 0, *one seed* when "
+              "there is no interval yet):", ""]
+    lines += [f"- {sentence}" for sentence in long_reading(curves)]
     lines += ["", "![kNN over training](figures/long_knn.png)", "",
               "![intra gap over training](figures/long_gap.png)", "",
               "![teacher minus student](figures/long_teacher_minus_student.png)", ""]
     return lines
+
+
+def long_reading(curves: dict) -> list[str]:
+    """One sentence per ResMo arm and encoder: its effect at the first, middle and last kNN
+    epochs, and the sign of teacher - student of the plain arm there."""
+    epochs = _effect_epochs(curves)
+    plain = {arm["method"]: arm for arm in curves["arms"] if arm["weight"] == 0}
+    sentences = []
+    for effect in curves["effects"]:
+        by_epoch = {row["epoch"]: row for row in effect["by_epoch"]}
+        if not by_epoch:
+            continue
+        verdicts = [f"epoch {epoch}: {_verdict(by_epoch[epoch])}" for epoch in epochs if epoch in by_epoch]
+        arm = next(a for a in curves["arms"] if a["key"] == effect["arm"])
+        lead = {p["epoch"]: p["mean"] for p in plain[arm["method"]]["curves"]["teacher_minus_student"]}
+        signs = [f"{epoch}: {lead[epoch]:+.1f}" for epoch in epochs if epoch in lead]
+        sentences.append(f"{effect['label']}, {effect['encoder']} kNN: {'; '.join(verdicts)} "
+                         f"(teacher - student of the plain method at epochs {', '.join(signs)}).")
+    return sentences
+
+
+def _verdict(row: dict) -> str:
+    if row["ci95"] is None:
+        return f"{row['mean']:+.2f}, one seed"
+    low, high = row["ci95"]
+    word = "helps" if low > 0 else "hurts" if high < 0 else "not told apart from noise"
+    return f"{word} ({row['mean']:+.2f} [{low:+.2f}, {high:+.2f}])"
 
 
 def _effect_epochs(curves: dict) -> list[int]:

@@ -80,3 +80,7 @@ def test_the_docs_show_the_runs_made_the_last_epoch_and_paired_effects_with_inte
     assert "| MoCo v3 | 0, 1, 2 | 6 | 31.0 ± 1.0 | 31.0 ± 0.0 | +0.0 ± 1.0 | 0.400 ± 0.000 |" in text
     assert "| MoCo v3 + ResMo (λ=1) | student | +1.00 [" in text and "(n=3) | +1.00 [" in text
     assert "| epoch 3 | epoch 6 |" in text and "figures/long_knn.png" in text
+    # epoch 3: differences 1, 1, 1 (interval [1, 1]: helps); epoch 6: 0, 1, 2 (contains 0)
+    assert ("- MoCo v3 + ResMo (λ=1), student kNN: epoch 3: helps (+1.00 [+1.00, +1.00]); epoch 6: not told "
+            "apart from noise (+1.00 [-1.48, +3.48]) (teacher - student of the plain method at epochs 3: -2.0, "
+            "6: +0.0).") in text
