@@ -106,3 +106,20 @@ def test_dino_run_freezes_the_prototypes_in_the_first_epoch_and_schedules_weight
     assert not all(torch.equal(a, b) for a, b in zip(after_first, after_second, strict=True))
     decays = seen[1][1]
     assert 0.04 < max(decays) <= 0.4 and min(decays) == 0.0  # scheduled weights, undecayed norms
+
+
+@pytest.mark.parametrize("pipeline", ["torchvision", "batched"])
+def test_bf16_mixed_runs_the_forward_pass_under_cpu_autocast(tmp_path, pipeline):
+    """``train.precision=bf16-mixed`` on a CPU: convolutions run in bfloat16 (Fabric's autocast
+    around the method's forward), the weights, loss and teacher stay float32 and finite."""
+    overrides = [*tiny_overrides(tmp_path / "run", epochs=1), "train.precision=bf16-mixed",
+                 f"data.pipeline={pipeline}", "monitor.knn_every_epochs=0"]
+    prepared = prepare_run(load_config(None, overrides))
+    seen = set()
+    first_conv = next(m for m in prepared.method.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(  # training steps only (the kNN monitor runs in eval mode, in float32)
+        lambda module, inputs, output: seen.add(output.dtype) if module.training else None)
+    summary = execute_run(prepared)
+    assert seen == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in prepared.method.parameters())
+    assert summary["final_loss"] is not None and summary["final_loss"] == summary["final_loss"]
