@@ -439,7 +439,8 @@ def long_section(curves: dict | None) -> list[str]:
     if curves is None:
         return lines + ["Not measured yet: `python benchmarks/quality_cifar10.py --protocol long`, then "
                         "`python benchmarks/long_curves.py`.", ""]
-    total = curves["runs"] + len(curves["missing_runs"])
+    made = sum(len(arm["seeds"]) for arm in curves["arms"])  # runs of the arms (random init aside)
+    total = made + len(curves["missing_runs"])
     lines += [
         "MoCo v3 and BYOL with and without ResMo on 10,000 class-balanced CIFAR-10 training images for 30 epochs "
         "(width-8 ResNet, the short protocol's recipe otherwise); online kNN (k=20) of student and teacher on all "
@@ -447,7 +448,7 @@ def long_section(curves: dict | None) -> list[str]:
         f"--protocol long`; curves and effects: `{curves['command']}` ({curves['date']}).", "",
         freshness_text(curves, "quality", "python benchmarks/quality_cifar10.py --protocol long"), ""]
     if curves["missing_runs"]:
-        lines += [f"**In progress**: {curves['runs']} of {total} runs made; not yet made: "
+        lines += [f"**In progress**: {made} of {total} runs made; not yet made: "
                   f"{', '.join(curves['missing_runs'])}. Start the same command again to continue.", ""]
     lines += ["| arm | seeds | last kNN epoch | student kNN | teacher kNN | teacher - student | intra gap (output) |",
               "|---|---|---:|---:|---:|---:|---:|"]
