@@ -42,7 +42,7 @@ after the current epoch.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,12 +92,6 @@ class StepCheck:
         return self.bad is None and not self.scaler_skipped
 
 
-@contextmanager
-def _recorded(where: str):
-    """Signals are only recorded here (see :meth:`TrainingLoop.fit`)."""
-    yield
-
-
 class TrainingLoop:
     def __init__(self, fabric: Fabric, method: MomentumMethod, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, loader: ResumableLoader, *,
@@ -131,7 +125,7 @@ class TrainingLoop:
                 # one process: a signal now stops at once; several: recorded, and all ranks stop
                 # together at the first epoch's start (rank 0 alone runs the kNN; raising there
                 # would leave the others waiting in a collective)
-                at_once = self.signals.at_once if self.fabric.world_size == 1 else _recorded
+                at_once = self.signals.at_once if self.fabric.world_size == 1 else nullcontext
                 with at_once("before the first training step"):
                     self._call("on_start")
                     if self.knn is not None and self.step == 0 and self.knn.random_init_top1 is None:
@@ -331,9 +325,7 @@ class TrainingLoop:
     # --- helpers ---------------------------------------------------------------------
     def _any_rank(self, flag: bool) -> bool:
         """``flag`` OR-ed over all processes (a collective)."""
-        if self.fabric.world_size == 1:
-            return flag
-        return bool(self.fabric.all_reduce(torch.tensor(float(flag), device=self.fabric.device), reduce_op="max"))
+        return bool(all_reduce_max(torch.tensor(float(flag), device=self.fabric.device)))
 
     def _call(self, hook: str) -> None:
         for target in self.hooks:

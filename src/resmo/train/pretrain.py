@@ -65,10 +65,6 @@ class PreparedRun:
     notes: list[str] = field(default_factory=list)
     ranks: RankCheck | None = None  # set by execute_run
 
-    @property
-    def knn(self) -> KnnMonitor | None:
-        return self.loop.knn
-
 
 def _train_loader(dataset: Dataset, config: PretrainConfig) -> ResumableLoader:
     """Shuffled by (seed, epoch), augmented by (seed, epoch, index): see resmo.data.sampling."""
