@@ -54,11 +54,12 @@ from results_io import save_json, write_result
 from torch.utils.data import DataLoader, Dataset
 
 from resmo import create_backbone, create_method
+from resmo.builder import apply_backbone_settings
 from resmo.data import MultiViewDataset, build_view_recipe
 from resmo.data.batched import BatchedViewRecipe
+from resmo.data.batched.device_views import DeviceViews
 from resmo.data.batched.train_loader import batched_train_loader
 from resmo.optim.optimizers import build_optimizer
-from resmo.train.fast_path import DeviceViews, apply_backbone_settings
 
 RESULTS = Path(__file__).parent / "results" / "gpu_throughput.json"
 RECIPE_HEADS = {"hidden_dim": 4096, "out_dim": 256, "predictor_hidden_dim": 4096, "temperature": 0.2}

@@ -30,8 +30,8 @@ from torch import nn
 from resmo import create_backbone
 from resmo.data import build_view_recipe
 from resmo.data.batched import BatchedViewRecipe
+from resmo.data.batched.device_views import DeviceViews
 from resmo.data.batched.train_loader import batched_train_loader
-from resmo.train.fast_path import DeviceViews
 
 METHODS = ("mocov3", "byol")
 

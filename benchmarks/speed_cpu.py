@@ -109,8 +109,8 @@ def data_function(config: str, batch_size: int, images: int):
 
     from resmo.data import MultiViewDataset, build_view_recipe
     from resmo.data.batched import BatchedViewRecipe
+    from resmo.data.batched.device_views import DeviceViews
     from resmo.data.batched.train_loader import batched_train_loader
-    from resmo.train.fast_path import DeviceViews
 
     data = RandomImages(images, 32)
     recipe = build_view_recipe("mocov3", 32)

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 from resmo.cli import main
 from resmo.config import load_config
 from resmo.data import EvalDataset, build_datasets, eval_transform
+from resmo.export import load_backbone
 from resmo.train.pretrain import execute_run, prepare_run
-from resmo.train.run_folder import load_backbone
 from tests.pretrain_helpers import tiny_overrides
 
 

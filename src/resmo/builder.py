@@ -1,5 +1,5 @@
 """From a recipe to modules, without Lightning: backbone options, method (student, heads,
-teacher, ResMo). Shared by training (resmo.train.pretrain), evaluation (resmo.eval.runs)
+teacher, ResMo) and its speed settings. Shared by training (resmo.train.pretrain), evaluation (resmo.eval.runs)
 and the recipe tables (resmo.fidelity.resolved), so a checkpoint is always reloaded into
 the model the run trained.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 from typing import Any
+
+import torch
 
 from resmo.backbones import BACKBONES, backbone_names, create_backbone
 from resmo.config.schema import PretrainConfig
@@ -52,3 +54,14 @@ def rebuild_method(
     return build_method(config, backbone_options, steps_per_epoch), backbone_options
 
 
+def apply_backbone_settings(method: torch.nn.Module, *, channels_last: bool = False,
+                            compile: bool = False) -> None:
+    """``channels_last`` memory format and / or ``torch.compile`` for the student and teacher
+    backbones of ``method``, in place (``Module.compile`` keeps parameter names, so
+    checkpoints and exported weights are unchanged)."""
+    backbones = [method.student.backbone, method.teacher.module.backbone]
+    for backbone in backbones:
+        if channels_last:
+            backbone.to(memory_format=torch.channels_last)
+        if compile:
+            backbone.compile()

@@ -182,13 +182,13 @@ def run_pretrain_command(args: argparse.Namespace, argv: Sequence[str] = ()) -> 
     from resmo.config import dump_config, load_config
     from resmo.console import quiet_third_party
     from resmo.data.errors import DataError
-    from resmo.train.interrupt import stop_at_once_on_signals
+    from resmo.train.interrupt import StopSignals
     from resmo.train.pretrain import execute_run, prepare_run
     from resmo.train.stopping import RunStopped
 
     quiet_third_party(verbose=args.verbose)
     try:
-        with stop_at_once_on_signals("during set-up (reading the recipe, building the data and the model); nothing was trained"):
+        with StopSignals().at_once("during set-up (reading the recipe, building the data and the model)"):
             config = load_config(args.config, list(args.overrides), settings=_flag_settings(args))
             run = prepare_run(config, resume=args.resume)
     except RunStopped as stop:

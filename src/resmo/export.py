@@ -16,6 +16,10 @@ Formats (chosen by the run's backbone):
 Next to ``<name>.pt`` (a plain state dict: ``torch.load(path, weights_only=True)``) a
 ``<name>.json`` records the format, how to build the model, the normalisation and the
 source checkpoint.
+
+A run folder's ``student_backbone.pt`` / ``teacher_backbone.pt`` (written when training
+ends, :func:`save_backbone`) hold resmo's own backbone with what rebuilds it
+(:func:`load_backbone`); ``resmo export`` turns them into the formats above.
 """
 
 from __future__ import annotations
@@ -31,10 +35,26 @@ from resmo.backbones import create_backbone
 from resmo.data import IMAGENET_MEAN, IMAGENET_STD
 from resmo.detectron2_export import detectron2_weights, write_detectron2_pickle
 from resmo.eval.runs import load_run
+from resmo.files import atomic_torch_save
 from resmo.validation import check_choice
 
 TORCHVISION = ("resnet18", "resnet50")
 TIMM = {"vit_tiny": "vit_tiny_patch16_224", "vit_small": "vit_small_patch16_224"}
+
+
+def save_backbone(path: Path, backbone: nn.Module, *, name: str, options: dict[str, Any]) -> None:
+    """Save ``backbone``'s weights with what is needed to rebuild it."""
+    state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
+    atomic_torch_save({"backbone": name, "options": dict(options), "state_dict": state}, path,
+                      keep_previous_version=False)
+
+
+def load_backbone(path: str | Path) -> nn.Module:
+    """Rebuild a backbone exported by :func:`save_backbone` (``strict=True``)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    backbone = create_backbone(saved["backbone"], **saved["options"])
+    backbone.load_state_dict(saved["state_dict"], strict=True)
+    return backbone
 
 
 def plain_state_dict(backbone: nn.Module, name: str, options: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

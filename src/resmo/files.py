@@ -1,4 +1,5 @@
-"""Checkpoint files that are never half-written.
+"""Files that are never half-written: the training loop's checkpoints, the run folder's
+backbones.
 
 :func:`write_checkpoint` writes each checkpoint as
 
@@ -10,7 +11,7 @@
 
 A process killed at any moment (SIGKILL, out of memory, node failure) therefore leaves
 the target either at its old or at its new content, never truncated, and the previous
-good version stays next to it (see :func:`resmo.train.resume.find_resume_checkpoint`).
+good version stays next to it (see resmo.train.resume).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import signal
 import pytest
 import torch
 
-from resmo.train import checkpoint_io
-from resmo.train.checkpoint_io import (
+from resmo import files as checkpoint_io
+from resmo.files import (
     atomic_torch_save,
     previous_path,
     remove_stale_temporaries,
@@ -135,17 +135,18 @@ def test_resume_auto_takes_the_newest_checkpoint_that_loads(tmp_path):
     atomic_torch_save(checkpoint(6), folder / "last.ckpt")
     atomic_torch_save(checkpoint(9), folder / "last.ckpt")
     atomic_torch_save(checkpoint(4), folder / "hpc_ckpt_1.ckpt")
-    path, notes = resolve_resume("auto", tmp_path)
-    assert path == str(folder / "last.ckpt") and notes[-1].endswith("after 9 steps")
+    info, notes = resolve_resume("auto", tmp_path)
+    assert info.path == folder / "last.ckpt" and notes[-1].endswith("after 9 steps")
+    assert int(info.state["state_dict"]["w"][0, 0]) == 9  # read once: the contents travel with it
     # a damaged newest file is passed over with a note; the kept previous one is used
     data = (folder / "last.ckpt").read_bytes()
     (folder / "last.ckpt").write_bytes(data[: len(data) // 3])
-    path, notes = resolve_resume("auto", tmp_path)
-    assert path == str(folder / "last-prev.ckpt")
+    info, notes = resolve_resume("auto", tmp_path)
+    assert info.path == folder / "last-prev.ckpt"
     assert any("last.ckpt" in note and "cannot be loaded" in note for note in notes)
     (folder / "empty.ckpt").write_bytes(b"")
     (folder / "text.ckpt").write_text("not a checkpoint")
-    assert resolve_resume("auto", tmp_path)[0] == str(folder / "last-prev.ckpt")
+    assert resolve_resume("auto", tmp_path)[0].path == folder / "last-prev.ckpt"
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])

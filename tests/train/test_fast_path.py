@@ -1,5 +1,5 @@
 """The batched pipeline's data side and its place in training (resmo.data.batched.loader,
-resmo.train.fast_path): uint8 loaders, seeded device views, backbone settings, a run."""
+resmo.data.batched.device_views): uint8 loaders, seeded device views, backbone settings, a run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from resmo import create_backbone, create_method
+from resmo.builder import apply_backbone_settings
 from resmo.config import load_config
 from resmo.data.batched import (
     DecodedImages,
@@ -19,6 +20,7 @@ from resmo.data.batched import (
     in_memory_images,
     uint8_batch_loader,
 )
+from resmo.data.batched.device_views import DeviceViews
 from resmo.data.batched.loader import decode_to_size
 from resmo.data.batched.train_loader import (
     SeededUint8Samples,
@@ -29,7 +31,6 @@ from resmo.data.batched.train_loader import (
 from resmo.data.images import ImageFiles
 from resmo.data.sampling import sample_seed
 from resmo.data.textures import SyntheticTextures
-from resmo.train.fast_path import DeviceViews, apply_backbone_settings
 from resmo.train.pretrain import execute_run, prepare_run
 from resmo.train.stopping import RunStopped
 from tests.pretrain_helpers import SignalAt, tiny_overrides

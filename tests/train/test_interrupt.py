@@ -20,9 +20,9 @@ import torch
 
 from resmo.cli import resume_command
 from resmo.config import load_config
+from resmo.export import load_backbone
 from resmo.train.interrupt import StopSignals
 from resmo.train.pretrain import execute_run, prepare_run
-from resmo.train.run_folder import load_backbone
 from resmo.train.stopping import RunStopped
 from tests.pretrain_helpers import SignalAt, tiny_overrides
 
@@ -207,8 +207,8 @@ def test_every_knn_measurement_runs_under_the_signal_handlers(tmp_path, monkeypa
     """The kNN at initialisation and after the last epoch (before its checkpoint) read images
     with workers that outlive a SIGTERM to the process group, and the signal goes to the
     graceful handler: a cluster's SIGTERM then cannot crash the run there and lose the epoch."""
+    from resmo.eval.knn_monitor import KnnMonitor
     from resmo.train.interrupt import worker_ignores_stop_signals
-    from resmo.train.monitors import KnnMonitor
 
     seen = []
     original = KnnMonitor.knn_top1

@@ -20,7 +20,7 @@ SIGNAL_DURING = """
 import os, signal, sys, time
 import resmo.train.pretrain as pretrain
 from resmo.cli import main
-from resmo.train.monitors import KnnMonitor
+from resmo.eval.knn_monitor import KnnMonitor
 
 def slow(original):
     def run(*args, **kwargs):

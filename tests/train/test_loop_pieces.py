@@ -11,10 +11,9 @@ import torch
 
 from resmo.optim.optimizers import build_lr_scheduler, warmup_cosine_factor
 from resmo.train.epoch_stats import EpochMeans, Throughput
-from resmo.train.finite import NonFiniteStep
 from resmo.train.loop import StepCheck
 from resmo.train.metrics_log import MetricsLog
-from resmo.train.non_finite import NonFiniteBudget
+from resmo.train.non_finite import NonFiniteBudget, NonFiniteStep
 
 
 def test_warmup_then_cosine_to_the_minimum():

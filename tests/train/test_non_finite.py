@@ -11,7 +11,7 @@ from torch import nn
 import resmo.train.pretrain as pretrain
 from resmo.cli import main
 from resmo.config import load_config
-from resmo.train.finite import (
+from resmo.train.non_finite import (
     BatchNormSnapshot,
     NonFiniteStep,
     first_non_finite_gradient,

@@ -9,8 +9,8 @@ import torch
 import yaml
 
 from resmo.config import load_config
+from resmo.export import load_backbone
 from resmo.train.pretrain import execute_run, prepare_run
-from resmo.train.run_folder import load_backbone
 from tests.pretrain_helpers import tiny_overrides
 
 SUMMARY_KEYS = {

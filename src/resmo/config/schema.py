@@ -154,7 +154,7 @@ class DataSection(Section):
     with a one-line error naming the file).
     ``pipeline``: how training views are made: ``torchvision`` (the reference: per-image
     transforms in DataLoader workers), ``batched`` (uint8 batches, views made on the
-    training device for the whole batch at once; see resmo.train.fast_path) or ``auto``
+    training device for the whole batch at once; see resmo.data.batched.device_views) or ``auto``
     (default): ``batched`` for the in-memory ``synthetic`` dataset (no files to decode, so
     worker processes would only compete with training for the cores), ``torchvision`` for
     everything else. The run's ``config.yaml`` records the pipeline chosen.

@@ -1,4 +1,5 @@
-"""Collectives that degrade to identities in a single process.
+"""Collectives that degrade to identities in a single process (:mod:`.rank_check`: the
+end-of-training check that every process holds the same state).
 
 Used for keys that carry no gradient (MoCo keys, DINO centre statistics), so no
 autograd-aware gather is needed.

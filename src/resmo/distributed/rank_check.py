@@ -25,10 +25,9 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-from lightning.fabric import Fabric
 from torch import nn
 
-from resmo.distributed import broadcast_tensors_
+from resmo.distributed import all_gather_no_grad, broadcast_tensors_, rank, world_size
 
 
 def fingerprint(module_or_state: nn.Module | dict[str, torch.Tensor]) -> torch.Tensor:
@@ -50,14 +49,15 @@ class RankCheck:
 
 
 @torch.no_grad()
-def check_ranks(fabric: Fabric, method: nn.Module) -> RankCheck:
-    """Broadcast rank 0's buffers, then compare every rank's fingerprints (a collective)."""
+def check_ranks(method: nn.Module, device: torch.device) -> RankCheck:
+    """Broadcast rank 0's buffers, then compare every rank's fingerprints (a collective;
+    ``device``: where the process group's tensors live)."""
     broadcast_tensors_(list(method.buffers()), src=0)
-    local = torch.stack([fingerprint(method.teacher), fingerprint(method)]).to(fabric.device)
-    gathered = fabric.all_gather(local).reshape(-1, 2, 2).cpu()
+    local = torch.stack([fingerprint(method.teacher), fingerprint(method)]).to(device)
+    gathered = all_gather_no_grad(local).reshape(-1, 2, 2).cpu()
     fingerprints = {"teacher": gathered[:, 0].tolist(), "state": gathered[:, 1].tolist()}
     consistent = bool(torch.allclose(gathered, gathered[:1].expand_as(gathered), rtol=1e-9, atol=0))
-    if not consistent and fabric.is_global_zero:
-        warnings.warn(f"teacher or method state differs across the {fabric.world_size} processes: "
+    if not consistent and rank() == 0:
+        warnings.warn(f"teacher or method state differs across the {world_size()} processes: "
                       f"{fingerprints}", stacklevel=2)
     return RankCheck(consistent, fingerprints)

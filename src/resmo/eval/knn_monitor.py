@@ -1,17 +1,22 @@
 """The kNN monitor while pretraining: weighted kNN top-1 (resmo.eval.knn) of the student
 and the teacher backbone on the validation split, every ``monitor.knn_every_epochs`` and
 after the last epoch, and of the student at initialisation (the random-encoder baseline).
-The loop runs it on global rank 0; its history is kept in checkpoints.
+The training loop runs it on global rank 0; its history is kept in checkpoints.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import warnings
+from collections.abc import Callable
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from resmo.config.schema import PretrainConfig
+from resmo.data import DataSplits
+from resmo.data.eval_batches import eval_loader
 from resmo.eval.knn import extract_features, weighted_knn
 
 
@@ -84,3 +89,27 @@ def _progress(label: str, total: int):
     def show(done: int) -> None:
         print(f"\r# kNN features ({label}): {done}/{total} images", end="", file=sys.stderr, flush=True)
     return show
+
+
+def knn_monitor_for(config: PretrainConfig, splits: DataSplits, image_size: int, *,
+                    worker_init_fn: Callable[[int], None] | None = None) -> KnnMonitor | None:
+    """The monitor of ``config.monitor`` on ``splits`` (at most ``knn_max_train`` bank and
+    ``knn_max_val`` query images, a seeded random subset); ``None`` with a warning when the
+    data has no labelled validation split."""
+    if not splits.has_labels or splits.val is None or splits.eval_train is None:
+        warnings.warn(f"data '{config.data.name}' has no labelled validation split: kNN monitors are off",
+                      stacklevel=2)
+        return None
+    monitor, batch, workers = config.monitor, max(256, config.train.batch_size), config.data.num_workers
+    loaders = [eval_loader(_subset(dataset, limit, config.seed), image_size, batch_size=batch,
+                           num_workers=workers, worker_init_fn=worker_init_fn)
+               for dataset, limit in ((splits.eval_train, monitor.knn_max_train), (splits.val, monitor.knn_max_val))]
+    return KnnMonitor(*loaders, every_n_epochs=monitor.knn_every_epochs, k=monitor.knn_k,
+                      temperature=monitor.knn_temperature, num_classes=splits.num_classes)
+
+
+def _subset(dataset: Dataset, limit: int, seed: int) -> Dataset:
+    if len(dataset) <= limit:
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return Subset(dataset, order[:limit].tolist())

@@ -1,1 +1,1 @@
-"""Pretraining with Lightning: the module, optimizers, monitors and the run folder."""
+"""Pretraining on Lightning Fabric: the run from a recipe (pretrain.py), its loop (loop.py) and the loop's pieces."""

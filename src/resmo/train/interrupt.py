@@ -19,11 +19,11 @@ checkpoint and reaches the same weights and metrics as a run never interrupted (
   of it would make torch raise in the main process in the middle of the step, the kNN
   after the last epoch (before its checkpoint) or the checkpoint being written.
 - A SIGINT after a first signal (Ctrl+C twice) stops at once with ``KeyboardInterrupt``; the checkpoint
-  files stay intact because writes are atomic (see :mod:`resmo.train.checkpoint_io`).
-- Where there is nothing to save, a signal stops at once with ``RunStopped``: before the
-  first training step (the random-init kNN, which takes minutes on large folders:
-  :meth:`StopSignals.at_once`) and while ``resmo pretrain`` reads the recipe and builds data
-  and model (:func:`stop_at_once_on_signals`).
+  files stay intact because writes are atomic (see :mod:`resmo.files`).
+- Where there is nothing to save, a signal stops at once with ``RunStopped``
+  (:meth:`StopSignals.at_once`): while ``resmo pretrain`` reads the recipe and builds data
+  and model, and before the first training step (the random-init kNN, which takes
+  minutes on large folders).
 """
 
 from __future__ import annotations
@@ -82,29 +82,6 @@ class WorkerSignals:
 worker_ignores_stop_signals = WorkerSignals()
 
 
-@contextmanager
-def stop_at_once_on_signals(where: str) -> Iterator[None]:
-    """While active (main thread): SIGINT / SIGTERM raise :class:`RunStopped` at once,
-    ``"interrupted by SIGINT <where>"``, exit code 128 + signal. For phases with nothing to
-    save; :class:`StopSignals` takes over while training runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        raise RunStopped(f"interrupted by {name} {where}", exit_code=128 + int(signum), reason="signal")
-
-    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    for signum in SIGNALS:
-        signal.signal(signum, stop)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-
 class StopSignals:
     """Records the first SIGINT / SIGTERM (:attr:`received`) while active."""
 
@@ -125,7 +102,10 @@ class StopSignals:
 
     @contextmanager
     def at_once(self, where: str) -> Iterator[None]:
-        """While active, a signal raises ``RunStopped`` at once (nothing to save yet)."""
+        """While active, a signal raises ``RunStopped`` at once (nothing to save yet); the
+        handlers are installed for that time if they were not already."""
+        installed_here = not self._previous
+        self.install_handlers()
         self._at_once = where
         try:
             if self.received is not None:
@@ -133,6 +113,8 @@ class StopSignals:
             yield
         finally:
             self._at_once = None
+            if installed_here:
+                self.restore_handlers()
 
     def stopped(self, where: str, *, checkpoint: Path | None, step: int) -> RunStopped:
         """The ``RunStopped`` for the received signal, ``where`` it was acted on."""

@@ -7,7 +7,7 @@ epochs; :meth:`TrainingLoop.train_one_epoch` the batches; :meth:`TrainingLoop.tr
 one step, top to bottom:
 
 1. the batch to the device; with ``data.pipeline: batched`` the views are made there
-   (resmo.train.fast_path); channels-last views if asked;
+   (resmo.data.batched.device_views); channels-last views if asked;
 2. a copy of the BatchNorm statistics (a skipped step restores them), then the forward pass
    ``method(views, step)`` under the precision's autocast (resmo.methods.base): loss
    terms, intra gaps; a device flag "every term is finite" (no host read);
@@ -32,7 +32,7 @@ one step, top to bottom:
 
 At each epoch end: epoch means, images per second, unreadable images, the kNN monitor
 (rank 0), one ``metrics.csv`` row and ``checkpoints/last.ckpt`` (atomic:
-resmo.train.checkpoint_io). A checkpoint holds the position ``(epoch, batches done)``, so
+resmo.files). A checkpoint holds the position ``(epoch, batches done)``, so
 :meth:`TrainingLoop.load` continues mid-epoch exactly (resmo.data.sampling).
 
 ``hooks``: objects with any of ``on_start``, ``on_batch_start``, ``on_batch_end``,
@@ -50,28 +50,28 @@ import torch
 from lightning.fabric import Fabric
 
 from resmo.config.schema import StepSchedule
+from resmo.data.batched.device_views import DeviceViews
 from resmo.data.sampling import ResumableLoader
 from resmo.distributed import all_reduce_max
+from resmo.eval.knn_monitor import KnnMonitor
+from resmo.files import write_checkpoint
 from resmo.methods.base import MomentumMethod
 from resmo.optim.optimizers import set_weight_decay
-from resmo.train.checkpoint_io import write_checkpoint
 from resmo.train.epoch_stats import BadImages, EpochMeans, Throughput
-from resmo.train.fast_path import DeviceViews
-from resmo.train.finite import (
+from resmo.train.interrupt import StopSignals
+from resmo.train.metrics_log import MetricsLog
+from resmo.train.non_finite import (
+    EXIT_CODE,
     BatchNormSnapshot,
+    NonFiniteBudget,
     NonFiniteStep,
     all_finite,
     clear_gradients,
-    first_non_finite_gradient,
-    first_non_finite_term,
+    find_bad_step,
     tensors_finite,
 )
-from resmo.train.interrupt import StopSignals
-from resmo.train.metrics_log import MetricsLog
-from resmo.train.monitors import KnnMonitor
-from resmo.train.non_finite import EXIT_CODE, NonFiniteBudget
 from resmo.train.progress import EpochProgress
-from resmo.train.resume import CHECKPOINT_FORMAT, describe_position
+from resmo.train.resume import CHECKPOINT_FORMAT, CheckpointInfo, describe_position
 from resmo.train.rng import restore_rng_states, rng_states
 from resmo.train.stopping import RunStopped
 
@@ -117,7 +117,7 @@ class TrainingLoop:
         self.last_loss: float | None = None
 
     # --- the epochs -----------------------------------------------------------------
-    def fit(self, resume: str | None = None) -> None:
+    def fit(self, resume: CheckpointInfo | None = None) -> None:
         if resume is not None:
             self.load(resume)
         try:
@@ -214,19 +214,9 @@ class TrainingLoop:
         if bad_gradients and not bad_terms and self.fabric.strategy.precision.precision in SCALED_PRECISIONS:
             check.scaler_skipped = True
         elif bad_terms or bad_gradients:
-            check.bad = self._describe_bad_step(bad_terms, terms, batch_index)
+            check.bad = find_bad_step(self.step, self.epoch, batch_index, terms if bad_terms else None,
+                                      self.method.named_parameters())
         return check
-
-    def _describe_bad_step(self, bad_terms: bool, terms: dict[str, torch.Tensor], batch: int) -> NonFiniteStep:
-        """Which term or gradient was not finite (extra host reads: bad steps only)."""
-        if bad_terms:
-            found = first_non_finite_term(terms)
-            if found is None:
-                return NonFiniteStep(self.step, self.epoch, batch, "loss", float("nan"),
-                                     detail="a loss term is not finite on another process")
-            return NonFiniteStep(self.step, self.epoch, batch, *found)
-        name, value = first_non_finite_gradient(self.method.named_parameters()) or ("", float("nan"))
-        return NonFiniteStep(self.step, self.epoch, batch, "gradient", value, detail=name)
 
     def _log_step(self, values: dict[str, torch.Tensor], momentum: float | None, learning_rate: float) -> None:
         names = list(values)
@@ -305,9 +295,9 @@ class TrainingLoop:
             }, self.checkpoint)
         self.fabric.barrier()
 
-    def load(self, path: str) -> None:
-        """Continue from the checkpoint ``path`` (written by :meth:`save`)."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    def load(self, checkpoint: CheckpointInfo) -> None:
+        """Continue from ``checkpoint`` (written by :meth:`save`, read by resmo.train.resume)."""
+        state = checkpoint.state
         self.method.load_state_dict({k.removeprefix("method."): v for k, v in state["state_dict"].items()})
         self.raw_optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

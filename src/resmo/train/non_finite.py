@@ -1,30 +1,150 @@
-"""What happens after a non-finite step: skip it (up to a budget) or stop with a checkpoint.
+"""Non-finite steps: found before they reach the weights, skipped up to a budget, or the run
+stops with a checkpoint.
 
-The loop (resmo.train.loop) never applies a step whose loss terms or gradients are NaN /
-infinite and hands the step's check to :meth:`NonFiniteBudget.after_step`:
+The loop (resmo.train.loop) stacks :func:`all_finite` of the loss terms and of the gradients
+(device flags, no host read) into the step's one synchronisation. A bad step's gradients are
+cleared (:func:`clear_gradients`: torch optimizers then leave the parameters, their moments
+and weight decay alone), its BatchNorm statistics restored (:class:`BatchNormSnapshot`), and
+:func:`find_bad_step` names the term or gradient. :meth:`NonFiniteBudget.after_step` then:
 
-- while at most ``train.max_bad_steps`` steps were bad, the step stays skipped (no weight,
-  EMA, queue or BatchNorm-statistics change) with a warning;
-- beyond that (the default budget is 0: the first bad step), the loop writes a checkpoint
-  at this batch boundary (the weights of the last good step, checked to be finite) and
-  stops the run with :meth:`NonFiniteBudget.stop_message`, which names the step and the
-  term, e.g. ``loss term 'ssl' is nan at step 37 (epoch 2, batch 5)``. Continuing from that
-  checkpoint goes on with the next batch (the bad one stays skipped).
+- while at most ``train.max_bad_steps`` steps were bad, keeps the step skipped with a warning;
+- beyond that (the default budget is 0: the first bad step), the loop writes a checkpoint at
+  this batch boundary (the last good weights, checked to be finite) and stops with
+  :meth:`NonFiniteBudget.stop_message`, e.g. ``loss term 'ssl' is nan at step 37 (epoch 2,
+  batch 5)``. Continuing from that checkpoint goes on with the next batch.
 
-Under ``16-mixed`` the gradient scaler skips steps whose gradients overflow and lowers
-its scale: normal while the scale settles, so such steps are counted
-(``scaler_skipped_steps``, in checkpoints, logs and ``summary.json``) but do not use the
-budget. More than ``train.max_scaler_skips_in_a_row`` of them in a row means the loss scale
-collapsed (the weights are frozen): the run stops as above.
+Under ``16-mixed`` the gradient scaler skips steps whose gradients overflow and lowers its
+scale: normal while the scale settles, so such steps are counted (``scaler_skipped_steps``)
+but do not use the budget. More than ``train.max_scaler_skips_in_a_row`` of them in a row
+means the loss scale collapsed: the run stops as above.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 
-from resmo.train.finite import NonFiniteStep
+import torch
+from torch import nn
 
 EXIT_CODE = 1
+
+
+@dataclass(frozen=True)
+class NonFiniteStep:
+    """A step whose loss term ``term`` (or gradient: ``term == "gradient"``, ``detail`` the
+    parameter) was ``value`` (nan / inf / -inf); ``detail`` may say another process saw it."""
+
+    step: int
+    epoch: int
+    batch: int
+    term: str
+    value: float
+    detail: str = ""
+
+    def describe(self) -> str:
+        """``"loss term 'ssl' is nan at step 12 (epoch 1, batch 5)"``."""
+        where = f"at step {self.step} (epoch {self.epoch + 1}, batch {self.batch + 1})"
+        if self.term == "gradient":
+            what = f"the gradient of '{self.detail}' is {_fmt(self.value)}" if self.detail else "a gradient is not finite"
+            return f"{what} {where}"
+        return f"{self.detail} {where}" if self.detail else f"loss term '{self.term}' is {_fmt(self.value)} {where}"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "value": _fmt(self.value)}
+
+
+def _fmt(value: float) -> str:
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else f"{value:g}"
+
+
+def _finite_flags(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One flag per tensor from its max-abs norm (one fused ``torch._foreach_norm``): NaN /
+    infinite exactly when the tensor holds NaN / inf (a 2-norm could overflow on large but
+    finite values)."""
+    norms = torch._foreach_norm([t.detach() for t in tensors], float("inf"))
+    return torch.isfinite(torch.stack([norm.float() for norm in norms]))
+
+
+def all_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A 0-dim bool tensor on the tensors' device (no host read): all of them are finite.
+    ``tensors`` must not be empty."""
+    return _finite_flags(tensors).all()
+
+
+def first_non_finite_term(terms: Mapping[str, torch.Tensor], *, total: str = "loss") -> tuple[str, float] | None:
+    """``(name, value)`` of the first term that is not finite, or ``None``; a component
+    (``ssl``, ``resmo``, ...) is named before the ``total`` it feeds: it says where the
+    problem started."""
+    if not terms:
+        return None
+    names = sorted(terms, key=lambda name: name == total)  # stable: the total goes last
+    values = torch.stack([terms[name].detach().float().reshape(()) for name in names])
+    finite = torch.isfinite(values)
+    if bool(finite.all()):
+        return None
+    position = int((~finite).nonzero()[0])
+    return names[position], float(values[position])
+
+
+def first_non_finite_gradient(named_parameters: Iterable[tuple[str, nn.Parameter]]) -> tuple[str, float] | None:
+    """``(name, value)`` for the first parameter whose gradient is not finite, or ``None``."""
+    named = [(name, p.grad) for name, p in named_parameters if p.grad is not None]
+    if not named:
+        return None
+    flags = _finite_flags([grad for _, grad in named])
+    if bool(flags.all()):
+        return None
+    name, grad = named[int((~flags).nonzero()[0])]
+    return name, float(grad[~torch.isfinite(grad)].reshape(-1)[0])
+
+
+def find_bad_step(step: int, epoch: int, batch: int, terms: Mapping[str, torch.Tensor] | None,
+                  named_parameters: Iterable[tuple[str, nn.Parameter]]) -> NonFiniteStep:
+    """The step's bad term (``terms`` given: a term was not finite) or else its bad gradient
+    (extra host reads: bad steps only)."""
+    if terms is not None:
+        found = first_non_finite_term(terms)
+        if found is None:
+            return NonFiniteStep(step, epoch, batch, "loss", float("nan"),
+                                 detail="a loss term is not finite on another process")
+        return NonFiniteStep(step, epoch, batch, *found)
+    name, value = first_non_finite_gradient(named_parameters) or ("", float("nan"))
+    return NonFiniteStep(step, epoch, batch, "gradient", value, detail=name)
+
+
+def clear_gradients(parameters: Iterable[nn.Parameter]) -> None:
+    for parameter in parameters:
+        parameter.grad = None
+
+
+def tensors_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    """Whether every floating-point tensor holds only finite values."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
+class BatchNormSnapshot:
+    """Copies of the BatchNorm running statistics of ``module``: :meth:`take` before the
+    forward pass (which updates them), :meth:`restore` after a skipped step."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.buffers = [
+            buffer for layer in module.modules() if isinstance(layer, nn.modules.batchnorm._BatchNorm)
+            for buffer in (layer.running_mean, layer.running_var, layer.num_batches_tracked)
+            if buffer is not None
+        ]
+        self.copies = [buffer.detach().clone() for buffer in self.buffers]
+
+    def take(self) -> None:
+        if self.buffers:
+            torch._foreach_copy_(self.copies, self.buffers)
+
+    def restore(self) -> None:
+        if self.buffers:
+            with torch.no_grad():
+                torch._foreach_copy_(self.buffers, self.copies)
 
 
 class NonFiniteBudget:
@@ -49,8 +169,8 @@ class NonFiniteBudget:
         return self.scaler_skips_in_a_row > self.max_scaler_skips_in_a_row
 
     def stop_message(self, bad: NonFiniteStep | None, step: int, kept: str) -> str:
-        """Why the run stops after step ``step`` (``bad``: the step's bad term, if any) and
-        what was kept (``kept``: the checkpoint), in one line."""
+        """One line: why the run stops after step ``step`` (``bad``: its bad term, if any) and
+        what was kept (``kept``: the checkpoint)."""
         if bad is None:
             return (
                 f"stopped: the fp16 gradient scaler skipped {self.scaler_skips_in_a_row} steps in a row "

@@ -5,12 +5,7 @@ loop (all bad input fails here, before any training, as ``ValueError`` with a on
 message); :func:`execute_run` runs :meth:`~resmo.train.loop.TrainingLoop.fit`, checks that
 every process ends with the same state, exports the backbones and writes ``summary.json``.
 
-Reliability (see docs/reliability.md): checkpoints are written atomically with the
-previous one kept (:mod:`resmo.train.checkpoint_io`); SIGTERM / SIGINT save the exact
-position and stop (:mod:`resmo.train.interrupt`), non-finite steps are skipped or stop
-the run (:mod:`resmo.train.non_finite`), and the data order and augmentations are pure
-functions of the seed, so a run resumed mid-epoch matches an uninterrupted one
-(:mod:`resmo.data.sampling`). Early stops raise :class:`~resmo.train.stopping.RunStopped`.
+Reliability: docs/reliability.md; early stops raise :class:`~resmo.train.stopping.RunStopped`.
 """
 
 from __future__ import annotations
@@ -24,30 +19,30 @@ from typing import Any
 import torch
 from lightning.fabric import Fabric, seed_everything
 from lightning.fabric.strategies import DDPStrategy
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from resmo.backbones import backbone_names
-from resmo.builder import build_method, resolve_backbone_options
+from resmo.builder import apply_backbone_settings, build_method, resolve_backbone_options
 from resmo.config.schema import PretrainConfig
 from resmo.data import DataSplits, MultiViewDataset, build_datasets, build_view_recipe
 from resmo.data.batched import BatchedViewRecipe
+from resmo.data.batched.device_views import DeviceViews, chosen_pipeline
 from resmo.data.batched.train_loader import batched_train_loader
-from resmo.data.eval_batches import eval_loader
 from resmo.data.sampling import EpochShuffleSampler, ResumableLoader, SeededSamples
 from resmo.data.workers import capped_workers
+from resmo.distributed.rank_check import RankCheck, check_ranks
+from resmo.eval.knn_monitor import knn_monitor_for
+from resmo.export import save_backbone
 from resmo.methods import method_names
 from resmo.methods.base import MomentumMethod
 from resmo.optim.optimizers import build_lr_scheduler, build_optimizer
-from resmo.train.consistency import RankCheck, check_ranks
 from resmo.train.epoch_stats import BadImages
-from resmo.train.fast_path import DeviceViews, apply_backbone_settings, chosen_pipeline
 from resmo.train.interrupt import worker_ignores_stop_signals
 from resmo.train.loop import TrainingLoop
 from resmo.train.metrics_log import MetricsLog
-from resmo.train.monitors import KnnMonitor
 from resmo.train.non_finite import NonFiniteBudget
-from resmo.train.resume import CHECKPOINT_FOLDER, inspect_checkpoint, resolve_resume
-from resmo.train.run_folder import default_out_dir, export_backbone, write_config, write_summary
+from resmo.train.resume import CHECKPOINT_FOLDER, CheckpointInfo, resolve_resume
+from resmo.train.run_folder import default_out_dir, write_config, write_summary
 from resmo.validation import check_choice
 
 
@@ -61,7 +56,7 @@ class PreparedRun:
     method: MomentumMethod
     loop: TrainingLoop
     backbone_options: dict[str, Any]
-    resume: str | None
+    resume: CheckpointInfo | None
     notes: list[str] = field(default_factory=list)
     ranks: RankCheck | None = None  # set by execute_run
 
@@ -82,13 +77,6 @@ def _set_bad_image_policy(splits: DataSplits, policy: str) -> None:
     for dataset in (splits.train, splits.eval_train, splits.val):
         if dataset is not None and hasattr(dataset, "on_bad_image"):
             dataset.on_bad_image = policy
-
-
-def _first(dataset, limit: int, seed: int):
-    if len(dataset) <= limit:
-        return dataset
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-    return Subset(dataset, order[:limit].tolist())
 
 
 def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> PreparedRun:
@@ -149,7 +137,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     apply_backbone_settings(method, channels_last=config.train.channels_last, compile=config.train.compile)
     if config.train.sync_batchnorm:
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
-    batched = config.data.pipeline == "batched"  # views made on the device: resmo.train.fast_path
+    batched = config.data.pipeline == "batched"  # views made on the device (DeviceViews)
     if batched:
         train_loader = batched_train_loader(
             splits.train, image_size=image_size, batch_size=config.train.batch_size,
@@ -158,10 +146,8 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     else:
         train_loader = _train_loader(MultiViewDataset(splits.train, recipe), config)
     optimizer = _optimizer(config, method)
-    saved = inspect_checkpoint(resume) if resume else None
-    resume_step = saved.global_step if saved else None
-    if saved and saved.steps_per_epoch and saved.steps_per_epoch != steps_per_epoch:
-        notes.append(f"the checkpoint's run had {saved.steps_per_epoch} steps per epoch, this one has "
+    if resume and resume.steps_per_epoch and resume.steps_per_epoch != steps_per_epoch:
+        notes.append(f"the checkpoint's run had {resume.steps_per_epoch} steps per epoch, this one has "
                      f"{steps_per_epoch} (other batch size, data or number of processes): it continues "
                      "from the same step with another data order and learning-rate schedule")
     loop = TrainingLoop(
@@ -170,12 +156,13 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
             lr=config.optimizer.lr, min_lr=config.optimizer.min_lr),
         train_loader, schedule=schedule, epochs=config.train.epochs,
         checkpoint=out / CHECKPOINT_FOLDER / "last.ckpt",
-        log=MetricsLog(out, keep_before_step=resume_step, enabled=fabric.is_global_zero),
+        log=MetricsLog(out, keep_before_step=resume.global_step if resume else None,
+                       enabled=fabric.is_global_zero),
         log_every=config.train.log_every_n_steps,
         budget=NonFiniteBudget(max_bad_steps=config.train.max_bad_steps,
                                max_scaler_skips_in_a_row=config.train.max_scaler_skips_in_a_row),
         bad_images=BadImages([splits.train, splits.eval_train, splits.val]),
-        knn=_build_knn(config, splits, image_size),
+        knn=knn_monitor_for(config, splits, image_size, worker_init_fn=worker_ignores_stop_signals),
         device_views=DeviceViews(BatchedViewRecipe.from_view_recipe(recipe),
                                  channels_last=config.train.channels_last) if batched else None,
         channels_last=config.train.channels_last, progress_bar=config.train.progress_bar,
@@ -208,28 +195,6 @@ def expected_world_size(config: PretrainConfig) -> int:
     return int(devices) * config.train.num_nodes
 
 
-def _build_knn(config: PretrainConfig, splits: DataSplits, image_size: int) -> KnnMonitor | None:
-    if not splits.has_labels or splits.val is None or splits.eval_train is None:
-        warnings.warn(
-            f"data '{config.data.name}' has no labelled validation split: kNN monitors are off",
-            stacklevel=2,
-        )
-        return None
-    monitor = config.monitor
-    batch = max(256, config.train.batch_size)
-    bank = _first(splits.eval_train, monitor.knn_max_train, config.seed)
-    val = _first(splits.val, monitor.knn_max_val, config.seed)
-    workers = config.data.num_workers
-    return KnnMonitor(
-        eval_loader(bank, image_size, batch_size=batch, num_workers=workers,
-                    worker_init_fn=worker_ignores_stop_signals),
-        eval_loader(val, image_size, batch_size=batch, num_workers=workers,
-                    worker_init_fn=worker_ignores_stop_signals),
-        every_n_epochs=monitor.knn_every_epochs, k=monitor.knn_k,
-        temperature=monitor.knn_temperature, num_classes=splits.num_classes,
-    )
-
-
 def build_fabric(config: PretrainConfig) -> Fabric:
     """Fabric for ``train.accelerator / devices / num_nodes / strategy / precision``,
     launched (the processes of a multi-process run start here). ``ValueError`` in one line
@@ -254,7 +219,7 @@ def _strategy(config: PretrainConfig):
     re-broadcasting buffers before every forward pass: the queue and the DINO centre are kept
     equal by their gathered updates, rank 0's BatchNorm statistics are the same either way
     (DDP would copy rank 0's to the others), and the end-of-run check broadcasts them once
-    (resmo.train.consistency). Other strategy names pass through to Fabric."""
+    (resmo.distributed.rank_check). Other strategy names pass through to Fabric."""
     strategy = config.train.strategy
     if strategy == "ddp" or (strategy == "auto" and expected_world_size(config) > 1):
         return DDPStrategy(broadcast_buffers=False)
@@ -269,15 +234,15 @@ def execute_run(run: PreparedRun) -> dict[str, Any]:
     start = time.perf_counter()
     run.loop.fit(run.resume)
     wall_seconds = time.perf_counter() - start
-    run.ranks = check_ranks(fabric, run.method)
+    run.ranks = check_ranks(run.method, fabric.device)
     summary = _summary(run, wall_seconds)
     skipped = run.splits.skipped_files()
     if fabric.is_global_zero:
         if skipped:
             warnings.warn(skipped.message(), stacklevel=2)
-        export_backbone(run.out / "student_backbone.pt", run.method.backbone,
+        save_backbone(run.out / "student_backbone.pt", run.method.backbone,
                         name=config.backbone, options=run.backbone_options)
-        export_backbone(run.out / "teacher_backbone.pt", run.method.teacher.module.backbone,
+        save_backbone(run.out / "teacher_backbone.pt", run.method.teacher.module.backbone,
                         name=config.backbone, options=run.backbone_options)
         write_summary(run.out, summary)
     return summary

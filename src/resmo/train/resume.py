@@ -1,21 +1,22 @@
-"""Which checkpoint ``--resume`` continues from.
+"""Which checkpoint ``--resume`` continues from, read once.
 
-- ``--resume PATH``: that file, after checking that it loads (else a one-line
-  ``ValueError``);
+- ``--resume PATH``: that file, after checking that it loads (else a one-line ``ValueError``);
 - ``--resume auto``: the newest checkpoint under ``<out>/checkpoints/`` that loads, by
   training step and then modification time: ``last.ckpt``, the previous version
-  ``last-prev.ckpt`` kept by :func:`~resmo.train.checkpoint_io.write_checkpoint`, or
-  any other ``*.ckpt`` there. Files that do
-  not load are passed over with a note. With no usable checkpoint the run starts from
-  scratch, also with a note, so the same command can be used for the first submission
-  and every requeue of a job.
+  ``last-prev.ckpt`` kept by :func:`resmo.files.write_checkpoint`, or any other ``*.ckpt``.
+  Files that do not load are passed over with a note; with none the run starts from
+  scratch, also with a note, so one command serves the first submission and every requeue.
+
+The chosen file's contents (memory-mapped: tensors are read when the loop copies them into
+the model) travel in :attr:`CheckpointInfo.state` to :meth:`resmo.train.loop.TrainingLoop.load`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,9 +38,9 @@ def describe_position(global_step: int, steps_per_epoch: int | None) -> str:
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """A checkpoint that loads: its path, training step, epoch (from 0), steps per epoch of
-    its run (``None`` where it does not say) and ``format`` (``None``: written by an older
-    resmo on Lightning's Trainer, which this one cannot resume)."""
+    """A checkpoint that loads: path, training step, epoch (from 0), steps per epoch of its
+    run (``None`` where it does not say), ``format`` (``None``: an older resmo on Lightning's
+    Trainer, which this one cannot resume) and the loaded ``state``."""
 
     path: Path
     global_step: int
@@ -47,6 +48,7 @@ class CheckpointInfo:
     mtime: float
     steps_per_epoch: int | None = None
     format: str | None = None
+    state: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def position(self) -> str:
@@ -58,10 +60,8 @@ class UnreadableCheckpoint(ValueError):
 
 
 def inspect_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
-    """Load ``path`` lazily (memory-mapped) and check it is a training checkpoint.
-
-    Raises :class:`UnreadableCheckpoint` with the reason in one line.
-    """
+    """Load ``path`` (memory-mapped) and check it is a training checkpoint; raises
+    :class:`UnreadableCheckpoint` with the reason in one line."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
@@ -71,56 +71,49 @@ def inspect_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
     if not isinstance(state, dict) or "state_dict" not in state or "global_step" not in state:
         raise UnreadableCheckpoint(f"'{path}' is not a resmo training checkpoint")
     steps_per_epoch = state.get("steps_per_epoch", state.get("resmo_steps_per_epoch"))
-    return CheckpointInfo(path, int(state["global_step"]), int(state.get("epoch", 0)),
-                          path.stat().st_mtime, int(steps_per_epoch) if steps_per_epoch else None,
-                          state.get("format"))
+    return CheckpointInfo(path, int(state["global_step"]), int(state.get("epoch", 0)), path.stat().st_mtime,
+                          int(steps_per_epoch) if steps_per_epoch else None, state.get("format"), state)
 
 
 def find_resume_checkpoint(out: str | os.PathLike) -> tuple[CheckpointInfo | None, list[str]]:
     """The newest loadable checkpoint of run folder ``out`` and notes on what was skipped."""
     folder = Path(out) / CHECKPOINT_FOLDER
     notes: list[str] = []
-    found: list[CheckpointInfo] = []
-    candidates = sorted(p for p in folder.glob("*.ckpt") if p.is_file()) if folder.is_dir() else []
-    for candidate in candidates:
+    best: CheckpointInfo | None = None
+    for candidate in sorted(p for p in folder.glob("*.ckpt") if p.is_file()) if folder.is_dir() else []:
         try:
-            found.append(inspect_checkpoint(candidate))
+            info = inspect_checkpoint(candidate)
         except UnreadableCheckpoint as error:
             notes.append(f"--resume auto: skipping {error}")
-    if not found:
+            continue
+        if best is None or (info.global_step, info.mtime) > (best.global_step, best.mtime):
+            best = info  # only the best one's contents stay in memory
+    if best is None:
         notes.append(f"--resume auto: no checkpoint in '{folder}' yet; starting from scratch")
-        return None, notes
-    best = max(found, key=lambda info: (info.global_step, info.mtime))
-    notes.append(f"--resume auto: continuing from '{best.path}' after {best.position}")
+    else:
+        notes.append(f"--resume auto: continuing from '{best.path}' after {best.position}")
     return best, notes
 
 
-def resolve_resume(resume: str | None, out: str | os.PathLike) -> tuple[str | None, list[str]]:
-    """The checkpoint path to continue from (or ``None``) and notes to print.
-
-    Raises ``ValueError`` (one line) for a path that is not a loadable checkpoint.
-    """
+def resolve_resume(resume: str | None, out: str | os.PathLike) -> tuple[CheckpointInfo | None, list[str]]:
+    """The checkpoint to continue from (or ``None``) and notes to print; ``ValueError`` (one
+    line) for a path that is not a loadable checkpoint of this resmo."""
     if resume is None:
         return None, []
     if resume == "auto":
-        best, notes = find_resume_checkpoint(out)
-        if best is not None:
-            _check_format(best)
-        return (str(best.path) if best else None), notes
-    if not Path(resume).is_file():
-        raise ValueError(f"--resume '{resume}' is not a checkpoint file; pass a .ckpt path or 'auto'")
-    try:
-        info = inspect_checkpoint(resume)
-    except UnreadableCheckpoint as error:
-        raise ValueError(f"--resume: {error}; pass another .ckpt file or 'auto'") from None
-    _check_format(info)
-    return resume, [f"--resume: continuing from '{resume}' after {info.position}"]
-
-
-def _check_format(info: CheckpointInfo) -> None:
-    if info.format != CHECKPOINT_FORMAT:
+        info, notes = find_resume_checkpoint(out)
+    else:
+        if not Path(resume).is_file():
+            raise ValueError(f"--resume '{resume}' is not a checkpoint file; pass a .ckpt path or 'auto'")
+        try:
+            info = inspect_checkpoint(resume)
+        except UnreadableCheckpoint as error:
+            raise ValueError(f"--resume: {error}; pass another .ckpt file or 'auto'") from None
+        notes = [f"--resume: continuing from '{resume}' after {info.position}"]
+    if info is not None and info.format != CHECKPOINT_FORMAT:
         written = f"format {info.format!r}" if info.format else "an older resmo on Lightning's Trainer"
         raise ValueError(
             f"--resume: '{info.path}' was written by {written}, which this resmo cannot continue "
             f"(it reads format {CHECKPOINT_FORMAT!r}); start a new run with another --out, or "
             "finish this one with the resmo version that started it")
+    return info, notes

@@ -7,8 +7,8 @@ Layout (``--out``, default ``runs/<method>-<data>-<time>``)::
     tensorboard/           the same for TensorBoard
     checkpoints/last.ckpt  full training state, written atomically every epoch and at
                            every early stop (SIGTERM / SIGINT, non-finite loss)
-    checkpoints/last-prev.ckpt  the version before it (see resmo.train.checkpoint_io)
-    student_backbone.pt    {"backbone", "options", "state_dict"}: load with load_backbone()
+    checkpoints/last-prev.ckpt  the version before it (see resmo.files)
+    student_backbone.pt    {"backbone", "options", "state_dict"}: resmo.export.load_backbone()
     teacher_backbone.pt
     summary.json
 """
@@ -21,10 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from resmo.backbones import create_backbone
 from resmo.config.loader import dump_config
 from resmo.config.schema import PretrainConfig
 
@@ -57,20 +53,6 @@ def write_config(out: Path, config: PretrainConfig) -> Path:
     path = out / "config.yaml"
     path.write_text(dump_config(config))
     return path
-
-
-def export_backbone(path: Path, backbone: nn.Module, *, name: str, options: dict[str, Any]) -> None:
-    """Save ``backbone``'s weights with what is needed to rebuild it."""
-    state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
-    torch.save({"backbone": name, "options": dict(options), "state_dict": state}, path)
-
-
-def load_backbone(path: str | Path) -> nn.Module:
-    """Rebuild a backbone exported by :func:`export_backbone` (``strict=True``)."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    backbone = create_backbone(saved["backbone"], **saved["options"])
-    backbone.load_state_dict(saved["state_dict"], strict=True)
-    return backbone
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:

@@ -1,22 +1,18 @@
-"""Keeping the accelerator busy: views made on the device, and backbone speed settings.
+"""Views made on the training device (``data.pipeline: batched``; ``auto``, the default,
+picks it for the synthetic dataset only).
 
-``data.pipeline: batched`` (``auto``, the default, picks it for the synthetic dataset only):
-the train loader (:mod:`resmo.data.batched.train_loader`) yields uint8 batches and
-:class:`DeviceViews` makes the views on the training device, right after the loop moved
-the batch there (resmo.train.loop). The random draws of a batch come from a generator
-seeded with ``sample_seed(seed, epoch, first index)``: the views are a pure function of the
-seed and the batch, not of the global RNG, as in the torchvision path.
-
-``train.channels_last`` and ``train.compile`` (both off by default) apply to the student
-and teacher backbones (:func:`apply_backbone_settings`); views then arrive in channels-last
-memory too. bf16 autocast is ``train.precision: bf16-mixed`` (Lightning Fabric).
+The train loader (:mod:`resmo.data.batched.train_loader`) yields uint8 batches and
+:class:`DeviceViews` makes the views on the device, right after the loop moved the batch
+there (resmo.train.loop). The random draws of a batch come from a generator seeded with
+``sample_seed(seed, epoch, first index)``: the views are a pure function of the seed and
+the batch, not of the global RNG, as in the torchvision path.
 """
 
 from __future__ import annotations
 
 import torch
 
-from resmo.data.batched import BatchedViewRecipe
+from resmo.data.batched.recipe import BatchedViewRecipe
 
 
 def chosen_pipeline(pipeline: str, data_name: str) -> str:
@@ -48,16 +44,3 @@ class DeviceViews:
             views = self.recipe(images, generator=generator, host_generator=host,
                                 memory_format=memory_format)
         return views, labels
-
-
-def apply_backbone_settings(method: torch.nn.Module, *, channels_last: bool = False,
-                            compile: bool = False) -> None:
-    """``channels_last`` memory format and / or ``torch.compile`` for the student and teacher
-    backbones of ``method``, in place (``Module.compile`` keeps parameter names, so
-    checkpoints and exported weights are unchanged)."""
-    backbones = [method.student.backbone, method.teacher.module.backbone]
-    for backbone in backbones:
-        if channels_last:
-            backbone.to(memory_format=torch.channels_last)
-        if compile:
-            backbone.compile()
