@@ -54,7 +54,7 @@ def rebuild_method(
     return build_method(config, backbone_options, steps_per_epoch), backbone_options
 
 
-def apply_backbone_settings(method: torch.nn.Module, *, channels_last: bool = False,
+def apply_backbone_settings(method: MomentumMethod, *, channels_last: bool = False,
                             compile: bool = False) -> None:
     """``channels_last`` memory format and / or ``torch.compile`` for the student and teacher
     backbones of ``method``, in place (``Module.compile`` keeps parameter names, so

@@ -42,9 +42,14 @@ TORCHVISION = ("resnet18", "resnet50")
 TIMM = {"vit_tiny": "vit_tiny_patch16_224", "vit_small": "vit_small_patch16_224"}
 
 
+def cpu_state_dict(backbone: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``backbone``'s state dict on the CPU (shares nothing with the module)."""
+    return {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
+
+
 def save_backbone(path: Path, backbone: nn.Module, *, name: str, options: dict[str, Any]) -> None:
     """Save ``backbone``'s weights with what is needed to rebuild it."""
-    state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
+    state = cpu_state_dict(backbone)
     atomic_torch_save({"backbone": name, "options": dict(options), "state_dict": state}, path,
                       keep_previous_version=False)
 
@@ -59,7 +64,7 @@ def load_backbone(path: str | Path) -> nn.Module:
 
 def plain_state_dict(backbone: nn.Module, name: str, options: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``(state dict of the plain model, how to build it)`` for a resmo backbone."""
-    state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
+    state = cpu_state_dict(backbone)
     if name in TORCHVISION or name in TIMM:
         if not all(key.startswith("net.") for key in state):
             raise ValueError(f"backbone {name!r} does not keep its model under 'net.'; cannot export")

@@ -42,6 +42,7 @@ after the current epoch.
 
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,10 +297,13 @@ class TrainingLoop:
         self.fabric.barrier()
 
     def load(self, checkpoint: CheckpointInfo) -> None:
-        """Continue from ``checkpoint`` (written by :meth:`save`, read by resmo.train.resume)."""
+        """Continue from ``checkpoint`` (written by :meth:`save`, read by resmo.train.resume).
+        Its memory-mapped contents are copied in and then dropped (``checkpoint.state`` is
+        emptied), so no tensor of the run keeps the file mapped."""
         state = checkpoint.state
         self.method.load_state_dict({k.removeprefix("method."): v for k, v in state["state_dict"].items()})
-        self.raw_optimizer.load_state_dict(state["optimizer"])
+        # the optimizer would keep same-device tensors as they are: copy them off the mapping
+        self.raw_optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.scheduler.load_state_dict(state["scheduler"])
         self.fabric.strategy.precision.load_state_dict(state["precision"])
         self.step, self.epoch, self.batches_done = state["global_step"], state["epoch"], state["batches_done"]
@@ -311,6 +315,7 @@ class TrainingLoop:
         if self.knn is not None and loop["knn"] is not None:
             self.knn.load_state_dict(loop["knn"])
         restore_rng_states(loop["rng"])
+        checkpoint.state.clear()
 
     # --- helpers ---------------------------------------------------------------------
     def _any_rank(self, flag: bool) -> bool:
