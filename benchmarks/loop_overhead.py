@@ -71,20 +71,11 @@ def loop_rates(overrides: list[str], out: str) -> list[float]:
 
 def bare_rates(overrides: list[str], out: str) -> list[float]:
     """Images/s per epoch of the hand-written step on the run's own pieces (first epoch dropped)."""
-    from resmo.optim.optimizers import build_lr_scheduler, build_optimizer
-
     run = prepared(overrides, out)
-    loader, opt, method = run.loop.loader, run.config.optimizer, run.method
-    total = run.config.train.epochs * len(loader)
-    optimizer = build_optimizer(
-        method.student_parameters(), name=opt.name, lr=opt.lr, weight_decay=opt.weight_decay,
-        momentum=opt.momentum, betas=opt.betas, lars_eta=opt.lars_eta, lars_clip=opt.lars_clip,
-        lars_exclude_bias_and_norm=opt.lars_exclude_bias_and_norm,
-        weight_decay_norm_and_bias=opt.weight_decay_norm_and_bias,
-    )
-    warmup = round(opt.warmup_epochs * len(loader))
-    scheduler = build_lr_scheduler(optimizer, total_steps=total, warmup_steps=min(total - 1, warmup),
-                                   lr=opt.lr, min_lr=opt.min_lr)
+    # the run's own optimizer and learning-rate schedule, unwrapped (what the loop steps)
+    loader, method = run.loop.loader, run.method
+    optimizer, scheduler = run.loop.raw_optimizer, run.loop.scheduler
+    total = run.loop.schedule.total_steps
     rates, step = [], 0
     method.train()
     for epoch in range(run.config.train.epochs):

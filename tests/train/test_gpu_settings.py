@@ -8,7 +8,8 @@ import torch
 from lightning.fabric.strategies import DDPStrategy
 
 from resmo.config import load_config
-from resmo.train.pretrain import _strategy, prepare_run
+from resmo.launch import strategy_for
+from resmo.train.pretrain import prepare_run
 from resmo.train.run_folder import RUN_FOLDER_VARIABLE, default_out_dir
 from tests.pretrain_helpers import tiny_overrides
 
@@ -22,10 +23,10 @@ def test_cudnn_autotuning_is_on_unless_turned_off(tmp_path):
 
 def test_ddp_does_not_rebroadcast_buffers_before_every_forward():
     for overrides in (["train.strategy=ddp"], ["train.devices=2", "train.accelerator=cpu"]):
-        strategy = _strategy(load_config(None, overrides))
+        strategy = strategy_for(load_config(None, overrides))
         assert isinstance(strategy, DDPStrategy)
         assert strategy._ddp_kwargs["broadcast_buffers"] is False
-    assert _strategy(load_config(None, [])) == "auto"  # one process: Lightning's choice
+    assert strategy_for(load_config(None, [])) == "auto"  # one process: Lightning's choice
 
 
 def test_every_process_of_a_launch_names_the_same_default_run_folder(monkeypatch):

@@ -13,7 +13,7 @@ import torch
 from lightning.fabric import Fabric
 from lightning.fabric.plugins.precision import MixedPrecision
 
-import resmo.train.pretrain as pretrain
+import resmo.launch as launch
 from resmo.config import load_config
 from resmo.train.pretrain import execute_run, prepare_run
 from resmo.train.stopping import RunStopped
@@ -28,7 +28,7 @@ def cpu_fp16(monkeypatch):
         scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
         return Fabric(*args, plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)], **kwargs)
 
-    monkeypatch.setattr(pretrain, "Fabric", fabric)
+    monkeypatch.setattr(launch, "Fabric", fabric)
 
 
 def overflow_at(run, steps):

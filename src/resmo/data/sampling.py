@@ -21,7 +21,7 @@ augmentations pure functions of the seed instead:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -141,3 +141,16 @@ class ResumableLoader(DataLoader):
         if batches_done:
             sampler.skip(epoch, batches_done * int(self.batch_size or 1))
         return self
+
+
+def seeded_train_loader(dataset: Dataset, *, batch_size: int, seed: int, workers: int,
+                        worker_init_fn: Callable[[int], None] | None = None) -> ResumableLoader:
+    """The ``data.pipeline: torchvision`` train loader: shuffled by ``(seed, epoch)``,
+    each sample augmented under ``sample_seed(seed, epoch, index)``; worker seeds come from
+    a generator of its own, not from the global RNG."""
+    return ResumableLoader(
+        SeededSamples(dataset, seed=seed), sampler=EpochShuffleSampler(len(dataset), seed=seed),
+        batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available(),
+        persistent_workers=False, worker_init_fn=worker_init_fn,
+        generator=torch.Generator().manual_seed(seed),
+    )

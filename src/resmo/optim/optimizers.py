@@ -28,7 +28,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from resmo.config.schema import OPTIMIZER_NAMES
+from resmo.config.schema import OPTIMIZER_NAMES, OptimizerSection
 from resmo.optim.lars import LARS
 from resmo.validation import check_choice, check_non_negative, check_positive
 
@@ -95,6 +95,16 @@ def build_optimizer(
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+def optimizer_from(settings: OptimizerSection, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """:func:`build_optimizer` with a recipe's ``optimizer`` section."""
+    return build_optimizer(
+        parameters, name=settings.name, lr=settings.lr, weight_decay=settings.weight_decay,
+        momentum=settings.momentum, betas=settings.betas, lars_eta=settings.lars_eta,
+        lars_clip=settings.lars_clip, lars_exclude_bias_and_norm=settings.lars_exclude_bias_and_norm,
+        weight_decay_norm_and_bias=settings.weight_decay_norm_and_bias,
+    )
 
 
 def warmup_cosine_factor(step: int, *, total_steps: int, warmup_steps: int, min_ratio: float) -> float:

@@ -1,29 +1,19 @@
 """SIGTERM and SIGINT while training: finish the step, save, and exit with a resume hint.
 
-:class:`StopSignals` (a context manager around the training loop, main thread only)
-replaces the SIGTERM and SIGINT handlers. A handler just records the signal; the loop
-reads the record in the step's one fused check (OR-ed over processes, so all ranks stop
-after the same step: a cluster usually signals every rank, a launcher only the first),
-writes a checkpoint of the exact position after that step's optimizer and EMA update,
-and raises :class:`~resmo.train.stopping.RunStopped` (exit code 128 + signal number: 143
-for SIGTERM, 130 for SIGINT). ``resmo pretrain ... --resume auto`` then continues from that
-checkpoint and reaches the same weights and metrics as a run never interrupted (see
-:mod:`resmo.data.sampling`).
+:class:`StopSignals` (around the loop, main thread only) records the first signal; the
+loop reads the record in the step's one fused check (OR-ed over processes, so all ranks
+stop after the same step), checkpoints the exact position after that step's optimizer and
+EMA update and raises ``RunStopped`` (exit code 128 + signal: 143 for SIGTERM, 130 for
+SIGINT); ``--resume auto`` then reaches the weights of a run never interrupted.
 
-- A signal during the last step of training lets the run finish normally; one between
-  batches (epoch-end work) stops before the next epoch, whose start the epoch-end
-  checkpoint already holds.
-- DataLoader workers outlive the signal (:data:`worker_ignores_stop_signals`, their
-  ``worker_init_fn``, for the training loader and the kNN monitor's loaders): a terminal's
-  Ctrl+C or a cluster's SIGTERM reaches the whole process group, and a worker that died
-  of it would make torch raise in the main process in the middle of the step, the kNN
-  after the last epoch (before its checkpoint) or the checkpoint being written.
-- A SIGINT after a first signal (Ctrl+C twice) stops at once with ``KeyboardInterrupt``; the checkpoint
-  files stay intact because writes are atomic (see :mod:`resmo.files`).
-- Where there is nothing to save, a signal stops at once with ``RunStopped``
-  (:meth:`StopSignals.at_once`): while ``resmo pretrain`` reads the recipe and builds data
-  and model, and before the first training step (the random-init kNN, which takes
-  minutes on large folders).
+- A signal in the last step lets the run finish; one between batches stops before the
+  next epoch, whose start the epoch-end checkpoint holds. Ctrl+C twice stops at once
+  (``KeyboardInterrupt``; checkpoint writes are atomic: resmo.files).
+- Where nothing is saved yet (recipe, data and model being built; the random-init kNN) a
+  signal stops at once (:meth:`StopSignals.at_once`).
+- DataLoader workers outlive the signal (:data:`worker_ignores_stop_signals`): Ctrl+C or
+  a cluster's SIGTERM reaches the whole process group, and a dead worker would make torch
+  raise in the middle of a step, the kNN or the checkpoint write.
 """
 
 from __future__ import annotations

@@ -1,43 +1,30 @@
 """The training loop of ``resmo pretrain``, written out, on Lightning Fabric.
 
-Fabric supplies devices, DDP and the other strategies, precision (autocast, the fp16
-gradient scaler) and the torchrun / SLURM / multi-process launch; everything else is in
-this file, in the style of DINO's ``train_one_epoch``. :meth:`TrainingLoop.fit` runs the
-epochs; :meth:`TrainingLoop.train_one_epoch` the batches; :meth:`TrainingLoop.train_step`
-one step, top to bottom:
+Fabric supplies devices, DDP and other strategies, precision (autocast, the fp16 gradient
+scaler) and the torchrun / SLURM / multi-process launch; the rest is here, in the style of
+DINO's ``train_one_epoch``: :meth:`TrainingLoop.fit` runs the epochs,
+:meth:`~TrainingLoop.train_one_epoch` the batches, :meth:`~TrainingLoop.train_step` one step:
 
-1. the batch to the device; with ``data.pipeline: batched`` the views are made there
-   (resmo.data.batched.device_views); channels-last views if asked;
-2. a copy of the BatchNorm statistics (a skipped step restores them), then the forward pass
-   ``method(views, step)`` under the precision's autocast (resmo.methods.base): loss
-   terms, intra gaps; a device flag "every term is finite" (no host read);
-3. backward (Fabric scales it under ``16-mixed``; DDP all-reduces the gradients); the
-   gradients are unscaled;
-4. the step's **one host synchronisation**: "a term is not finite", "a gradient is not
-   finite" and "stop requested" (a signal, resmo.train.interrupt) stacked, max-reduced over
-   processes and read once (under ``16-mixed`` torch's gradient scaler reads its own
-   overflow flag once more in the optimizer step);
-5. a bad step (term or gradient not finite) clears the gradients and restores the BatchNorm
-   statistics; under ``16-mixed`` non-finite gradients with finite terms are an overflow
-   that the gradient scaler skips itself. An applied step gets the method's gradient edits
-   (``before_optimizer_step``: DINO's clipping and frozen last layer) and weight decay;
-6. the optimizer step and the learning-rate schedule (resmo.optim.optimizers);
-7. an applied step only: ``after_optimizer_step``, queue / centre then the EMA teacher
-   with the momentum of the same step;
-8. logging every ``train.log_every_n_steps`` (one read of the logged values) and the
-   epoch sums (on the device);
-9. at the batch boundary: the non-finite budget (resmo.train.non_finite) and the stop
-   request; either writes ``checkpoints/last.ckpt`` and raises
-   :class:`~resmo.train.stopping.RunStopped`.
+1. the batch to the device (``data.pipeline: batched``: views made there, resmo.data.batched);
+2. a BatchNorm-statistics copy, then ``method(views, step)`` under autocast
+   (resmo.methods.base): loss terms, intra gaps, a device flag "every term is finite";
+3. backward (scaled under ``16-mixed``; DDP all-reduces), gradients unscaled;
+4. the step's **one host synchronisation**: "term not finite", "gradient not finite",
+   "stop requested" (resmo.train.interrupt), max-reduced over processes, read once;
+5. a bad step clears its gradients and restores the BatchNorm statistics (under
+   ``16-mixed`` an overflow with finite terms is left to the scaler); an applied step gets
+   the method's gradient edits (``before_optimizer_step``) and weight decay;
+6. optimizer step and learning-rate schedule (resmo.optim.optimizers);
+7. applied steps only: ``after_optimizer_step`` (queue / centre, then the EMA teacher);
+8. logging every ``train.log_every_n_steps`` (one read) and the epoch sums (on the device);
+9. at the batch boundary, the non-finite budget (resmo.train.non_finite) and the stop
+   request: either writes ``checkpoints/last.ckpt`` and raises ``RunStopped``.
 
-At each epoch end: epoch means, images per second, unreadable images, the kNN monitor
-(rank 0), one ``metrics.csv`` row and ``checkpoints/last.ckpt`` (atomic:
-resmo.files). A checkpoint holds the position ``(epoch, batches done)``, so
-:meth:`TrainingLoop.load` continues mid-epoch exactly (resmo.data.sampling).
-
+Each epoch end: epoch means, images/s, unreadable images, the kNN monitor (rank 0), a
+``metrics.csv`` row, ``checkpoints/last.ckpt`` (atomic: resmo.files) holding the position
+``(epoch, batches done)`` from which :meth:`TrainingLoop.load` continues exactly.
 ``hooks``: objects with any of ``on_start``, ``on_batch_start``, ``on_batch_end``,
-``on_epoch_end``, each called with the loop; setting ``loop.should_stop`` ends training
-after the current epoch.
+``on_epoch_end`` (called with the loop); ``loop.should_stop`` ends after the epoch.
 """
 
 from __future__ import annotations
@@ -51,6 +38,7 @@ import torch
 from lightning.fabric import Fabric
 
 from resmo.config.schema import StepSchedule
+from resmo.data.bad_images import BadImages
 from resmo.data.batched.device_views import DeviceViews
 from resmo.data.sampling import ResumableLoader
 from resmo.distributed import all_reduce_max
@@ -58,7 +46,7 @@ from resmo.eval.knn_monitor import KnnMonitor
 from resmo.files import write_checkpoint
 from resmo.methods.base import MomentumMethod
 from resmo.optim.optimizers import set_weight_decay
-from resmo.train.epoch_stats import BadImages, EpochMeans, Throughput
+from resmo.train.epoch_stats import EpochMeans, Throughput
 from resmo.train.interrupt import StopSignals
 from resmo.train.metrics_log import MetricsLog
 from resmo.train.non_finite import (

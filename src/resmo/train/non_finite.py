@@ -1,22 +1,15 @@
 """Non-finite steps: found before they reach the weights, skipped up to a budget, or the run
 stops with a checkpoint.
 
-The loop (resmo.train.loop) stacks :func:`all_finite` of the loss terms and of the gradients
-(device flags, no host read) into the step's one synchronisation. A bad step's gradients are
-cleared (:func:`clear_gradients`: torch optimizers then leave the parameters, their moments
-and weight decay alone), its BatchNorm statistics restored (:class:`BatchNormSnapshot`), and
-:func:`find_bad_step` names the term or gradient. :meth:`NonFiniteBudget.after_step` then:
-
-- while at most ``train.max_bad_steps`` steps were bad, keeps the step skipped with a warning;
-- beyond that (the default budget is 0: the first bad step), the loop writes a checkpoint at
-  this batch boundary (the last good weights, checked to be finite) and stops with
-  :meth:`NonFiniteBudget.stop_message`, e.g. ``loss term 'ssl' is nan at step 37 (epoch 2,
-  batch 5)``. Continuing from that checkpoint goes on with the next batch.
-
-Under ``16-mixed`` the gradient scaler skips steps whose gradients overflow and lowers its
-scale: normal while the scale settles, so such steps are counted (``scaler_skipped_steps``)
-but do not use the budget. More than ``train.max_scaler_skips_in_a_row`` of them in a row
-means the loss scale collapsed: the run stops as above.
+The loop stacks :func:`all_finite` of the loss terms and gradients (device flags) into the
+step's one synchronisation. A bad step's gradients are cleared (torch optimizers then leave
+parameters, moments and weight decay alone), its BatchNorm statistics restored
+(:class:`BatchNormSnapshot`), and :func:`find_bad_step` names the term or gradient.
+:meth:`NonFiniteBudget.after_step` skips it with a warning while at most
+``train.max_bad_steps`` were bad; beyond (default 0) the loop checkpoints the last good,
+finite weights and stops: ``loss term 'ssl' is nan at step 37 (epoch 2, batch 5)``.
+Under ``16-mixed`` the gradient scaler skips overflowing steps itself (counted, not in the
+budget); more than ``train.max_scaler_skips_in_a_row`` in a row stops the run as above.
 """
 
 from __future__ import annotations
@@ -149,11 +142,9 @@ class BatchNormSnapshot:
 
 class NonFiniteBudget:
     def __init__(self, *, max_bad_steps: int = 0, max_scaler_skips_in_a_row: int = 24) -> None:
-        self.max_bad_steps = max_bad_steps
-        self.max_scaler_skips_in_a_row = max_scaler_skips_in_a_row
+        self.max_bad_steps, self.max_scaler_skips_in_a_row = max_bad_steps, max_scaler_skips_in_a_row
         self.bad_steps: list[dict] = []
-        self.scaler_skipped_steps = 0
-        self.scaler_skips_in_a_row = 0
+        self.scaler_skipped_steps = self.scaler_skips_in_a_row = 0
 
     def after_step(self, bad: NonFiniteStep | None, scaler_skipped: bool, *, warn: bool) -> bool:
         """Count the step; ``True`` when the run must stop (see :meth:`stop_message`)."""

@@ -18,25 +18,24 @@ from typing import Any
 
 import torch
 from lightning.fabric import Fabric, seed_everything
-from lightning.fabric.strategies import DDPStrategy
-from torch.utils.data import Dataset
 
 from resmo.backbones import backbone_names
 from resmo.builder import apply_backbone_settings, build_method, resolve_backbone_options
 from resmo.config.schema import PretrainConfig
 from resmo.data import DataSplits, MultiViewDataset, build_datasets, build_view_recipe
+from resmo.data.bad_images import BadImages
 from resmo.data.batched import BatchedViewRecipe
 from resmo.data.batched.device_views import DeviceViews, chosen_pipeline
 from resmo.data.batched.train_loader import batched_train_loader
-from resmo.data.sampling import EpochShuffleSampler, ResumableLoader, SeededSamples
+from resmo.data.sampling import seeded_train_loader
 from resmo.data.workers import capped_workers
 from resmo.distributed.rank_check import RankCheck, check_ranks
 from resmo.eval.knn_monitor import knn_monitor_for
 from resmo.export import save_backbone
+from resmo.launch import build_fabric, process_notes
 from resmo.methods import method_names
 from resmo.methods.base import MomentumMethod
-from resmo.optim.optimizers import build_lr_scheduler, build_optimizer
-from resmo.train.epoch_stats import BadImages
+from resmo.optim.optimizers import build_lr_scheduler, optimizer_from
 from resmo.train.interrupt import worker_ignores_stop_signals
 from resmo.train.loop import TrainingLoop
 from resmo.train.metrics_log import MetricsLog
@@ -61,18 +60,6 @@ class PreparedRun:
     ranks: RankCheck | None = None  # set by execute_run
 
 
-def _train_loader(dataset: Dataset, config: PretrainConfig) -> ResumableLoader:
-    """Shuffled by (seed, epoch), augmented by (seed, epoch, index): see resmo.data.sampling."""
-    sampler = EpochShuffleSampler(len(dataset), seed=config.seed)
-    return ResumableLoader(
-        SeededSamples(dataset, seed=config.seed), sampler=sampler,
-        batch_size=config.train.batch_size, num_workers=config.data.num_workers,
-        pin_memory=torch.cuda.is_available(), persistent_workers=False,
-        worker_init_fn=worker_ignores_stop_signals,
-        generator=torch.Generator().manual_seed(config.seed),  # worker seeds: not the global RNG
-    )
-
-
 def _set_bad_image_policy(splits: DataSplits, policy: str) -> None:
     for dataset in (splits.train, splits.eval_train, splits.val):
         if dataset is not None and hasattr(dataset, "on_bad_image"):
@@ -89,16 +76,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     config.data.num_workers, workers_note = capped_workers(config.data.num_workers)
     if workers_note:
         notes.append(workers_note)
-    processes = expected_world_size(config)
-    if processes > 1 and config.train.sync_batchnorm and not uses_gpus(config):
-        raise ValueError(
-            "train.sync_batchnorm=true cannot be used with several CPU processes: torch's "
-            "SyncBatchNorm runs on GPUs only; set train.sync_batchnorm=false for a CPU run"
-        )
-    if processes > 1 and not config.train.sync_batchnorm:
-        notes.append(f"{processes} processes without train.sync_batchnorm: each "
-                     "normalises its BatchNorm layers over its own share of the batch (the cited "
-                     "recipes synchronise them); set train.sync_batchnorm=true to follow them")
+    notes += process_notes(config)
     if auto_without_out:
         notes.append("--resume auto without --out looks in a new, timestamped run folder; "
                      "pass --out RUN to continue an earlier run")
@@ -144,8 +122,10 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
             seed=config.seed, workers=config.data.num_workers, worker_init_fn=worker_ignores_stop_signals,
         )
     else:
-        train_loader = _train_loader(MultiViewDataset(splits.train, recipe), config)
-    optimizer = _optimizer(config, method)
+        train_loader = seeded_train_loader(
+            MultiViewDataset(splits.train, recipe), batch_size=config.train.batch_size, seed=config.seed,
+            workers=config.data.num_workers, worker_init_fn=worker_ignores_stop_signals)
+    optimizer = optimizer_from(config.optimizer, method.student_parameters())
     if resume and resume.steps_per_epoch and resume.steps_per_epoch != steps_per_epoch:
         notes.append(f"the checkpoint's run had {resume.steps_per_epoch} steps per epoch, this one has "
                      f"{steps_per_epoch} (other batch size, data or number of processes): it continues "
@@ -171,61 +151,6 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
                        notes=notes)
 
 
-def _optimizer(config: PretrainConfig, method: MomentumMethod) -> torch.optim.Optimizer:
-    settings = config.optimizer
-    return build_optimizer(
-        method.student_parameters(),
-        name=settings.name, lr=settings.lr, weight_decay=settings.weight_decay,
-        momentum=settings.momentum, betas=settings.betas, lars_eta=settings.lars_eta,
-        lars_clip=settings.lars_clip, lars_exclude_bias_and_norm=settings.lars_exclude_bias_and_norm,
-        weight_decay_norm_and_bias=settings.weight_decay_norm_and_bias,
-    )
-
-
-def uses_gpus(config: PretrainConfig) -> bool:
-    """Whether the run trains on CUDA GPUs (``train.accelerator`` auto, gpu or cuda, and a GPU)."""
-    return config.train.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-
-
-def expected_world_size(config: PretrainConfig) -> int:
-    """Processes the run uses: devices per node x nodes (``auto``: all GPUs, or 1)."""
-    devices = config.train.devices
-    if devices == "auto":
-        devices = torch.cuda.device_count() if uses_gpus(config) else 1
-    return int(devices) * config.train.num_nodes
-
-
-def build_fabric(config: PretrainConfig) -> Fabric:
-    """Fabric for ``train.accelerator / devices / num_nodes / strategy / precision``,
-    launched (the processes of a multi-process run start here). ``ValueError`` in one line
-    for settings that cannot be used on this machine."""
-    train = config.train
-    try:
-        fabric = Fabric(accelerator=train.accelerator, devices=train.devices, num_nodes=train.num_nodes,
-                        strategy=_strategy(config), precision=train.precision)
-        fabric.launch()
-    except (ImportError, RuntimeError, TypeError, ValueError) as error:
-        message = " ".join(str(error).split())[:300]
-        raise ValueError(
-            f"train.accelerator={train.accelerator!r}, train.devices={train.devices!r}, "
-            f"train.strategy={train.strategy!r}, train.precision={train.precision!r} cannot be used "
-            f"here: {message}"
-        ) from None
-    return fabric
-
-
-def _strategy(config: PretrainConfig):
-    """``train.strategy``; DDP (chosen, or Fabric's choice for several processes) without
-    re-broadcasting buffers before every forward pass: the queue and the DINO centre are kept
-    equal by their gathered updates, rank 0's BatchNorm statistics are the same either way
-    (DDP would copy rank 0's to the others), and the end-of-run check broadcasts them once
-    (resmo.distributed.rank_check). Other strategy names pass through to Fabric."""
-    strategy = config.train.strategy
-    if strategy == "ddp" or (strategy == "auto" and expected_world_size(config) > 1):
-        return DDPStrategy(broadcast_buffers=False)
-    return strategy
-
-
 def execute_run(run: PreparedRun) -> dict[str, Any]:
     """Train, check the ranks, export student and teacher backbones, write the summary."""
     config, fabric = run.config, run.fabric
@@ -249,33 +174,24 @@ def execute_run(run: PreparedRun) -> dict[str, Any]:
 
 
 def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
-    config, loop = run.config, run.loop
-    means = loop.means.last_epoch
-    knn = loop.knn
+    """``summary.json``: the run's settings, last kNN and epoch means, speed, skips, ranks."""
+    config, loop, knn = run.config, run.loop, run.loop.knn
+    means, rates, skipped = loop.means.last_epoch, loop.throughput.per_epoch, run.splits.skipped_files()
     last_knn = knn.history[-1] if knn and knn.history else {}
-    rates = loop.throughput.per_epoch
-    skipped = run.splits.skipped_files()
-    levels = ("features", "projection", "output")
     return {
-        "method": config.method,
-        "backbone": config.backbone,
-        "data": str(config.data.name),
-        "epochs": config.train.epochs,
-        "batch_size": config.train.batch_size,
-        "seed": config.seed,
+        "method": config.method, "backbone": config.backbone, "data": str(config.data.name),
+        "epochs": config.train.epochs, "batch_size": config.train.batch_size, "seed": config.seed,
         "resmo_weight": config.resmo.weight,
         "knn_top1_student": last_knn.get("knn_top1_student"),
         "knn_top1_teacher": last_knn.get("knn_top1_teacher"),
         "knn_top1_random_init": knn.random_init_top1 if knn else None,
         "knn_history": knn.history if knn else [],
-        "intra_gap": {level: means[f"gap/{level}"] for level in levels if f"gap/{level}" in means},
+        "intra_gap": {level: means[f"gap/{level}"] for level in ("features", "projection", "output")
+                      if f"gap/{level}" in means},
         "final_loss": means.get("train/loss"),
-        "images_per_second": sum(rates) / len(rates) if rates else None,
-        "wall_seconds": wall_seconds,
-        "skipped_files": skipped.count,
-        "skipped_examples": list(skipped.examples),
-        "skipped_steps": list(loop.budget.bad_steps),
-        "scaler_skipped_steps": loop.budget.scaler_skipped_steps,
+        "images_per_second": sum(rates) / len(rates) if rates else None, "wall_seconds": wall_seconds,
+        "skipped_files": skipped.count, "skipped_examples": list(skipped.examples),
+        "skipped_steps": list(loop.budget.bad_steps), "scaler_skipped_steps": loop.budget.scaler_skipped_steps,
         "world_size": run.fabric.world_size,
         "ranks_consistent": run.ranks.consistent if run.ranks else None,
         "rank_fingerprints": run.ranks.fingerprints if run.ranks else {},

@@ -1,14 +1,12 @@
 """Which checkpoint ``--resume`` continues from, read once.
 
-- ``--resume PATH``: that file, after checking that it loads (else a one-line ``ValueError``);
-- ``--resume auto``: the newest checkpoint under ``<out>/checkpoints/`` that loads, by
-  training step and then modification time: ``last.ckpt``, the previous version
-  ``last-prev.ckpt`` kept by :func:`resmo.files.write_checkpoint`, or any other ``*.ckpt``.
-  Files that do not load are passed over with a note; with none the run starts from
-  scratch, also with a note, so one command serves the first submission and every requeue.
-
-The chosen file's contents (memory-mapped: tensors are read when the loop copies them into
-the model) travel in :attr:`CheckpointInfo.state` to :meth:`resmo.train.loop.TrainingLoop.load`.
+``--resume PATH``: that file, checked to load (else a one-line ``ValueError``);
+``--resume auto``: the newest loadable ``*.ckpt`` under ``<out>/checkpoints/`` by step,
+then modification time (``last.ckpt``, ``last-prev.ckpt`` of resmo.files, others); files
+that do not load are passed over with a note, and with none the run starts from scratch
+(a note too), so one command serves the first submission and every requeue. The chosen
+file's memory-mapped contents travel in :attr:`CheckpointInfo.state` to
+:meth:`resmo.train.loop.TrainingLoop.load`.
 """
 
 from __future__ import annotations

@@ -53,5 +53,5 @@ def _numpy_state_to_tensors(state: tuple) -> dict:
 
 
 def _numpy_state_from_tensors(state: dict) -> tuple:
-    keys = state["keys"].numpy().astype(np.uint32)
-    return (state["kind"], keys, state["position"], state["has_gauss"], state["cached_gaussian"])
+    return (state["kind"], state["keys"].numpy().astype(np.uint32), state["position"],
+            state["has_gauss"], state["cached_gaussian"])

@@ -15,8 +15,5 @@ class RunStopped(Exception):  # noqa: N818 - a stop on purpose, not an error
     def __init__(self, message: str, *, exit_code: int, reason: str,
                  checkpoint: Path | None = None, step: int | None = None) -> None:
         super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-        self.reason = reason
-        self.checkpoint = checkpoint
-        self.step = step
+        self.message, self.exit_code, self.reason = message, exit_code, reason
+        self.checkpoint, self.step = checkpoint, step

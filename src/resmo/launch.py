@@ -1,0 +1,74 @@
+"""The processes and devices of a run: Lightning Fabric from the recipe's ``train`` section.
+
+:func:`process_notes` checks the process count against ``train.sync_batchnorm`` before
+anything starts; :func:`build_fabric` builds Fabric for ``train.accelerator / devices /
+num_nodes / strategy / precision`` and launches it (the other processes of a multi-process
+run start there, running the same command again; under torchrun or SLURM they are already
+running).
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.fabric import Fabric
+from lightning.fabric.strategies import DDPStrategy
+
+from resmo.config.schema import PretrainConfig
+
+
+def uses_gpus(config: PretrainConfig) -> bool:
+    """Whether the run trains on CUDA GPUs (``train.accelerator`` auto, gpu or cuda, and a GPU)."""
+    return config.train.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def expected_world_size(config: PretrainConfig) -> int:
+    """Processes the run uses: devices per node x nodes (``auto``: all GPUs, or 1)."""
+    devices = config.train.devices
+    if devices == "auto":
+        devices = torch.cuda.device_count() if uses_gpus(config) else 1
+    return int(devices) * config.train.num_nodes
+
+
+def process_notes(config: PretrainConfig) -> list[str]:
+    """Notes on the process count; ``ValueError`` for SyncBatchNorm over CPU processes."""
+    processes = expected_world_size(config)
+    if processes > 1 and config.train.sync_batchnorm and not uses_gpus(config):
+        raise ValueError(
+            "train.sync_batchnorm=true cannot be used with several CPU processes: torch's "
+            "SyncBatchNorm runs on GPUs only; set train.sync_batchnorm=false for a CPU run"
+        )
+    if processes > 1 and not config.train.sync_batchnorm:
+        return [f"{processes} processes without train.sync_batchnorm: each normalises its BatchNorm "
+                "layers over its own share of the batch (the cited recipes synchronise them); set "
+                "train.sync_batchnorm=true to follow them"]
+    return []
+
+
+def strategy_for(config: PretrainConfig) -> DDPStrategy | str:
+    """``train.strategy``; DDP (chosen, or Fabric's choice for several processes) without
+    re-broadcasting buffers before every forward pass: the queue and the DINO centre are kept
+    equal by their gathered updates, rank 0's BatchNorm statistics are the same either way
+    (DDP would copy rank 0's to the others), and the end-of-run check broadcasts them once
+    (resmo.distributed.rank_check). Other strategy names pass through to Fabric."""
+    strategy = config.train.strategy
+    if strategy == "ddp" or (strategy == "auto" and expected_world_size(config) > 1):
+        return DDPStrategy(broadcast_buffers=False)
+    return strategy
+
+
+def build_fabric(config: PretrainConfig) -> Fabric:
+    """Fabric for the ``train`` settings, launched; ``ValueError`` in one line for settings
+    that cannot be used on this machine."""
+    train = config.train
+    try:
+        fabric = Fabric(accelerator=train.accelerator, devices=train.devices, num_nodes=train.num_nodes,
+                        strategy=strategy_for(config), precision=train.precision)
+        fabric.launch()
+    except (ImportError, RuntimeError, TypeError, ValueError) as error:
+        message = " ".join(str(error).split())[:300]
+        raise ValueError(
+            f"train.accelerator={train.accelerator!r}, train.devices={train.devices!r}, "
+            f"train.strategy={train.strategy!r}, train.precision={train.precision!r} cannot be used "
+            f"here: {message}"
+        ) from None
+    return fabric
