@@ -107,7 +107,7 @@ def test_final_table_gives_mean_and_std_over_seeds(report):
     mean, std = statistics.fmean(values), statistics.stdev(values)
     text = page_text(compare / "index.html")
     assert f"kNN top-1 teacher (monitor) {mean:.2f} ± {std:.2f} (n=2)" in text
-    assert "resmo.weight=0.3: 2 seeds (on0, on1; seeds 0, 1)" in text
+    assert "resmo.weight=1.0: 2 seeds (on0, on1; seeds 0, 1)" in text
     assert "Settings that differ" in text and "resmo.weight" in text
 
 

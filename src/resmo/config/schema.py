@@ -131,14 +131,9 @@ SMALL_HEADS: dict[str, dict[str, Any]] = {
 
 class ResMoSection(Section):
     """The ResMo term (see resmo.losses.resmo): ``weight`` 0 gives the plain method;
-    :meth:`PretrainConfig.resolve` turns it into the method's ``ResMoSettings`` (steps).
+    :meth:`PretrainConfig.resolve` turns it into the method's ``ResMoSettings`` (steps)."""
 
-    The built-in default ``weight`` 0.3 follows docs/benchmarks.md (long protocol): for
-    MoCo v3 (the built-in method) at a budget of a few epochs, λ=0.3 was ahead of the plain
-    method at every epoch measured, while λ=1 was behind in the first epochs. The shipped
-    recipes set their own λ (1, the paper's setting, which BYOL's runs favour)."""
-
-    weight: FiniteNumber = setting(0.3, "a number >= 0", ge=0)
+    weight: FiniteNumber = setting(1.0, "a number >= 0", ge=0)
     level: one_of(LEVELS) = "output"
     distance: one_of(DISTANCES) = "cosine"
     temperature: FiniteNumber = setting(0.1, "a number > 0", gt=0)
