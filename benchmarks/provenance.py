@@ -3,7 +3,8 @@
 Each result records the commit of the code that produced it (``code.commit``, written by
 ``results_io.code_provenance``). A result is **stale** when a later commit of the
 checkout's history changed a path it depends on (``DEPENDS``: resmo's source outside the
-report and command-line layers, and the benchmark's own scripts); it is **unrecorded**
+report and command-line layers, and the benchmark's own scripts) and those paths differ
+from the result's commit (a change and its revert leave it current); it is **unrecorded**
 when it names no commit (made before results recorded one) or a commit this history
 lacks. The renderer prints one line per section saying which, with the command that
 re-runs it. Only committed history counts: uncommitted edits are not a "later change".
@@ -68,6 +69,8 @@ def freshness(commits: list[str] | tuple[str, ...], kind: str, *, root: Path | N
         if git("cat-file", "-e", f"{commit}^{{commit}}", root=root) is None:
             unknown.append(commit)
             continue
+        if not git("diff", "--name-only", commit, "HEAD", "--", *paths, root=root):
+            continue  # later commits undid each other: the files it depends on are as they were
         later = git("log", "--format=%h", f"{commit}..HEAD", "--", *paths, root=root) or ""
         changed += [c for c in later.split() if c not in changed]
     return Freshness(tuple(commits), tuple(changed), tuple(unknown))

@@ -65,6 +65,14 @@ def test_a_result_is_current_until_code_it_depends_on_changes(history):
     assert provenance.freshness([first], "views").current
 
 
+def test_a_change_and_its_revert_leave_a_result_current(history):
+    root, first = history
+    commit(root, "src/resmo/train/loop.py", "two\n")
+    assert not provenance.freshness([first], "quickstart").current
+    commit(root, "src/resmo/train/loop.py", "one\n")      # back to what the result was made with
+    assert provenance.freshness([first], "quickstart").current
+
+
 def test_the_renderer_marks_a_result_from_older_code_as_stale(history):
     root, first = history
     text = "\n".join(render_docs.quickstart_section(quickstart(first)))
