@@ -18,8 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: resmo's code that no benchmark measures: reports, plots, sub-command front ends, detection
-#: transfer (downstream of pretraining: the runs it would evaluate are not made by it)
+#: resmo's code that the pretraining benchmarks do not measure: reports, plots, sub-command front
+#: ends, detection transfer (downstream of pretraining); a kind whose DEPENDS names one of these
+#: paths (detection: src/resmo/transfer) depends on it all the same
 NOT_MEASURED = (":(exclude)src/resmo/report", ":(exclude)src/resmo/commands", ":(exclude)src/resmo/transfer")
 
 #: result kind -> the paths whose changes can alter what it measured
@@ -32,6 +33,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "quickstart": ("src/resmo", "benchmarks/quickstart.py"),
     "loop": ("src/resmo", "benchmarks/loop_overhead.py"),
     "before_after": ("src/resmo", "benchmarks/loop_before_after.py"),
+    "detection": ("src/resmo", "src/resmo/transfer", "benchmarks/detection_scenes.py", "benchmarks/cifar10_scenes.py"),
 }
 
 
@@ -62,7 +64,7 @@ class Freshness:
 def freshness(commits: list[str] | tuple[str, ...], kind: str, *, root: Path | None = None) -> Freshness:
     """How the results made at ``commits`` stand against the history's HEAD for ``kind``."""
     root = root or ROOT
-    paths = [*DEPENDS[kind], *NOT_MEASURED]
+    paths = [*DEPENDS[kind], *(p for p in NOT_MEASURED if p.removeprefix(":(exclude)") not in DEPENDS[kind])]
     changed: list[str] = []
     unknown: list[str] = []
     for commit in dict.fromkeys(commits):
@@ -74,6 +76,11 @@ def freshness(commits: list[str] | tuple[str, ...], kind: str, *, root: Path | N
         later = git("log", "--format=%h", f"{commit}..HEAD", "--", *paths, root=root) or ""
         changed += [c for c in later.split() if c not in changed]
     return Freshness(tuple(commits), tuple(changed), tuple(unknown))
+
+
+def is_ancestor(older: str, newer: str, *, root: Path | None = None) -> bool:
+    """Whether commit ``older`` is ``newer`` or one of its ancestors in this history."""
+    return git("merge-base", "--is-ancestor", older, newer, root=root or ROOT) is not None
 
 
 def result_commits(result: dict) -> list[str]:

@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from provenance import freshness_text
+from provenance import freshness_text, is_ancestor, result_commits
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -216,13 +216,22 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
     return lines
 
 
-def quality_freshness(summary: dict) -> str:
-    """Freshness of a quality summary: its runs' commits, else the last re-check's commit."""
-    if summary.get("code_commits") or not QUALITY_RECHECKS:
-        return freshness_text({"code_commits": summary.get("code_commits") or []}, "quality", summary["command"])
-    commit = QUALITY_RECHECKS[-1][1]
-    return (f"The runs name no commit (made before results recorded one); judged by the last re-check "
-            f"(below), at `{commit}`: " + freshness_text({"code_commits": [commit]}, "quality", summary["command"]))
+def quality_freshness(result: dict, command: str | None = None) -> str:
+    """Freshness of quality results (a summary, or the long protocol's curves): their runs'
+    commits, or the last re-check's where it comes after all of them. A re-check recomputed the
+    smoke protocol from scratch on later code and got exactly the committed numbers, so that code
+    computes what the older runs computed."""
+    command = command or result["command"]
+    commits = result_commits(result)
+    if not QUALITY_RECHECKS or not all(is_ancestor(c, QUALITY_RECHECKS[-1][1]) for c in commits):
+        return freshness_text({"code_commits": commits}, "quality", command)
+    recheck = QUALITY_RECHECKS[-1][1]
+    if recheck in {c[:len(recheck)] for c in commits}:
+        return freshness_text({"code_commits": commits}, "quality", command)
+    made = (f"The runs were made by the code at {', '.join(f'`{c[:7]}`' for c in dict.fromkeys(commits))}"
+            if commits else "The runs name no commit (made before results recorded one)")
+    return (f"{made}; judged by the last re-check (below), at `{recheck}`: "
+            + freshness_text({"code_commits": [recheck]}, "quality", command))
 
 
 #: Re-runs on later code that reproduced the committed quality results (date, commit, what).
@@ -446,7 +455,7 @@ def long_section(curves: dict | None) -> list[str]:
         "(width-8 ResNet, the short protocol's recipe otherwise); online kNN (k=20) of student and teacher on all "
         "10,000 test images every 3 epochs, intra gap every epoch. Runs: `python benchmarks/quality_cifar10.py "
         f"--protocol long`; curves and effects: `{curves['command']}` ({curves['date']}).", "",
-        freshness_text(curves, "quality", "python benchmarks/quality_cifar10.py --protocol long"), ""]
+        quality_freshness(curves, "python benchmarks/quality_cifar10.py --protocol long"), ""]
     if curves["missing_runs"]:
         lines += [f"**In progress**: {made} of {total} runs made; not yet made: "
                   f"{', '.join(curves['missing_runs'])}. Start the same command again to continue.", ""]
@@ -551,6 +560,42 @@ def before_after_section(compared: dict | None) -> list[str]:
         "", f"After / before, images/s: {compared['ratio_images_per_second']:.3f}.", ""]
 
 
+# --- detection transfer -----------------------------------------------------------------------
+def detection_section(summary: dict | None) -> list[str]:
+    lines = ["## Detection transfer on CIFAR-10 scenes", ""]
+    if summary is None:
+        return lines + ["Not measured yet: `python benchmarks/detection_scenes.py` (`--smoke`: the same table on a few "
+                        "dozen scenes).", ""]
+    b, scenes = summary["budget"], summary["scenes"]
+    seeds = ", ".join(map(str, b["seeds"]))
+    lines += [
+        f"Scenes: `{scenes['command']}` ({scenes['images']['train']} train and {scenes['images']['test']} test "
+        f"scenes of {b['canvas']} px with {scenes['objects'][0]}-{scenes['objects'][1]} real CIFAR-10 images each; "
+        f"{scenes['images']['unlabelled']} unlabelled scenes for pretraining). Each arm: `resmo pretrain` (ResNet-18, "
+        f"{b['pretrain_epochs']} epochs of batch {b['batch_size']} at {b['pretrain_size']} px, the method's defaults "
+        f"otherwise), then `resmo transfer detect` of its teacher (Faster R-CNN + FPN, {b['detect_epochs']:g} epochs of "
+        f"batch {b['detect_batch_size']} on the train scenes, COCO-style AP on the test scenes); random init: the same "
+        f"fine-tuning from a randomly initialised ResNet-18. Seeds {seeds}. Made by `{summary['command']}` on "
+        f"{summary['date']} ({machine_line(summary['machine'])}).", "",
+        freshness_text(summary, "detection", summary["command"]), "",
+        "| arm | AP | AP50 | AP75 |", "|---|---:|---:|---:|"]
+    arms = summary["arms"]
+    for arm in arms.values():
+        lines.append(f"| {arm['label']} | " + " | ".join(fmt(arm[m], 2) for m in ("AP", "AP50", "AP75")) + " |")
+    lines.append("")
+    for plain, resmo in (("densecl-w0", "densecl-w1"), ("mocov3-w0", "mocov3-w1")):
+        diffs = [r - p for p, r in zip(arms[plain]["AP"]["per_seed"], arms[resmo]["AP"]["per_seed"], strict=True)]
+        lines.append(f"- {arms[resmo]['label']} against {arms[plain]['label']}, paired by seed: AP "
+                     f"{statistics.fmean(diffs):+.2f} (per seed: {', '.join(f'{d:+.2f}' for d in diffs)}).")
+    best = max((key for key in arms if key != "random-init"), key=lambda key: arms[key]["AP"]["mean"])
+    ahead = arms[best]["AP"]["mean"] - arms["random-init"]["AP"]["mean"]
+    lines += [f"- Best pretrained arm ({arms[best]['label']}) against random init: AP {ahead:+.2f} "
+              f"({'ahead' if ahead > 0 else 'not ahead'} of random init at this budget).", ""]
+    lines += ["Pretraining command of each arm (the first seed):", "", "```bash",
+              *summary["pretrain_commands"].values(), summary["detect_command"], "```", ""]
+    return lines
+
+
 def render(results: Path = RESULTS) -> str:
     lines = ["# Benchmarks", "",
              "Generated by `python benchmarks/render_docs.py` from the JSON files in `benchmarks/results/`",
@@ -560,6 +605,7 @@ def render(results: Path = RESULTS) -> str:
     lines += quality_section(load(results / "quality" / "full" / "summary.json"),
                              load(results / "quality" / "smoke" / "summary.json"))
     lines += long_section(load(results / "quality" / "long" / "curves.json"))
+    lines += detection_section(load(results / "detection" / "full" / "summary.json"))
     lines += speed_section(load(results / "speed_cpu.json"))
     lines += views_section(load(results / "view_generation.json"))
     lines += gpu_section(load(results / "gpu_throughput.json"), load(results / "gpu_cifar10.json"))

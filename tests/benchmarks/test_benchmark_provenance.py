@@ -96,3 +96,21 @@ def test_a_quality_summary_is_stale_when_any_of_its_runs_is(history):
     assert provenance.freshness([second], "quality").current
     state = provenance.freshness([first, second], "quality")
     assert not state.current and state.changed_by == (second[:7],)
+
+
+def test_a_later_exact_recheck_vouches_for_older_quality_runs(history, monkeypatch):
+    root, first = history
+    change = commit(root, "src/resmo/train/loop.py", "two\n")
+    runs = {"command": "python benchmarks/quality_cifar10.py", "code_commits": [first]}
+    monkeypatch.setattr(render_docs, "QUALITY_RECHECKS", [])
+    assert render_docs.quality_freshness(runs).startswith("**Stale**")
+    monkeypatch.setattr(render_docs, "QUALITY_RECHECKS", [("2026-12-03", change[:7], "same numbers")])
+    text = render_docs.quality_freshness(runs)
+    assert f"made by the code at `{first[:7]}`; judged by the last re-check" in text
+    assert text.endswith(f"Code: commit `{change[:7]}`, current (nothing it depends on changed since).")
+    later = commit(root, "src/resmo/losses/resmo.py", "new loss\n")  # after the re-check: stale again
+    assert f"changed since (`{later[:7]}`)" in render_docs.quality_freshness(runs)
+    # a re-check from before the runs vouches for nothing
+    monkeypatch.setattr(render_docs, "QUALITY_RECHECKS", [("2026-12-03", first[:7], "same numbers")])
+    assert render_docs.quality_freshness({**runs, "code_commits": [later]}).startswith("Code: commit")
+    assert "judged by" not in render_docs.quality_freshness({**runs, "code_commits": [later]})

@@ -1,0 +1,214 @@
+"""Detection transfer on CIFAR-10 scenes (CPU): DenseCL and MoCo v3, with and without ResMo.
+
+    python benchmarks/detection_scenes.py            # the protocol (hours; resumable)
+    python benchmarks/detection_scenes.py --smoke    # the same table on a few dozen scenes (minutes)
+
+1. ``cifar10_scenes.py`` writes the scenes (real CIFAR-10 images pasted on canvases, VOC layout)
+   into the work folder (default ``~/.cache/resmo/benchmarks/detection/<protocol>/``).
+2. Each arm (method, λ) and seed: ``resmo pretrain`` on the unlabelled scenes (``unlabelled/``,
+   no boxes), then ``resmo transfer detect`` of its teacher backbone (Faster R-CNN + FPN on
+   the train scenes, AP on the test scenes) with the same seed.
+3. The random-init baseline: ``resmo transfer detect --random-init`` with the same budget.
+
+Every finished step's result is cached in ``benchmarks/results/detection/<protocol>/runs/
+<key>.json`` with the settings it was made with; started again, the script skips steps whose
+cached settings match and resumes an unfinished pretraining from its last checkpoint
+(``--resume auto``). When all steps are done it writes ``summary.json`` (AP, AP50, AP75 mean ±
+std over seeds per arm) beside ``runs/``; ``render_docs.py`` turns it into docs/benchmarks.md.
+Each step is a ``python -m resmo.cli`` child process using every core; run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from results_io import code_provenance, machine_info, save_json  # noqa: E402
+
+RESULTS = HERE / "results" / "detection"
+METRICS = ("AP", "AP50", "AP75")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Scene counts, pretraining and fine-tuning budgets of one protocol."""
+
+    num_train: int
+    num_test: int
+    num_unlabelled: int
+    canvas: int = 128
+    pretrain_size: int = 64
+    pretrain_epochs: int = 8
+    batch_size: int = 64
+    detect_epochs: float = 8.0
+    detect_batch_size: int = 8
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+#: arm key -> (label, method, λ)
+ARMS = {
+    "densecl-w0": ("DenseCL", "densecl", 0.0),
+    "densecl-w1": ("DenseCL + ResMo (λ=1)", "densecl", 1.0),
+    "mocov3-w0": ("MoCo v3", "mocov3", 0.0),
+    "mocov3-w1": ("MoCo v3 + ResMo (λ=1)", "mocov3", 1.0),
+}
+RANDOM = "random-init"
+
+PROTOCOLS = {
+    "full": Budget(num_train=1000, num_test=500, num_unlabelled=2000),
+    "smoke": Budget(num_train=24, num_test=12, num_unlabelled=40, pretrain_epochs=1, batch_size=16,
+                    detect_epochs=1.0, detect_batch_size=4, seeds=(0,)),
+}
+
+
+def scenes_arguments(budget: Budget, out: Path) -> list[str]:
+    """``cifar10_scenes.py`` arguments (no val scenes: the detector trains on train, is scored on test)."""
+    return ["--out", str(out), "--num-train", str(budget.num_train), "--num-val", "0",
+            "--num-test", str(budget.num_test), "--num-unlabelled", str(budget.num_unlabelled),
+            "--canvas", str(budget.canvas)]
+
+
+def pretrain_arguments(budget: Budget, method: str, weight: float, seed: int, data: str, out: str) -> list[str]:
+    """``resmo pretrain`` of one arm and seed: the method's defaults, ResNet-18 with the ImageNet
+    stem (the detector's backbone; below 96 px resmo would pick the CIFAR stem), the scenes at
+    ``pretrain_size`` px; no kNN monitor (the scenes have no labels)."""
+    return ["pretrain", "--method", method, "--backbone", "resnet18", "--data", data,
+            "--epochs", str(budget.pretrain_epochs), "--batch-size", str(budget.batch_size),
+            "--resmo-weight", str(weight), "--seed", str(seed), "--out", out, "--resume", "auto",
+            f"data.image_size={budget.pretrain_size}", "backbone_options.resnet18.cifar_stem=false",
+            "data.num_workers=1", "monitor.knn_every_epochs=0",
+            "train.progress_bar=false"]
+
+
+def detect_arguments(budget: Budget, run: str, data: str, seed: int, out: str, *, random_init: bool) -> list[str]:
+    """``resmo transfer detect`` of one backbone: scenes at their own size, SGD for ``detect_epochs``."""
+    return ["transfer", "detect", run, "--data", data, "--encoder", "teacher", *(["--random-init"] * random_init),
+            "--seeds", str(seed), "--train-split", "train", "--eval-split", "test",
+            "--epochs", str(budget.detect_epochs), "--batch-size", str(budget.detect_batch_size),
+            "--image-size", str(budget.canvas), "--out", out]
+
+
+def keys(budget: Budget) -> list[str]:
+    """Every step: ``<arm>-s<seed>`` and ``random-init-s<seed>``."""
+    return [f"{arm}-s{seed}" for arm in (*ARMS, RANDOM) for seed in budget.seeds]
+
+
+def parse_key(key: str) -> tuple[str, int]:
+    arm, seed = key.rsplit("-s", 1)
+    return arm, int(seed)
+
+
+def resmo(arguments: list[str]) -> None:
+    """One ``resmo`` command in a child process; a failure stops the script in one line (the
+    command's own message is printed above it)."""
+    done = subprocess.run([sys.executable, "-m", "resmo.cli", *arguments])
+    if done.returncode != 0:
+        raise SystemExit(f"detection_scenes: error: `resmo {arguments[0]} {arguments[1]} ...` exited with "
+                         f"{done.returncode} (its message is above); finished steps are kept, start again to continue")
+
+
+def run_step(budget: Budget, key: str, scenes: Path, work: Path) -> dict:
+    """Pretrain (an arm) and fine-tune one backbone; the record cached for ``key``."""
+    arm, seed = parse_key(key)
+    record: dict = {"key": key, "arm": arm, "seed": seed, "budget": asdict(budget), "date": time.strftime("%Y-%m-%d"),
+                    "machine": machine_info(load_average_1min=round(os.getloadavg()[0], 2)), "code": code_provenance()}
+    run = work / "runs" / (key if arm != RANDOM else f"{next(iter(ARMS))}-s{seed}")
+    if arm != RANDOM:
+        _, method, weight = ARMS[arm]
+        arguments = pretrain_arguments(budget, method, weight, seed, str(scenes / "unlabelled"), str(run))
+        start = time.perf_counter()
+        resmo(arguments)
+        record["pretrain"] = {"command": "resmo " + shlex.join(arguments).replace(str(scenes), "SCENES")
+                              .replace(str(run), "RUN"), "seconds": round(time.perf_counter() - start, 1),
+                              "images_per_second": json.loads((run / "summary.json").read_text())["images_per_second"]}
+    elif not (run / "summary.json").is_file():
+        raise SystemExit(f"detection_scenes: error: {key} needs the run {run} for its architecture; "
+                         f"run {next(iter(ARMS))}-s{seed} first")
+    out = work / "detect" / f"{key}.json"
+    arguments = detect_arguments(budget, str(run), str(scenes), seed, str(out), random_init=arm == RANDOM)
+    start = time.perf_counter()
+    resmo(arguments)
+    detected = json.loads(out.read_text())
+    record["detect"] = {"command": "resmo " + shlex.join(arguments).replace(str(scenes), "SCENES")
+                        .replace(str(run), "RUN").replace(str(out), "OUT.json"),
+                        "seconds": round(time.perf_counter() - start, 1),
+                        **{metric: detected["mean"][metric] for metric in METRICS}}
+    return record
+
+
+def summarise(budget: Budget, records: dict[str, dict], scenes: dict, protocol: str) -> dict:
+    """AP, AP50, AP75 per arm: each seed, mean and sample std (``None`` for one seed)."""
+    arms = {}
+    for arm in (*ARMS, RANDOM):
+        rows = [records[f"{arm}-s{seed}"] for seed in budget.seeds]
+        per_metric = {}
+        for metric in METRICS:
+            values = [row["detect"][metric] for row in rows]
+            per_metric[metric] = {"per_seed": values, "mean": statistics.fmean(values),
+                                  "std": statistics.stdev(values) if len(values) > 1 else None}
+        arms[arm] = {"label": ARMS[arm][0] if arm in ARMS else "random init", **per_metric}
+    return {
+        "command": "python benchmarks/detection_scenes.py" + (" --smoke" if protocol == "smoke" else ""),
+        "protocol": protocol, "budget": asdict(budget), "scenes": scenes, "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_info(), "arms": arms,
+        "code_commits": sorted({row["code"]["commit"] for row in records.values() if row["code"].get("commit")}),
+        "pretrain_commands": {arm: records[f"{arm}-s{budget.seeds[0]}"]["pretrain"]["command"] for arm in ARMS},
+        "detect_command": records[f"{next(iter(ARMS))}-s{budget.seeds[0]}"]["detect"]["command"],
+    }
+
+
+def cached(path: Path, budget: Budget) -> dict | None:
+    """A cached step made with this budget, else ``None``."""
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("budget") == json.loads(json.dumps(asdict(budget))) else None
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few dozen scenes, one seed: checks the protocol runs")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--work-dir", type=Path, help="scenes and runs (default ~/.cache/resmo/benchmarks/detection)")
+    parser.add_argument("--only", nargs="*", metavar="KEY", help="run only these steps (e.g. mocov3-w0-s0)")
+    args = parser.parse_args(argv)
+    protocol = "smoke" if args.smoke else "full"
+    budget = PROTOCOLS[protocol]
+    work = (args.work_dir or Path.home() / ".cache" / "resmo" / "benchmarks" / "detection") / protocol
+    results = args.results_dir / protocol
+    scenes = work / "scenes"
+    if not (scenes / "scenes.json").is_file():
+        subprocess.run([sys.executable, str(HERE / "cifar10_scenes.py"), *scenes_arguments(budget, scenes)], check=True)
+    records = {}
+    for key in keys(budget):
+        path = results / "runs" / f"{key}.json"
+        record = cached(path, budget)
+        if record is None and (args.only is None or key in args.only):
+            print(f"[{time.strftime('%H:%M:%S')}] {key}", flush=True)
+            record = run_step(budget, key, scenes, work)
+            save_json(path, record)
+        if record is not None:
+            records[key] = record
+    missing = [key for key in keys(budget) if key not in records]
+    if missing:
+        print(f"not yet made: {', '.join(missing)}; start the same command again to continue")
+        return None
+    summary = summarise(budget, records, json.loads((scenes / "scenes.json").read_text()), protocol)
+    save_json(results / "summary.json", summary)
+    print(json.dumps(summary["arms"], indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The CIFAR-10 scenes detection benchmark: its steps, its cache and its table."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import detection_scenes  # noqa: E402
+import render_docs  # noqa: E402
+from results_io import save_json  # noqa: E402
+
+SMOKE = detection_scenes.PROTOCOLS["smoke"]
+BUDGET = detection_scenes.Budget(num_train=10, num_test=5, num_unlabelled=20, seeds=(0, 1))
+AP = {  # (AP, AP50, AP75) per arm, seeds 0 and 1
+    "densecl-w0": ((10.0, 20.0, 5.0), (12.0, 22.0, 7.0)),
+    "densecl-w1": ((11.0, 21.0, 6.0), (12.5, 22.0, 8.0)),
+    "mocov3-w0": ((8.0, 18.0, 4.0), (9.0, 19.0, 4.0)),
+    "mocov3-w1": ((7.0, 17.0, 3.0), (9.5, 19.0, 5.0)),
+    "random-init": ((4.0, 10.0, 1.0), (5.0, 11.0, 2.0)),
+}
+
+
+def record(key: str) -> dict:
+    arm, seed = detection_scenes.parse_key(key)
+    ap, ap50, ap75 = AP[arm][seed]
+    row = {"key": key, "arm": arm, "seed": seed, "budget": asdict(BUDGET), "code": {"commit": None},
+           "detect": {"command": "resmo transfer detect RUN --data SCENES", "AP": ap, "AP50": ap50, "AP75": ap75}}
+    if arm != "random-init":
+        row["pretrain"] = {"command": f"resmo pretrain --method {arm.split('-')[0]}"}
+    return row
+
+
+def test_every_arm_and_the_random_init_baseline_has_a_step_per_seed():
+    assert detection_scenes.keys(BUDGET) == [
+        "densecl-w0-s0", "densecl-w0-s1", "densecl-w1-s0", "densecl-w1-s1", "mocov3-w0-s0", "mocov3-w0-s1",
+        "mocov3-w1-s0", "mocov3-w1-s1", "random-init-s0", "random-init-s1"]
+    assert detection_scenes.parse_key("random-init-s12") == ("random-init", 12)
+
+
+def test_the_commands_carry_the_arm_the_seed_and_the_budget():
+    pretrain = detection_scenes.pretrain_arguments(SMOKE, "densecl", 1.0, 3, "SCENES/unlabelled", "RUN")
+    assert pretrain[:4] == ["pretrain", "--method", "densecl", "--backbone"] and "resnet18" in pretrain
+    assert pretrain[pretrain.index("--resmo-weight") + 1] == "1.0" and pretrain[pretrain.index("--seed") + 1] == "3"
+    assert f"data.image_size={SMOKE.pretrain_size}" in pretrain and "--resume" in pretrain
+    detect = detection_scenes.detect_arguments(SMOKE, "RUN", "SCENES", 3, "OUT.json", random_init=True)
+    assert detect[:3] == ["transfer", "detect", "RUN"] and "--random-init" in detect
+    assert detect[detect.index("--seeds") + 1] == "3" and detect[detect.index("--eval-split") + 1] == "test"
+    assert "--random-init" not in detection_scenes.detect_arguments(SMOKE, "RUN", "SCENES", 0, "O", random_init=False)
+
+
+def test_a_cached_step_counts_only_for_the_budget_it_was_made_with(tmp_path):
+    path = tmp_path / "densecl-w0-s0.json"
+    assert detection_scenes.cached(path, BUDGET) is None
+    save_json(path, record("densecl-w0-s0"))
+    assert detection_scenes.cached(path, BUDGET)["detect"]["AP"] == 10.0
+    assert detection_scenes.cached(path, SMOKE) is None
+
+
+def test_the_summary_and_the_table_give_means_stds_and_paired_differences():
+    records = {key: record(key) for key in detection_scenes.keys(BUDGET)}
+    scenes = {"command": "python benchmarks/cifar10_scenes.py --num-train 10", "objects": [2, 4],
+              "images": {"train": 10, "test": 5, "unlabelled": 30}}
+    summary = detection_scenes.summarise(BUDGET, records, scenes, "full")
+    densecl = summary["arms"]["densecl-w0"]["AP"]
+    assert densecl["per_seed"] == [10.0, 12.0] and densecl["mean"] == 11.0
+    assert densecl["std"] == pytest.approx(2 ** 0.5)
+    text = "\n".join(render_docs.detection_section(summary))
+    assert "| DenseCL | 11.00 ± 1.41 | 21.00 ± 1.41 | 6.00 ± 1.41 |" in text
+    assert "| random init | 4.50 ± 0.71 |" in text
+    assert "DenseCL + ResMo (λ=1) against DenseCL, paired by seed: AP +0.75 (per seed: +1.00, +0.50)" in text
+    assert "MoCo v3 + ResMo (λ=1) against MoCo v3, paired by seed: AP -0.25 (per seed: -1.00, +0.50)" in text
+    assert "Best pretrained arm (DenseCL + ResMo (λ=1)) against random init: AP +7.25 (ahead" in text
+    assert "**Code not recorded**" in text  # the records above name no commit
