@@ -579,7 +579,8 @@ def detection_section(summary: dict | None) -> list[str]:
         f"{scenes['images']['unlabelled']} unlabelled scenes for pretraining). Each arm: `resmo pretrain` (ResNet-18, "
         f"{b['pretrain_epochs']} epochs of batch {b['batch_size']} at {b['pretrain_size']} px, the method's defaults "
         f"otherwise), then `resmo transfer detect` of its teacher (Faster R-CNN + FPN, {b['detect_epochs']:g} epochs of "
-        f"batch {b['detect_batch_size']} on the train scenes, COCO-style AP on the test scenes); random init: the same "
+        f"batch {b['detect_batch_size']} on the train scenes, {b['rois_per_image']} RoIs per image and {b['proposals']} "
+        "proposals, COCO-style AP on the test scenes); random init: the same "
         f"fine-tuning from a randomly initialised ResNet-18. Seeds {seeds}. Made by `{summary['command']}` on "
         f"{summary['date']} ({machine_line(summary['machine'])}).", "",
         freshness_text(summary, "detection", summary["command"]), "",

@@ -51,6 +51,7 @@ def test_the_commands_carry_the_arm_the_seed_and_the_budget():
     detect = detection_scenes.detect_arguments(SMOKE, "RUN", "SCENES", 3, "OUT.json", random_init=True)
     assert detect[:3] == ["transfer", "detect", "RUN"] and "--random-init" in detect
     assert detect[detect.index("--seeds") + 1] == "3" and detect[detect.index("--eval-split") + 1] == "test"
+    assert detect[detect.index("--rois-per-image") + 1] == str(SMOKE.rois_per_image)
     assert "--random-init" not in detection_scenes.detect_arguments(SMOKE, "RUN", "SCENES", 0, "O", random_init=False)
 
 

@@ -79,7 +79,8 @@ def voc(tmp_path_factory):
 
 
 def test_fine_tuning_two_seeds_writes_ap_json_with_finite_losses(detection_run, voc, capsys):
-    code, out, err = run_cli(["transfer", "detect", detection_run, "--data", voc, "--seeds", "0,1", *FAST], capsys)
+    code, out, err = run_cli(["transfer", "detect", detection_run, "--data", voc, "--seeds", "0,1", *FAST,
+                              "--rois-per-image", "64", "--proposals", "200"], capsys)
     assert code == 0, err
     path = detection_run / "transfer" / "detect-teacher-tiny.json"
     assert f"saved {path}" in out and "mean over 2 seeds: AP" in out
@@ -88,6 +89,7 @@ def test_fine_tuning_two_seeds_writes_ap_json_with_finite_losses(detection_run, 
     assert payload["train_split"] == "train" and payload["eval_split"] == "val"  # no test.txt
     assert payload["num_train"] == 6 and payload["num_eval"] == 4 and payload["classes"] == list(VOC_CLASSES)
     assert payload["settings"]["iterations"] == 2 and payload["settings"]["min_size"] == 64
+    assert payload["settings"]["rois_per_image"] == 64 and payload["settings"]["proposals"] == 200
     assert payload["settings"]["lr"] == pytest.approx(0.02 * 2 / 16)
     assert [entry["seed"] for entry in payload["seeds"]] == [0, 1]
     for entry in payload["seeds"]:
@@ -121,6 +123,20 @@ def test_random_init_baseline_writes_its_own_file(detection_run, voc, tmp_path, 
     assert code == 0, err
     payload = json.loads(out.read_text())
     assert payload["init"] == "random_init" and payload["encoder"] is None and len(payload["seeds"]) == 1
+    assert payload["settings"]["rois_per_image"] == 512 and payload["settings"]["proposals"] is None
+
+
+def test_the_box_head_and_rpn_budgets_reach_the_detector():
+    def budgets(detector):
+        detector.train()
+        trained = detector.rpn.post_nms_top_n()
+        detector.eval()
+        return detector.roi_heads.fg_bg_sampler.batch_size_per_image, trained, detector.rpn.post_nms_top_n()
+
+    torch.manual_seed(0)
+    assert budgets(build_detector("resnet18", 2, state=None, min_size=64, max_size=64)) == (512, 2000, 1000)
+    small = build_detector("resnet18", 2, state=None, min_size=64, max_size=64, rois_per_image=32, proposals=100)
+    assert budgets(small) == (32, 100, 100)
 
 
 def broken_copy(voc: Path, tmp_path: Path, image_id: str, objects, *, size: int = 64) -> Path:

@@ -87,6 +87,12 @@ def add_parser(commands) -> None:
     detect.add_argument("--image-size", type=image_size, default=(800, 1333), metavar="MIN[,MAX]",
                         help="the detector's resize: shorter side MIN, longer side at most MAX "
                         "(default 800,1333; MAX defaults to MIN x 1333 / 800)")
+    detect.add_argument("--rois-per-image", type=positive_int, default=512, metavar="N",
+                        help="proposals per training image for the box head (default 512, as detectron2; "
+                        "fewer for small images with few objects: the box head's cost grows with N)")
+    detect.add_argument("--proposals", type=positive_int, metavar="N",
+                        help="region proposals kept after the RPN's NMS, training and evaluation "
+                        "(default: torchvision's 2000 / 1000)")
     detect.add_argument("--norm", choices=("batch", "frozen"), default="batch",
                         help="batch (default): BatchNorm fine-tuned, all stages trained (MoCo's transfer); "
                         "frozen: FrozenBatchNorm, stem and layer1 frozen (torchvision's default)")
@@ -109,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         run=args.run, data=args.data, encoder=args.encoder, random_init=args.random_init, seeds=args.seeds,
         train_split=args.train_split, eval_split=args.eval_split, classes=args.classes,
         iterations=args.iterations, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        min_size=args.image_size[0], max_size=args.image_size[1], norm=args.norm, workers=args.workers,
+        min_size=args.image_size[0], max_size=args.image_size[1], rois_per_image=args.rois_per_image,
+        proposals=args.proposals, norm=args.norm, workers=args.workers,
         device=args.device, out=args.out, config=args.config)
     try:
         payload = transfer_detect(job, log=lambda line: print(line, flush=True))

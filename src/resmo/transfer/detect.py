@@ -52,6 +52,8 @@ class DetectJob:
     lr: float | None = None
     min_size: int = 800
     max_size: int = 1333
+    rois_per_image: int = 512
+    proposals: int | None = None
     norm: str = "batch"
     workers: int = 0
     device: str = "auto"
@@ -123,7 +125,8 @@ def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[
     settings = DetectSettings(
         iterations=iterations_of(job, len(train_data)), batch_size=job.batch_size,
         lr=job.lr if job.lr is not None else 0.02 * job.batch_size / 16, min_size=job.min_size,
-        max_size=job.max_size, norm=job.norm, workers=workers, device=str(device))
+        max_size=job.max_size, rois_per_image=job.rois_per_image, proposals=job.proposals, norm=job.norm,
+        workers=workers, device=str(device))
     settings.log_every = max(1, settings.iterations // 10)
     init = "random_init" if job.random_init else job.encoder
     log(f"# detect: Faster R-CNN + FPN on {'a randomly initialised' if job.random_init else 'the ' + job.encoder} "
@@ -135,7 +138,8 @@ def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[
         started = time.perf_counter()
         torch.manual_seed(seed)
         detector = build_detector(name, len(classes), state=None if job.random_init else state,
-                                  min_size=settings.min_size, max_size=settings.max_size, norm=settings.norm)
+                                  min_size=settings.min_size, max_size=settings.max_size, norm=settings.norm,
+                                  rois_per_image=settings.rois_per_image, proposals=settings.proposals)
         losses = train(detector, train_data, settings, seed, log=log)
         scores = evaluate(detector, eval_data, settings)
         per_seed.append({"seed": seed, **scores, "loss_first": losses[0], "loss_last": losses[-1],

@@ -41,8 +41,14 @@ def check_detection_backbone(name: str, build: dict[str, Any]) -> None:
 
 
 def build_detector(name: str, num_classes: int, *, state: dict[str, torch.Tensor] | None,
-                   min_size: int, max_size: int, norm: str = "batch") -> nn.Module:
+                   min_size: int, max_size: int, norm: str = "batch", rois_per_image: int = 512,
+                   proposals: int | None = None) -> nn.Module:
     """Faster R-CNN + FPN with ``num_classes`` object classes (plus background).
+
+    ``rois_per_image``: proposals sampled per training image for the box head (torchvision's and
+    detectron2's 512 by default; the box head's cost grows with it, and small images with a few
+    objects need far fewer). ``proposals``: region proposals kept after the RPN's NMS, in training
+    and evaluation alike (``None``: torchvision's 2000 in training, 1000 in evaluation).
 
     ``state`` (a torchvision ResNet state dict, no ``fc``) is loaded into the backbone's body;
     ``None`` keeps torchvision's random initialisation (the ``--random-init`` baseline).
@@ -61,8 +67,10 @@ def build_detector(name: str, num_classes: int, *, state: dict[str, torch.Tensor
                                    trainable_layers=5 if norm == "batch" else 3)
     if state is not None:
         load_body(backbone.body, state)
+    kept = {} if proposals is None else {"rpn_post_nms_top_n_train": proposals, "rpn_post_nms_top_n_test": proposals}
     return FasterRCNN(backbone, num_classes=num_classes + 1, min_size=min_size, max_size=max_size,
-                      image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
+                      image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
+                      box_batch_size_per_image=rois_per_image, **kept)
 
 
 def load_body(body: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -32,6 +32,8 @@ class DetectSettings:
     lr: float = 0.01
     min_size: int = 800
     max_size: int = 1333
+    rois_per_image: int = 512
+    proposals: int | None = None
     norm: str = "batch"
     workers: int = 0
     device: str = "cpu"
