@@ -105,8 +105,9 @@ def detect_arguments(budget: Budget, run: str, data: str, seed: int, out: str, *
 
 
 def keys(budget: Budget) -> list[str]:
-    """Every step: ``<arm>-s<seed>`` and ``random-init-s<seed>``."""
-    return [f"{arm}-s{seed}" for arm in (*ARMS, RANDOM) for seed in budget.seeds]
+    """Every step, ``<arm>-s<seed>`` and ``random-init-s<seed>``, seed by seed: a run stopped
+    part-way has every arm at its first seeds."""
+    return [f"{arm}-s{seed}" for seed in budget.seeds for arm in (*ARMS, RANDOM)]
 
 
 def parse_key(key: str) -> tuple[str, int]:

@@ -38,8 +38,8 @@ def record(key: str) -> dict:
 
 def test_every_arm_and_the_random_init_baseline_has_a_step_per_seed():
     assert detection_scenes.keys(BUDGET) == [
-        "densecl-w0-s0", "densecl-w0-s1", "densecl-w1-s0", "densecl-w1-s1", "mocov3-w0-s0", "mocov3-w0-s1",
-        "mocov3-w1-s0", "mocov3-w1-s1", "random-init-s0", "random-init-s1"]
+        "densecl-w0-s0", "densecl-w1-s0", "mocov3-w0-s0", "mocov3-w1-s0", "random-init-s0",
+        "densecl-w0-s1", "densecl-w1-s1", "mocov3-w0-s1", "mocov3-w1-s1", "random-init-s1"]
     assert detection_scenes.parse_key("random-init-s12") == ("random-init", 12)
 
 
