@@ -6,8 +6,14 @@
 1. ``cifar10_scenes.py`` writes the scenes (real CIFAR-10 images pasted on canvases, VOC layout)
    into the work folder (default ``~/.cache/resmo/benchmarks/detection/<protocol>/``).
 2. Each arm (method, λ) and seed: ``resmo pretrain`` on the unlabelled scenes (``unlabelled/``,
-   no boxes), then ``resmo transfer detect`` of its teacher backbone (Faster R-CNN + FPN on
-   the train scenes, AP on the test scenes) with the same seed.
+   no boxes), then ``resmo transfer detect`` of its student backbone (Faster R-CNN + FPN on
+   the train scenes, AP on the test scenes) with the same seed. The student is what MoCo's and
+   DenseCL's detection converters take (the query encoder). Both methods pretrain with the same
+   optimizer and teacher schedule, so that they differ only in their losses: DenseCL's SGD
+   (lr 0.3 per 256 images, scaled linearly to the batch; weight decay 1e-4) and MoCo v3's
+   teacher momentum (0.99, cosine to 1). DenseCL's own 0.999 would leave the teacher about
+   87 % random init after the ~140 steps here, and resmo's generic AdamW default (lr 0.02)
+   inflates a ResNet-18's conv weights 2-2.5x in that time, which slows any later fine-tuning.
 3. The random-init baseline: ``resmo transfer detect --random-init`` with the same budget.
 
 Every finished step's result is cached in ``benchmarks/results/detection/<protocol>/runs/
@@ -15,7 +21,9 @@ Every finished step's result is cached in ``benchmarks/results/detection/<protoc
 cached settings match and resumes an unfinished pretraining from its last checkpoint
 (``--resume auto``). When all steps are done it writes ``summary.json`` (AP, AP50, AP75 mean ±
 std over seeds per arm) beside ``runs/``; ``render_docs.py`` turns it into docs/benchmarks.md.
-Each step is a ``python -m resmo.cli`` child process using every core; run it alone.
+Each step is a ``python -m resmo.cli`` child process using every core; run it alone, or split
+the steps between two copies with ``--only`` and ``OMP_NUM_THREADS=1`` (a ``random-init-s<N>``
+step needs ``densecl-w0-s<N>``'s run folder for its architecture: keep them in one copy).
 """
 
 from __future__ import annotations
@@ -56,6 +64,16 @@ class Budget:
     rois_per_image: int = 64  # 2-4 objects on a 128 px scene: detectron2's 512 would cost 4x the time
     proposals: int = 300
     seeds: tuple[int, ...] = (0, 1, 2)
+    encoder: str = "student"
+    pretrain_optimizer: str = "sgd"
+    pretrain_lr_per_256: float = 0.3
+    pretrain_weight_decay: float = 1e-4
+    teacher_momentum: float = 0.99
+
+    @property
+    def pretrain_lr(self) -> float:
+        """The pretraining learning rate: ``pretrain_lr_per_256`` scaled linearly to ``batch_size``."""
+        return self.pretrain_lr_per_256 * self.batch_size / 256
 
 
 #: arm key -> (label, method, λ)
@@ -68,8 +86,8 @@ ARMS = {
 RANDOM = "random-init"
 
 PROTOCOLS = {
-    # about 6 h on a slow 2-core machine: pretraining ~18 images/s at 64 px, fine-tuning ~3 images/s
-    "full": Budget(num_train=500, num_test=300, num_unlabelled=1000),
+    # about 15 steps x 10-14 min on 2 cores: pretraining ~3 min, fine-tuning 188 iterations ~8 min
+    "full": Budget(num_train=500, num_test=300, num_unlabelled=1000, detect_epochs=3.0),
     "smoke": Budget(num_train=24, num_test=12, num_unlabelled=40, pretrain_epochs=1, batch_size=16,
                     detect_epochs=1.0, detect_batch_size=4, seeds=(0,)),
 }
@@ -83,13 +101,17 @@ def scenes_arguments(budget: Budget, out: Path) -> list[str]:
 
 
 def pretrain_arguments(budget: Budget, method: str, weight: float, seed: int, data: str, out: str) -> list[str]:
-    """``resmo pretrain`` of one arm and seed: the method's defaults, ResNet-18 with the ImageNet
+    """``resmo pretrain`` of one arm and seed: the method's defaults but for the budget's optimizer
+    (no warm-up, cosine decay) and teacher momentum (cosine to 1), ResNet-18 with the ImageNet
     stem (the detector's backbone; below 96 px resmo would pick the CIFAR stem), the scenes at
     ``pretrain_size`` px; no kNN monitor (the scenes have no labels)."""
     return ["pretrain", "--method", method, "--backbone", "resnet18", "--data", data,
             "--epochs", str(budget.pretrain_epochs), "--batch-size", str(budget.batch_size),
             "--resmo-weight", str(weight), "--seed", str(seed), "--out", out, "--resume", "auto",
             f"data.image_size={budget.pretrain_size}", "backbone_options.resnet18.cifar_stem=false",
+            f"optimizer.name={budget.pretrain_optimizer}", f"optimizer.lr={budget.pretrain_lr:g}",
+            f"optimizer.weight_decay={budget.pretrain_weight_decay:g}", "optimizer.warmup_epochs=0",
+            f"method_options.{method}.momentum={budget.teacher_momentum:g}", f"method_options.{method}.final_momentum=1.0",
             "data.num_workers=1", "monitor.knn_every_epochs=0",
             "train.progress_bar=false"]
 
@@ -97,7 +119,7 @@ def pretrain_arguments(budget: Budget, method: str, weight: float, seed: int, da
 def detect_arguments(budget: Budget, run: str, data: str, seed: int, out: str, *, random_init: bool) -> list[str]:
     """``resmo transfer detect`` of one backbone: scenes at their own size, SGD for ``detect_epochs``,
     ``rois_per_image`` box-head samples and ``proposals`` RPN proposals per image."""
-    return ["transfer", "detect", run, "--data", data, "--encoder", "teacher", *(["--random-init"] * random_init),
+    return ["transfer", "detect", run, "--data", data, "--encoder", budget.encoder, *(["--random-init"] * random_init),
             "--seeds", str(seed), "--train-split", "train", "--eval-split", "test",
             "--epochs", str(budget.detect_epochs), "--batch-size", str(budget.detect_batch_size),
             "--image-size", str(budget.canvas), "--rois-per-image", str(budget.rois_per_image),

@@ -577,8 +577,11 @@ def detection_section(summary: dict | None) -> list[str]:
         f"Scenes: `{scenes['command']}` ({scenes['images']['train']} train and {scenes['images']['test']} test "
         f"scenes of {b['canvas']} px with {scenes['objects'][0]}-{scenes['objects'][1]} real CIFAR-10 images each; "
         f"{scenes['images']['unlabelled']} unlabelled scenes for pretraining). Each arm: `resmo pretrain` (ResNet-18, "
-        f"{b['pretrain_epochs']} epochs of batch {b['batch_size']} at {b['pretrain_size']} px, the method's defaults "
-        f"otherwise), then `resmo transfer detect` of its teacher (Faster R-CNN + FPN, {b['detect_epochs']:g} epochs of "
+        f"{b['pretrain_epochs']} epochs of batch {b['batch_size']} at {b['pretrain_size']} px; both methods with "
+        f"{b['pretrain_optimizer'].upper()} at lr {b['pretrain_lr_per_256']:g} per 256 images, weight decay "
+        f"{b['pretrain_weight_decay']:g} and teacher momentum {b['teacher_momentum']:g} cosine to 1; the method's "
+        f"defaults otherwise), then `resmo transfer detect` of its {b['encoder']} (Faster R-CNN + FPN, "
+        f"{b['detect_epochs']:g} epochs of "
         f"batch {b['detect_batch_size']} on the train scenes, {b['rois_per_image']} RoIs per image and {b['proposals']} "
         "proposals, COCO-style AP on the test scenes); random init: the same "
         f"fine-tuning from a randomly initialised ResNet-18. Seeds {seeds}. Made by `{summary['command']}` on "
@@ -593,6 +596,10 @@ def detection_section(summary: dict | None) -> list[str]:
         diffs = [r - p for p, r in zip(arms[plain]["AP"]["per_seed"], arms[resmo]["AP"]["per_seed"], strict=True)]
         lines.append(f"- {arms[resmo]['label']} against {arms[plain]['label']}, paired by seed: AP "
                      f"{statistics.fmean(diffs):+.2f} (per seed: {', '.join(f'{d:+.2f}' for d in diffs)}).")
+    for key in (key for key in arms if key != "random-init"):
+        diffs = [p - r for p, r in zip(arms[key]["AP"]["per_seed"], arms["random-init"]["AP"]["per_seed"], strict=True)]
+        lines.append(f"- {arms[key]['label']} against random init, paired by seed: AP {statistics.fmean(diffs):+.2f} "
+                     f"(per seed: {', '.join(f'{d:+.2f}' for d in diffs)}).")
     best = max((key for key in arms if key != "random-init"), key=lambda key: arms[key]["AP"]["mean"])
     ahead = arms[best]["AP"]["mean"] - arms["random-init"]["AP"]["mean"]
     lines += [f"- Best pretrained arm ({arms[best]['label']}) against random init: AP {ahead:+.2f} "

@@ -48,8 +48,11 @@ def test_the_commands_carry_the_arm_the_seed_and_the_budget():
     assert pretrain[:4] == ["pretrain", "--method", "densecl", "--backbone"] and "resnet18" in pretrain
     assert pretrain[pretrain.index("--resmo-weight") + 1] == "1.0" and pretrain[pretrain.index("--seed") + 1] == "3"
     assert f"data.image_size={SMOKE.pretrain_size}" in pretrain and "--resume" in pretrain
+    assert "optimizer.name=sgd" in pretrain and "optimizer.lr=0.01875" in pretrain  # 0.3 per 256, batch 16
+    assert "method_options.densecl.momentum=0.99" in pretrain and "method_options.densecl.final_momentum=1.0" in pretrain
     detect = detection_scenes.detect_arguments(SMOKE, "RUN", "SCENES", 3, "OUT.json", random_init=True)
     assert detect[:3] == ["transfer", "detect", "RUN"] and "--random-init" in detect
+    assert detect[detect.index("--encoder") + 1] == "student"
     assert detect[detect.index("--seeds") + 1] == "3" and detect[detect.index("--eval-split") + 1] == "test"
     assert detect[detect.index("--rois-per-image") + 1] == str(SMOKE.rois_per_image)
     assert "--random-init" not in detection_scenes.detect_arguments(SMOKE, "RUN", "SCENES", 0, "O", random_init=False)
@@ -76,5 +79,7 @@ def test_the_summary_and_the_table_give_means_stds_and_paired_differences():
     assert "| random init | 4.50 ± 0.71 |" in text
     assert "DenseCL + ResMo (λ=1) against DenseCL, paired by seed: AP +0.75 (per seed: +1.00, +0.50)" in text
     assert "MoCo v3 + ResMo (λ=1) against MoCo v3, paired by seed: AP -0.25 (per seed: -1.00, +0.50)" in text
+    assert "MoCo v3 + ResMo (λ=1) against random init, paired by seed: AP +3.75 (per seed: +3.00, +4.50)" in text
     assert "Best pretrained arm (DenseCL + ResMo (λ=1)) against random init: AP +7.25 (ahead" in text
+    assert "`resmo transfer detect` of its student" in text and "SGD at lr 0.3 per 256 images" in text
     assert "**Code not recorded**" in text  # the records above name no commit
