@@ -86,8 +86,9 @@ ARMS = {
 RANDOM = "random-init"
 
 PROTOCOLS = {
-    # about 15 steps x 10-14 min on 2 cores: pretraining ~3 min, fine-tuning 188 iterations ~8 min
-    "full": Budget(num_train=500, num_test=300, num_unlabelled=1000, detect_epochs=3.0),
+    # about 100 min on 2 cores as two 1-thread copies: pretraining ~6 min, fine-tuning 125 iterations
+    # (4 s each) and evaluation ~10 min per step and copy
+    "full": Budget(num_train=500, num_test=300, num_unlabelled=1000, detect_epochs=2.0),
     "smoke": Budget(num_train=24, num_test=12, num_unlabelled=40, pretrain_epochs=1, batch_size=16,
                     detect_epochs=1.0, detect_batch_size=4, seeds=(0,)),
 }
