@@ -566,6 +566,13 @@ def before_after_section(compared: dict | None) -> list[str]:
 
 
 # --- detection transfer -----------------------------------------------------------------------
+def paired_ap_line(arm: dict, base: dict) -> str:
+    """One bullet: ``arm``'s AP minus ``base``'s, seed by seed, and their mean."""
+    diffs = [a - b for a, b in zip(arm["AP"]["per_seed"], base["AP"]["per_seed"], strict=True)]
+    return (f"- {arm['label']} against {base['label']}, paired by seed: AP {statistics.fmean(diffs):+.2f} "
+            f"(per seed: {', '.join(f'{d:+.2f}' for d in diffs)}).")
+
+
 def detection_section(summary: dict | None) -> list[str]:
     lines = ["## Detection transfer on CIFAR-10 scenes", ""]
     if summary is None:
@@ -592,14 +599,9 @@ def detection_section(summary: dict | None) -> list[str]:
     for arm in arms.values():
         lines.append(f"| {arm['label']} | " + " | ".join(fmt(arm[m], 2) for m in ("AP", "AP50", "AP75")) + " |")
     lines.append("")
-    for plain, resmo in (("densecl-w0", "densecl-w1"), ("mocov3-w0", "mocov3-w1")):
-        diffs = [r - p for p, r in zip(arms[plain]["AP"]["per_seed"], arms[resmo]["AP"]["per_seed"], strict=True)]
-        lines.append(f"- {arms[resmo]['label']} against {arms[plain]['label']}, paired by seed: AP "
-                     f"{statistics.fmean(diffs):+.2f} (per seed: {', '.join(f'{d:+.2f}' for d in diffs)}).")
-    for key in (key for key in arms if key != "random-init"):
-        diffs = [p - r for p, r in zip(arms[key]["AP"]["per_seed"], arms["random-init"]["AP"]["per_seed"], strict=True)]
-        lines.append(f"- {arms[key]['label']} against random init, paired by seed: AP {statistics.fmean(diffs):+.2f} "
-                     f"(per seed: {', '.join(f'{d:+.2f}' for d in diffs)}).")
+    pairs = [("densecl-w1", "densecl-w0"), ("mocov3-w1", "mocov3-w0"),
+             *((key, "random-init") for key in arms if key != "random-init")]
+    lines += [paired_ap_line(arms[arm], arms[base]) for arm, base in pairs]
     best = max((key for key in arms if key != "random-init"), key=lambda key: arms[key]["AP"]["mean"])
     ahead = arms[best]["AP"]["mean"] - arms["random-init"]["AP"]["mean"]
     lines += [f"- Best pretrained arm ({arms[best]['label']}) against random init: AP {ahead:+.2f} "
