@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -573,6 +574,16 @@ def paired_ap_line(arm: dict, base: dict) -> str:
             f"(per seed: {', '.join(f'{d:+.2f}' for d in diffs)}).")
 
 
+def without_out_folder(command: str, placeholder: str = "SCENES_FOLDER") -> str:
+    """``command`` with the folder after ``--out`` replaced by ``placeholder``: the docs show a
+    command a reader can run on their machine, not the path it had on the benchmark's."""
+    words = shlex.split(command)
+    for i, word in enumerate(words[:-1]):
+        if word == "--out":
+            words[i + 1] = placeholder
+    return shlex.join(words)
+
+
 def detection_section(summary: dict | None) -> list[str]:
     lines = ["## Detection transfer on CIFAR-10 scenes", ""]
     if summary is None:
@@ -581,7 +592,7 @@ def detection_section(summary: dict | None) -> list[str]:
     b, scenes = summary["budget"], summary["scenes"]
     seeds = ", ".join(map(str, b["seeds"]))
     lines += [
-        f"Scenes: `{scenes['command']}` ({scenes['images']['train']} train and {scenes['images']['test']} test "
+        f"Scenes: `{without_out_folder(scenes['command'])}` ({scenes['images']['train']} train and {scenes['images']['test']} test "
         f"scenes of {b['canvas']} px with {scenes['objects'][0]}-{scenes['objects'][1]} real CIFAR-10 images each; "
         f"{scenes['images']['unlabelled']} unlabelled scenes for pretraining). Each arm: `resmo pretrain` (ResNet-18, "
         f"{b['pretrain_epochs']} epochs of batch {b['batch_size']} at {b['pretrain_size']} px; both methods with "

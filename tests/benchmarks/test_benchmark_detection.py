@@ -68,7 +68,7 @@ def test_a_cached_step_counts_only_for_the_budget_it_was_made_with(tmp_path):
 
 def test_the_summary_and_the_table_give_means_stds_and_paired_differences():
     records = {key: record(key) for key in detection_scenes.keys(BUDGET)}
-    scenes = {"command": "python benchmarks/cifar10_scenes.py --num-train 10", "objects": [2, 4],
+    scenes = {"command": "python benchmarks/cifar10_scenes.py --out '/home/a b/scenes' --num-train 10", "objects": [2, 4],
               "images": {"train": 10, "test": 5, "unlabelled": 30}}
     summary = detection_scenes.summarise(BUDGET, records, scenes, "full")
     densecl = summary["arms"]["densecl-w0"]["AP"]
@@ -83,3 +83,4 @@ def test_the_summary_and_the_table_give_means_stds_and_paired_differences():
     assert "Best pretrained arm (DenseCL + ResMo (λ=1)) against random init: AP +7.25 (ahead" in text
     assert "`resmo transfer detect` of its student" in text and "SGD at lr 0.3 per 256 images" in text
     assert "**Code not recorded**" in text  # the records above name no commit
+    assert "Scenes: `python benchmarks/cifar10_scenes.py --out SCENES_FOLDER --num-train 10`" in text
