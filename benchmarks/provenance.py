@@ -107,4 +107,5 @@ def freshness_text(result: dict, kind: str, rerun: str, *, root: Path | None = N
         more = f" and {len(state.changed_by) - 3} more" if len(state.changed_by) > 3 else ""
         return (f"**Stale**: made by the code at {shown}; what it measures has changed since "
                 f"({later}{more}); re-run `{rerun}`.")
-    return f"Code: commit {shown}, current (nothing it depends on changed since)."
+    noun = "commits" if len(dict.fromkeys(commits)) > 1 else "commit"
+    return f"Code: {noun} {shown}, current (nothing it depends on changed since)."

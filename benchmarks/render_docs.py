@@ -212,8 +212,11 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
                   f"{b['epochs']} epoch(s), batch {b['batch_size']}, otherwise as above. "
                   f"Date: {smoke['date']}, {machine_line(smoke['machine'])}.", "", quality_freshness(smoke), ""]
         lines += quality_table(smoke) + [""]
+    if QUALITY_RECHECKS:
+        lines += ["Re-checks: the smoke protocol recomputed from scratch on later code than the results "
+                  "they vouch for (the long protocol's runs are judged by the last one).", ""]
     for date, commit, what in QUALITY_RECHECKS:
-        lines += [f"Re-checked on {date} at commit `{commit}` (later code than the runs above): {what}.", ""]
+        lines += [f"Re-checked on {date} at commit `{commit}`: {what}.", ""]
     return lines
 
 
@@ -240,7 +243,8 @@ QUALITY_RECHECKS = [
     ("2026-12-02", "1abe811", "`python benchmarks/quality_cifar10.py --smoke` with `--results-dir` and "
      "`--work-dir` in empty folders recomputed every smoke run from scratch and gave exactly the committed "
      "numbers for all 19 runs; the full protocol's runs go through the same code paths (views, AdamW, "
-     "MoCo v3 / BYOL, the training loop), so its table describes that code too"),
+     "MoCo v3 / BYOL, the training loop), so its table of the time (runs of 2026-11-28, since re-run at "
+     "`c4d1e4e`) described that code too"),
     ("2026-12-02", "1e5cd60", "the smoke protocol recomputed from scratch in empty folders again gave exactly "
      "the committed numbers for all 19 runs (three times: at ffb46bf, 4942ac6 and 1e5cd60; the smoke table above "
      "now holds the last runs, with their commit)"),

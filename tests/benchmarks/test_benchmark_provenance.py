@@ -98,6 +98,13 @@ def test_a_quality_summary_is_stale_when_any_of_its_runs_is(history):
     assert not state.current and state.changed_by == (second[:7],)
 
 
+def test_a_summary_made_by_two_commits_that_measure_the_same_names_both(history):
+    root, first = history
+    docs = commit(root, "docs/notes.md", "prose\n")  # changes nothing the quality runs depend on
+    assert provenance.freshness_text({"code_commits": [first, docs]}, "quality", "run it") == (
+        f"Code: commits `{first[:7]}`, `{docs[:7]}`, current (nothing it depends on changed since).")
+
+
 def test_a_later_exact_recheck_vouches_for_older_quality_runs(history, monkeypatch):
     root, first = history
     change = commit(root, "src/resmo/train/loop.py", "two\n")
