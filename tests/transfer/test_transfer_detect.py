@@ -78,14 +78,14 @@ def voc(tmp_path_factory):
     return make_voc(tmp_path_factory.mktemp("voc") / "tiny")
 
 
-def test_fine_tuning_two_seeds_writes_ap_json_with_finite_losses(detection_run, voc, capsys):
+def test_fine_tuning_two_seeds_of_the_student_by_default_writes_ap_json_with_finite_losses(detection_run, voc, capsys):
     code, out, err = run_cli(["transfer", "detect", detection_run, "--data", voc, "--seeds", "0,1", *FAST,
                               "--rois-per-image", "64", "--proposals", "200"], capsys)
     assert code == 0, err
-    path = detection_run / "transfer" / "detect-teacher-tiny.json"
+    path = detection_run / "transfer" / "detect-student-tiny.json"  # the default encoder
     assert f"saved {path}" in out and "mean over 2 seeds: AP" in out
     payload = json.loads(path.read_text())
-    assert payload["init"] == "teacher" and payload["backbone"] == "resnet18"
+    assert payload["init"] == payload["encoder"] == "student" and payload["backbone"] == "resnet18"
     assert payload["train_split"] == "train" and payload["eval_split"] == "val"  # no test.txt
     assert payload["num_train"] == 6 and payload["num_eval"] == 4 and payload["classes"] == list(VOC_CLASSES)
     assert payload["settings"]["iterations"] == 2 and payload["settings"]["min_size"] == 64

@@ -70,8 +70,9 @@ def add_parser(commands) -> None:
     )
     add_run_argument(detect)
     detect.add_argument("--data", metavar="VOC_ROOT", required=True, help="a Pascal VOC-layout folder")
-    detect.add_argument("--encoder", "--branch", dest="encoder", choices=("student", "teacher"), default="teacher",
-                        help="which backbone of the run (default: teacher)")
+    detect.add_argument("--encoder", "--branch", dest="encoder", choices=("student", "teacher"), default="student",
+                        help="which backbone of the run (default: student, the query encoder that MoCo's "
+                        "and DenseCL's detection converters take; teacher: the EMA encoder, as DINO evaluates)")
     detect.add_argument("--random-init", action="store_true",
                         help="the baseline: a randomly initialised backbone of the same architecture, same budget")
     detect.add_argument("--seeds", type=seed_list, default=(0,), metavar="0,1,2",

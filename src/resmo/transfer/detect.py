@@ -40,7 +40,7 @@ class DetectJob:
 
     run: str
     data: str
-    encoder: str = "teacher"
+    encoder: str = "student"
     random_init: bool = False
     seeds: tuple[int, ...] = (0,)
     train_split: str = "train"
