@@ -19,7 +19,8 @@
 Every finished step's result is cached in ``benchmarks/results/detection/<protocol>/runs/
 <key>.json`` with the settings it was made with; started again, the script skips steps whose
 cached settings match and resumes an unfinished pretraining from its last checkpoint
-(``--resume auto``). When all steps are done it writes ``summary.json`` (AP, AP50, AP75 mean ±
+(``--resume auto``). Pretraining run folders (``<work>/runs/<arm>-s<seed>-<fingerprint>``) are
+named by their command, so that a changed budget never resumes a run made with other settings. When all steps are done it writes ``summary.json`` (AP, AP50, AP75 mean ±
 std over seeds per arm) beside ``runs/``; ``render_docs.py`` turns it into docs/benchmarks.md.
 Each step is a ``python -m resmo.cli`` child process using every core; run it alone, or split
 the steps between two copies with ``--only`` and ``OMP_NUM_THREADS=1`` (a ``random-init-s<N>``
@@ -29,6 +30,7 @@ step needs ``densecl-w0-s<N>``'s run folder for its architecture: keep them in o
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -147,12 +149,24 @@ def resmo(arguments: list[str]) -> None:
                          f"{done.returncode} (its message is above); finished steps are kept, start again to continue")
 
 
+def run_folder(budget: Budget, key: str, work: Path) -> Path:
+    """The pretraining run folder of step ``key`` (a ``random-init`` step: its seed's first arm's,
+    for the architecture), named by arm, seed and a fingerprint of the pretraining command. A
+    budget that changes the pretraining gets new folders: ``--resume auto`` in an old folder would
+    continue (or, finished, keep) a run made with other settings under the new record's command."""
+    arm, seed = parse_key(key)
+    arm = next(iter(ARMS)) if arm == RANDOM else arm
+    _, method, weight = ARMS[arm]
+    command = pretrain_arguments(budget, method, weight, seed, "SCENES", "RUN")
+    return work / "runs" / f"{arm}-s{seed}-{hashlib.sha256(json.dumps(command).encode()).hexdigest()[:10]}"
+
+
 def run_step(budget: Budget, key: str, scenes: Path, work: Path) -> dict:
     """Pretrain (an arm) and fine-tune one backbone; the record cached for ``key``."""
     arm, seed = parse_key(key)
     record: dict = {"key": key, "arm": arm, "seed": seed, "budget": asdict(budget), "date": time.strftime("%Y-%m-%d"),
                     "machine": machine_info(load_average_1min=round(os.getloadavg()[0], 2)), "code": code_provenance()}
-    run = work / "runs" / (key if arm != RANDOM else f"{next(iter(ARMS))}-s{seed}")
+    run = run_folder(budget, key, work)
     if arm != RANDOM:
         _, method, weight = ARMS[arm]
         arguments = pretrain_arguments(budget, method, weight, seed, str(scenes / "unlabelled"), str(run))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,43 @@ def test_a_cached_step_counts_only_for_the_budget_it_was_made_with(tmp_path):
     save_json(path, record("densecl-w0-s0"))
     assert detection_scenes.cached(path, BUDGET)["detect"]["AP"] == 10.0
     assert detection_scenes.cached(path, SMOKE) is None
+
+
+def test_a_budget_that_changes_the_pretraining_gets_new_run_folders(tmp_path):
+    folder = detection_scenes.run_folder(BUDGET, "densecl-w1-s0", tmp_path)
+    assert folder.parent == tmp_path / "runs" and folder.name.startswith("densecl-w1-s0-")
+    assert detection_scenes.run_folder(BUDGET, "densecl-w1-s1", tmp_path) != folder
+    assert detection_scenes.run_folder(BUDGET, "densecl-w0-s0", tmp_path) != folder
+    # other pretraining settings: another folder, never a resumed run made with the old ones
+    assert detection_scenes.run_folder(replace(BUDGET, pretrain_lr_per_256=0.1), "densecl-w1-s0", tmp_path) != folder
+    assert detection_scenes.run_folder(replace(BUDGET, pretrain_epochs=2), "densecl-w1-s0", tmp_path) != folder
+    # fine-tuning settings do not change the pretraining: the same folder is reused
+    assert detection_scenes.run_folder(replace(BUDGET, detect_epochs=9.0), "densecl-w1-s0", tmp_path) == folder
+    # random init borrows its seed's first arm for the architecture
+    assert detection_scenes.run_folder(BUDGET, "random-init-s1", tmp_path) == \
+        detection_scenes.run_folder(BUDGET, "densecl-w0-s1", tmp_path)
+
+
+def test_a_step_pretrains_and_fine_tunes_in_its_run_folder(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_resmo(arguments):
+        calls.append(arguments)
+        out = Path(arguments[arguments.index("--out") + 1])
+        if arguments[0] == "pretrain":
+            out.mkdir(parents=True)
+            (out / "summary.json").write_text(json.dumps({"images_per_second": 5.0}))
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"mean": {"AP": 1.0, "AP50": 2.0, "AP75": 0.5}}))
+
+    monkeypatch.setattr(detection_scenes, "resmo", fake_resmo)
+    row = detection_scenes.run_step(BUDGET, "mocov3-w1-s1", tmp_path / "scenes", tmp_path / "work")
+    folder = str(detection_scenes.run_folder(BUDGET, "mocov3-w1-s1", tmp_path / "work"))
+    assert [c[0] for c in calls] == ["pretrain", "transfer"]
+    assert calls[0][calls[0].index("--out") + 1] == folder and calls[1][2] == folder
+    assert row["detect"]["AP"] == 1.0 and row["pretrain"]["images_per_second"] == 5.0
+    assert "--out RUN" in row["pretrain"]["command"] and "RUN --data SCENES" in row["detect"]["command"]
 
 
 def test_the_summary_and_the_table_give_means_stds_and_paired_differences():
