@@ -588,7 +588,21 @@ def without_out_folder(command: str, placeholder: str = "SCENES_FOLDER") -> str:
     return shlex.join(words)
 
 
-def detection_section(summary: dict | None) -> list[str]:
+def stems_lines(stems: dict) -> list[str]:
+    """The students' stems (``detection_stems.py``) beside a ResNet-18 at init: one line each."""
+    init = stems["init"]
+    commits = ", ".join(f"`{c[:7]}`" for c in stems["steps_code_commits"]) or "no recorded commit"
+    lines = [f"Stems of the students above (`{stems['command']}`, {stems['date']}, runs made at {commits}): "
+             f"‖conv1.weight‖ and mean(bn1.running_var) per seed; a ResNet-18 at init has "
+             f"{init['conv1_norm']:.2f} and {init['bn1_running_var']:.1f}.", ""]
+    for arm in stems["arms"].values():
+        norms = ", ".join(f"{v:.2f}" for v in arm["conv1_norm"])
+        variances = ", ".join(f"{v:.1f}" for v in arm["bn1_running_var"])
+        lines.append(f"- {arm['label']}: ‖conv1.weight‖ {norms}; bn1 running variance {variances}.")
+    return lines + [""]
+
+
+def detection_section(summary: dict | None, stems: dict | None = None) -> list[str]:
     lines = ["## Detection transfer on CIFAR-10 scenes", ""]
     if summary is None:
         return lines + ["Not measured yet: `python benchmarks/detection_scenes.py` (`--smoke`: the same table on a few "
@@ -621,6 +635,8 @@ def detection_section(summary: dict | None) -> list[str]:
     ahead = arms[best]["AP"]["mean"] - arms["random-init"]["AP"]["mean"]
     lines += [f"- Best pretrained arm ({arms[best]['label']}) against random init: AP {ahead:+.2f} "
               f"({'ahead' if ahead > 0 else 'not ahead'} of random init at this budget).", ""]
+    if stems is not None:
+        lines += stems_lines(stems)
     lines += ["Pretraining command of each arm (the first seed):", "", "```bash",
               *summary["pretrain_commands"].values(), summary["detect_command"], "```", ""]
     return lines
@@ -635,7 +651,8 @@ def render(results: Path = RESULTS) -> str:
     lines += quality_section(load(results / "quality" / "full" / "summary.json"),
                              load(results / "quality" / "smoke" / "summary.json"))
     lines += long_section(load(results / "quality" / "long" / "curves.json"))
-    lines += detection_section(load(results / "detection" / "full" / "summary.json"))
+    lines += detection_section(load(results / "detection" / "full" / "summary.json"),
+                               load(results / "detection" / "full" / "stems.json"))
     lines += speed_section(load(results / "speed_cpu.json"))
     lines += views_section(load(results / "view_generation.json"))
     lines += gpu_section(load(results / "gpu_throughput.json"), load(results / "gpu_cifar10.json"))

@@ -122,3 +122,33 @@ def test_the_summary_and_the_table_give_means_stds_and_paired_differences():
     assert "`resmo transfer detect` of its student" in text and "SGD at lr 0.3 per 256 images" in text
     assert "**Code not recorded**" in text  # the records above name no commit
     assert "Scenes: `python benchmarks/cifar10_scenes.py --out SCENES_FOLDER --num-train 10`" in text
+
+
+def test_the_stems_of_the_students_are_measured_from_their_run_folders(tmp_path):
+    import detection_stems
+    import torch
+
+    budget = replace(BUDGET, seeds=(0,))
+    for value, key in enumerate(("densecl-w0-s0", "densecl-w1-s0", "mocov3-w0-s0", "mocov3-w1-s0"), start=1):
+        folder = detection_scenes.run_folder(budget, key, tmp_path)
+        folder.mkdir(parents=True)
+        state = {"net.conv1.weight": torch.full((2, 1, 2, 2), float(value)), "net.bn1.running_var": torch.tensor([1.0, 3.0 * value])}
+        torch.save({"backbone": "resnet18", "state_dict": state}, folder / "student_backbone.pt")
+    measured = detection_stems.measure(budget, tmp_path, tmp_path / "results")
+    # ‖c · 1‖ over 8 weights = c · √8; mean(1, 3c) = (1 + 3c) / 2
+    assert measured["arms"]["densecl-w0"]["conv1_norm"] == [round(8 ** 0.5, 4)]
+    assert measured["arms"]["mocov3-w1"]["conv1_norm"] == [round(4 * 8 ** 0.5, 4)]
+    assert measured["arms"]["mocov3-w0"]["bn1_running_var"] == [5.0]
+    assert "random-init" not in measured["arms"] and measured["init"]["bn1_running_var"] == 1.0
+    assert 2.0 < measured["init"]["conv1_norm"] < 3.0  # torchvision's kaiming init of a 64x3x7x7 conv
+    text = "\n".join(render_docs.stems_lines({"command": "python benchmarks/detection_stems.py", "date": "2026-12-04",
+                                              **measured, "steps_code_commits": ["abcdef0123"]}))
+    assert "runs made at `abcdef0`" in text
+    assert "- MoCo v3 + ResMo (λ=1): ‖conv1.weight‖ 11.31; bn1 running variance 6.5." in text
+
+
+def test_stems_are_not_measured_without_the_runs(tmp_path):
+    import detection_stems
+
+    with pytest.raises(SystemExit, match="student_backbone.pt is missing; run benchmarks/detection_scenes.py first"):
+        detection_stems.measure(replace(BUDGET, seeds=(0,)), tmp_path, tmp_path / "results")
