@@ -592,7 +592,9 @@ def stems_lines(stems: dict) -> list[str]:
     """The students' stems (``detection_stems.py``) beside a ResNet-18 at init: one line each."""
     init = stems["init"]
     commits = ", ".join(f"`{c[:7]}`" for c in stems["steps_code_commits"]) or "no recorded commit"
-    lines = [f"Stems of the students above (`{stems['command']}`, {stems['date']}, runs made at {commits}): "
+    measured = (stems.get("code") or {}).get("commit")
+    at = f" at `{measured[:7]}`" if measured else ""
+    lines = [f"Stems of the students above (`{stems['command']}`{at}, {stems['date']}, runs made at {commits}): "
              f"‖conv1.weight‖ and mean(bn1.running_var) per seed; a ResNet-18 at init has "
              f"{init['conv1_norm']:.2f} and {init['bn1_running_var']:.1f}.", ""]
     for arm in stems["arms"].values():

@@ -142,8 +142,9 @@ def test_the_stems_of_the_students_are_measured_from_their_run_folders(tmp_path)
     assert "random-init" not in measured["arms"] and measured["init"]["bn1_running_var"] == 1.0
     assert 2.0 < measured["init"]["conv1_norm"] < 3.0  # torchvision's kaiming init of a 64x3x7x7 conv
     text = "\n".join(render_docs.stems_lines({"command": "python benchmarks/detection_stems.py", "date": "2026-12-04",
-                                              **measured, "steps_code_commits": ["abcdef0123"]}))
-    assert "runs made at `abcdef0`" in text
+                                              **measured, "steps_code_commits": ["abcdef0123"],
+                                              "code": {"commit": "1234567abc"}}))
+    assert "(`python benchmarks/detection_stems.py` at `1234567`, 2026-12-04, runs made at `abcdef0`)" in text
     assert "- MoCo v3 + ResMo (λ=1): ‖conv1.weight‖ 11.31; bn1 running variance 6.5." in text
 
 
