@@ -7,8 +7,8 @@ the Frobenius norm of the student's stem convolution ``‖conv1.weight‖`` and 
 BatchNorm's running variance ``mean(bn1.running_var)``, with the same two numbers for a
 torchvision ResNet-18 at init (seed 0; BatchNorm starts at variance 1). A stem far from its init
 scale is what a fine-tuning that starts from it has to undo. Written to
-``benchmarks/results/detection/<protocol>/stems.json`` with the steps' commits and this script's;
-``render_docs.py`` prints it under the detection table.
+``benchmarks/results/detection/<protocol>/stems.json`` with the steps' commits (from
+``summary.json``) and this script's; ``render_docs.py`` prints it under the detection table.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ def init_stem() -> dict[str, float]:
 def measure(budget: detection_scenes.Budget, work: Path, results: Path) -> dict:
     """The stem of every pretrained step's student, per arm in seed order."""
     arms: dict[str, dict] = {}
-    commits = set()
     for key in detection_scenes.keys(budget):
         arm, _ = detection_scenes.parse_key(key)
         if arm == detection_scenes.RANDOM:
@@ -57,10 +56,9 @@ def measure(budget: detection_scenes.Budget, work: Path, results: Path) -> dict:
         row = arms.setdefault(arm, {"label": detection_scenes.ARMS[arm][0], "conv1_norm": [], "bn1_running_var": []})
         for name, value in values.items():
             row[name].append(value)
-        step = results / "runs" / f"{key}.json"
-        if step.is_file():
-            commits.add(json.loads(step.read_text())["code"].get("commit"))
-    return {"init": init_stem(), "arms": arms, "steps_code_commits": sorted(c for c in commits if c)}
+    summary = results / "summary.json"  # its code_commits: those of the steps it summarises
+    commits = json.loads(summary.read_text())["code_commits"] if summary.is_file() else []
+    return {"init": init_stem(), "arms": arms, "steps_code_commits": commits}
 
 
 def main(argv: list[str] | None = None) -> dict:
