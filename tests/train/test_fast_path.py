@@ -33,7 +33,7 @@ from resmo.data.sampling import sample_seed
 from resmo.data.textures import SyntheticTextures
 from resmo.train.pretrain import execute_run, prepare_run
 from resmo.train.stopping import RunStopped
-from tests.pretrain_helpers import SignalAt, tiny_overrides
+from tests.pretrain_helpers import ON_CPU, SignalAt, tiny_overrides
 
 
 class CifarLike:
@@ -206,7 +206,7 @@ def test_batched_run_resumed_mid_epoch_matches_the_uninterrupted_run(tmp_path):
     and resumed gives the same weights, bit for bit, as a run never stopped."""
 
     def train(out, *, resume=None, callbacks=()):
-        overrides = tiny_overrides(out, method="byol") + ["data.pipeline=batched"]
+        overrides = tiny_overrides(out, method="byol") + ["data.pipeline=batched", *ON_CPU]
         run = prepare_run(load_config(None, overrides), resume=resume)
         run.loop.hooks.extend(callbacks)
         return run, execute_run(run)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import torch
 from lightning.fabric.strategies import DDPStrategy
 
 from resmo.config import load_config
 from resmo.launch import strategy_for
+from resmo.train.gpu_settings import apply_tf32
 from resmo.train.pretrain import prepare_run
 from resmo.train.run_folder import RUN_FOLDER_VARIABLE, default_out_dir
 from tests.pretrain_helpers import tiny_overrides
@@ -19,6 +21,36 @@ def test_cudnn_autotuning_is_on_unless_turned_off(tmp_path):
     assert torch.backends.cudnn.benchmark is True
     prepare_run(load_config(None, [*tiny_overrides(tmp_path / "b"), "train.cudnn_benchmark=false"]))
     assert torch.backends.cudnn.benchmark is False
+
+
+def tf32_flags() -> tuple:
+    """The TF32 switches as both of torch's APIs read them (they must agree)."""
+    return (torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.fp32_precision,
+            torch.backends.cudnn.conv.fp32_precision)
+
+
+def test_tf32_leaves_the_cpu_matmuls_alone():
+    cpu = torch.backends.mkldnn.matmul.fp32_precision
+    for enabled in (True, False, True):
+        apply_tf32(enabled)
+        assert torch.backends.mkldnn.matmul.fp32_precision == cpu
+
+
+def test_tf32_is_on_unless_turned_off(tmp_path):
+    prepare_run(load_config(None, [*tiny_overrides(tmp_path / "a"), "train.tf32=false"]))
+    assert tf32_flags() == ("highest", False, False, "ieee", "none")
+    prepare_run(load_config(None, tiny_overrides(tmp_path / "b")))  # the default
+    assert tf32_flags() == ("high", True, True, "tf32", "tf32")
+    prepare_run(load_config(None, [*tiny_overrides(tmp_path / "c"), "train.tf32=false"]))
+    assert tf32_flags() == ("highest", False, False, "ieee", "none")
+    apply_tf32(True)  # later tests see the default again
+    assert tf32_flags() == ("high", True, True, "tf32", "tf32")
+
+
+def test_a_tf32_value_that_is_not_a_flag_is_refused_naming_the_key():
+    with pytest.raises(ValueError, match="train.tf32"):
+        load_config(None, ["train.tf32=sometimes"])
 
 
 def test_ddp_does_not_rebroadcast_buffers_before_every_forward():

@@ -17,6 +17,12 @@ augmentations pure functions of the seed instead:
   (torchdata's ``StatefulDataLoader`` would snapshot the sampler's and workers' iterator
   states instead; with an order that is a pure function of the seed, two integers and a
   sampler skip restore the same position, without another dependency.)
+
+The training loaders keep their DataLoader workers between epochs (``persistent_workers``
+when ``workers > 0``): the order is drawn by the sampler in the main process at every
+``iter``, and each sample's draws come from its own seed, never from a worker's RNG, so
+which process (new or kept) makes a sample does not change it; a worker's own seeds
+(``base_seed + worker_id``, drawn once per kept pool instead of once per epoch) feed nothing.
 """
 
 from __future__ import annotations
@@ -147,10 +153,10 @@ def seeded_train_loader(dataset: Dataset, *, batch_size: int, seed: int, workers
                         worker_init_fn: Callable[[int], None] | None = None) -> ResumableLoader:
     """The ``data.pipeline: torchvision`` train loader: shuffled by ``(seed, epoch)``,
     each sample augmented under ``sample_seed(seed, epoch, index)``; worker seeds come from
-    a generator of its own, not from the global RNG."""
+    a generator of its own, not from the global RNG; workers kept between epochs."""
     return ResumableLoader(
         SeededSamples(dataset, seed=seed), sampler=EpochShuffleSampler(len(dataset), seed=seed),
         batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available(),
-        persistent_workers=False, worker_init_fn=worker_init_fn,
+        persistent_workers=workers > 0, worker_init_fn=worker_init_fn,
         generator=torch.Generator().manual_seed(seed),
     )

@@ -241,16 +241,23 @@ def clip_gradients_per_parameter(
     ``torch.nn.utils.clip_grad_norm_`` (one coefficient from the norm of all gradients
     together), a parameter with a small gradient is never scaled down because another one
     has a large gradient. Computed on the device, ``min(c_p, 1)`` multiplied in (``* 1.0``
-    is exact), so nothing is read back to the host. Returns the gradient norms before
-    clipping (device tensors; DINO returns them as floats for logging).
+    is exact), so nothing is read back to the host. Multi-tensor: the norms are one
+    ``torch._foreach_norm``, the coefficients one vector computation on the stacked norms
+    (per device and dtype), the scaling one ``torch._foreach_mul_``; the values are those of
+    the per-parameter loop, bit for bit. Returns the gradient norms before clipping (device
+    tensors; DINO returns them as floats for logging).
     """
     check_positive("gradient_clip_norm", max_norm)
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return []
     norms = torch._foreach_norm(grads)
-    for grad, norm in zip(grads, norms, strict=True):
-        grad.mul_((max_norm / (norm + CLIP_EPSILON)).clamp(max=1.0))
+    parts: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i, norm in enumerate(norms):
+        parts.setdefault((norm.device, norm.dtype), []).append(i)
+    for part in parts.values():
+        coefficients = (max_norm / (torch.stack([norms[i] for i in part]) + CLIP_EPSILON)).clamp(max=1.0)
+        torch._foreach_mul_([grads[i] for i in part], coefficients.unbind(0))
     return list(norms)
 
 

@@ -123,7 +123,7 @@ def uint8_batch_loader(
 
     In-memory datasets keep their own size ``H x W`` (the view recipe crops from it, as the
     torchvision path does) and ignore ``workers``; other datasets are decoded by
-    ``workers`` processes to ``decode_size`` (default ``image_size``) squares.
+    ``workers`` processes (kept between epochs) to ``decode_size`` (default ``image_size``) squares.
     """
     images = in_memory_images(dataset)
     if images is not None:
@@ -133,5 +133,5 @@ def uint8_batch_loader(
         )
     return DataLoader(
         DecodedImages(dataset, decode_size or image_size), batch_size=batch_size, shuffle=shuffle,
-        drop_last=drop_last, num_workers=workers, pin_memory=pin_memory, persistent_workers=False,
+        drop_last=drop_last, num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
     )

@@ -70,7 +70,8 @@ def batched_train_loader(dataset: Dataset, *, image_size: int, batch_size: int, 
 
     In-memory datasets are read in the main process (``workers`` is ignored: one gather
     per batch is faster than shipping batches between processes); others are decoded to
-    ``image_size`` squares by ``workers`` processes.
+    ``image_size`` squares by ``workers`` processes, kept between epochs (decoding draws
+    nothing at random; see resmo.data.sampling on why kept workers change no view).
     """
     in_memory = in_memory_images(dataset)
     base = in_memory if in_memory is not None else DecodedImages(dataset, image_size)
@@ -78,8 +79,9 @@ def batched_train_loader(dataset: Dataset, *, image_size: int, batch_size: int, 
     return ResumableLoader(
         SeededUint8Samples(base, seed=seed), sampler=EpochShuffleSampler(len(base), seed=seed),
         batch_size=batch_size, num_workers=workers, collate_fn=collate_uint8,
-        pin_memory=torch.cuda.is_available(), persistent_workers=False,
+        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
         worker_init_fn=worker_init_fn if workers else None,
+        generator=torch.Generator().manual_seed(seed),  # iterating leaves the global RNG alone
     )
 
 
