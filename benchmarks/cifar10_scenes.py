@@ -3,6 +3,7 @@
     python benchmarks/cifar10_scenes.py --out ~/.cache/resmo/benchmarks/cifar10-scenes
     resmo pretrain --backbone resnet18 data.name=OUT/unlabelled data.image_size=96 ...
     resmo transfer detect RUN --data OUT --image-size 128 --train-split train
+    resmo eval dense RUN --data OUT --image-size 128 --val-split test
 
 Each scene is a ``--canvas`` px square (default 128) with a background, either a flat random
 colour or smooth colour noise (``--background flat|noise|mix``, default ``mix``: one or the
@@ -11,16 +12,20 @@ random square side of 24-64 px (``--sizes MIN,MAX``, bilinear) pasted at random 
 A new image may cover at most a quarter of an earlier one (and vice versa); an object that
 finds no such place in 100 tries is left out, so a scene has at least one object. Boxes are
 the pasted squares, written as VOC's 1-based inclusive pixel coordinates, always inside the
-canvas.
+canvas. Each scene's segmentation mask (``SegmentationClass/<id>.png``, a palette PNG with VOC's
+colours) holds, per pixel, 0 for the background and ``class index + 1`` inside each pasted
+object's square, later objects on top of earlier ones (as they are pasted).
 
 Which CIFAR-10 images: train scenes (and ``unlabelled/``) from CIFAR-10's train split minus
 every 10th image of each class (sorted by file name), val scenes from those held-out 10 %,
 test scenes from CIFAR-10's test split: no CIFAR image is in the scenes of two splits.
 
-Output (the layout ``resmo transfer detect`` reads)::
+Output (the layouts ``resmo transfer detect`` and ``resmo eval dense`` read)::
 
     OUT/Annotations/<id>.xml  OUT/JPEGImages/<id>.jpg  OUT/classes.txt (the 10 CIFAR names)
+    OUT/SegmentationClass/<id>.png
     OUT/ImageSets/Main/{train,val,test,trainval}.txt
+    OUT/ImageSets/Segmentation/{train,val,test,trainval}.txt   the same ids
     OUT/unlabelled/           the train scenes (hard links, or copies) and --num-unlabelled
                               more scenes: an image folder for resmo pretrain
     OUT/scenes.json           the settings and counts
@@ -44,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from resmo.eval.dense_voc import voc_palette
 
 HERE = Path(__file__).resolve().parent
 SPLITS = {"train": 0, "val": 1, "test": 2, "unlabelled": 3}
@@ -130,6 +137,17 @@ def annotation(image_id: str, canvas: int, objects, classes: list[str]) -> str:
     return "\n".join(parts) + "\n</annotation>\n"
 
 
+def segmentation_mask(canvas: int, objects) -> Image.Image:
+    """The scene's mask: 0 background, ``class index + 1`` in each object's square, later on top;
+    a palette PNG with VOC's colours."""
+    labels = np.zeros((canvas, canvas), dtype=np.uint8)
+    for label, (x0, y0, x1, y1) in objects:
+        labels[y0:y1, x0:x1] = label + 1
+    mask = Image.frombytes("P", (canvas, canvas), labels.tobytes())
+    mask.putpalette([channel for colour in voc_palette() for channel in colour])
+    return mask
+
+
 def link_or_copy(source: Path, target: Path) -> None:
     target.unlink(missing_ok=True)
     try:
@@ -142,7 +160,8 @@ def generate(settings: argparse.Namespace) -> dict:
     """Write the scenes (see the module doc); return what ``scenes.json`` holds."""
     out, canvas = Path(settings.out), settings.canvas
     classes, pools = source_pools(Path(settings.cifar))
-    for folder in ("Annotations", "JPEGImages", "ImageSets/Main", "unlabelled"):
+    for folder in ("Annotations", "JPEGImages", "SegmentationClass", "ImageSets/Main", "ImageSets/Segmentation",
+                   "unlabelled"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     counts = {"train": settings.num_train, "val": settings.num_val, "test": settings.num_test}
     objects_per_split = {}
@@ -154,14 +173,17 @@ def generate(settings: argparse.Namespace) -> dict:
             image_id = f"{split}_{index:06d}"
             image.save(out / "JPEGImages" / f"{image_id}.jpg", quality=95)
             (out / "Annotations" / f"{image_id}.xml").write_text(annotation(image_id, canvas, objects, classes))
+            segmentation_mask(canvas, objects).save(out / "SegmentationClass" / f"{image_id}.png")
             if split == "train":
                 link_or_copy(out / "JPEGImages" / f"{image_id}.jpg", out / "unlabelled" / f"{image_id}.jpg")
             ids.append(image_id)
             total += len(objects)
-        (out / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+        for layout in ("Main", "Segmentation"):
+            (out / "ImageSets" / layout / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
         objects_per_split[split] = total
     trainval = [f"train_{i:06d}" for i in range(counts["train"])] + [f"val_{i:06d}" for i in range(counts["val"])]
-    (out / "ImageSets" / "Main" / "trainval.txt").write_text("".join(f"{i}\n" for i in trainval))
+    for layout in ("Main", "Segmentation"):
+        (out / "ImageSets" / layout / "trainval.txt").write_text("".join(f"{i}\n" for i in trainval))
     for index in range(settings.num_unlabelled):
         rng = np.random.default_rng([settings.seed, SPLITS["unlabelled"], index])
         make_scene(rng, pools["train"], settings)[0].save(out / "unlabelled" / f"extra_{index:06d}.jpg", quality=95)

@@ -44,7 +44,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from results_io import code_provenance, machine_info, save_json  # noqa: E402
+from results_io import cached_record, code_provenance, machine_info, run_steps, save_json  # noqa: E402
 
 RESULTS = HERE / "results" / "detection"
 METRICS = ("AP", "AP50", "AP75")
@@ -161,23 +161,34 @@ def run_folder(budget: Budget, key: str, work: Path) -> Path:
     return work / "runs" / f"{arm}-s{seed}-{hashlib.sha256(json.dumps(command).encode()).hexdigest()[:10]}"
 
 
+def pretrain_step(budget: Budget, key: str, scenes: Path, work: Path, *, prog: str = "detection_scenes") -> tuple[Path, dict | None]:
+    """``(run folder, pretraining record)`` of step ``key``: ``resmo pretrain`` of its arm (``--resume
+    auto``: a finished run is kept as it is), or for a ``random-init`` step no pretraining (record
+    ``None``) but its seed's first arm's run folder, which must exist (the architecture)."""
+    arm, seed = parse_key(key)
+    run = run_folder(budget, key, work)
+    if arm == RANDOM:
+        if not (run / "summary.json").is_file():
+            raise SystemExit(f"{prog}: error: {key} needs the run {run} for its architecture; "
+                             f"run {next(iter(ARMS))}-s{seed} first")
+        return run, None
+    _, method, weight = ARMS[arm]
+    arguments = pretrain_arguments(budget, method, weight, seed, str(scenes / "unlabelled"), str(run))
+    start = time.perf_counter()
+    resmo(arguments)
+    return run, {"command": "resmo " + shlex.join(arguments).replace(str(scenes), "SCENES").replace(str(run), "RUN"),
+                 "seconds": round(time.perf_counter() - start, 1),
+                 "images_per_second": json.loads((run / "summary.json").read_text())["images_per_second"]}
+
+
 def run_step(budget: Budget, key: str, scenes: Path, work: Path) -> dict:
     """Pretrain (an arm) and fine-tune one backbone; the record cached for ``key``."""
     arm, seed = parse_key(key)
     record: dict = {"key": key, "arm": arm, "seed": seed, "budget": asdict(budget), "date": time.strftime("%Y-%m-%d"),
                     "machine": machine_info(load_average_1min=round(os.getloadavg()[0], 2)), "code": code_provenance()}
-    run = run_folder(budget, key, work)
-    if arm != RANDOM:
-        _, method, weight = ARMS[arm]
-        arguments = pretrain_arguments(budget, method, weight, seed, str(scenes / "unlabelled"), str(run))
-        start = time.perf_counter()
-        resmo(arguments)
-        record["pretrain"] = {"command": "resmo " + shlex.join(arguments).replace(str(scenes), "SCENES")
-                              .replace(str(run), "RUN"), "seconds": round(time.perf_counter() - start, 1),
-                              "images_per_second": json.loads((run / "summary.json").read_text())["images_per_second"]}
-    elif not (run / "summary.json").is_file():
-        raise SystemExit(f"detection_scenes: error: {key} needs the run {run} for its architecture; "
-                         f"run {next(iter(ARMS))}-s{seed} first")
+    run, pretrained = pretrain_step(budget, key, scenes, work)
+    if pretrained is not None:
+        record["pretrain"] = pretrained
     out = work / "detect" / f"{key}.json"
     arguments = detect_arguments(budget, str(run), str(scenes), seed, str(out), random_init=arm == RANDOM)
     start = time.perf_counter()
@@ -213,10 +224,7 @@ def summarise(budget: Budget, records: dict[str, dict], scenes: dict, protocol: 
 
 def cached(path: Path, budget: Budget) -> dict | None:
     """A cached step made with this budget, else ``None``."""
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    return record if record.get("budget") == json.loads(json.dumps(asdict(budget))) else None
+    return cached_record(path, asdict(budget))
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -233,19 +241,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     scenes = work / "scenes"
     if not (scenes / "scenes.json").is_file():
         subprocess.run([sys.executable, str(HERE / "cifar10_scenes.py"), *scenes_arguments(budget, scenes)], check=True)
-    records = {}
-    for key in keys(budget):
-        path = results / "runs" / f"{key}.json"
-        record = cached(path, budget)
-        if record is None and (args.only is None or key in args.only):
-            print(f"[{time.strftime('%H:%M:%S')}] {key}", flush=True)
-            record = run_step(budget, key, scenes, work)
-            save_json(path, record)
-        if record is not None:
-            records[key] = record
-    missing = [key for key in keys(budget) if key not in records]
-    if missing:
-        print(f"not yet made: {', '.join(missing)}; start the same command again to continue")
+    records = run_steps(keys(budget), results / "runs", asdict(budget),
+                        lambda key: run_step(budget, key, scenes, work), only=args.only)
+    if records is None:
         return None
     summary = summarise(budget, records, json.loads((scenes / "scenes.json").read_text()), protocol)
     save_json(results / "summary.json", summary)

@@ -50,3 +50,36 @@ def write_result(path: Path, result: dict, *, shown: dict | None = None) -> dict
     save_json(path, result)
     print(json.dumps(result if shown is None else shown, indent=2))
     return result
+
+
+def cached_record(path: Path, budget: dict) -> dict | None:
+    """The step record at ``path`` if it was made with ``budget`` (a dict of the budget's
+    settings, compared as JSON), else ``None``: a changed budget never reuses a step."""
+    if not Path(path).is_file():
+        return None
+    record = json.loads(Path(path).read_text())
+    return record if record.get("budget") == json.loads(json.dumps(budget)) else None
+
+
+def run_steps(keys: list[str], runs: Path, budget: dict, step, *, only: list[str] | None = None) -> dict | None:
+    """Make every step ``keys`` names (``step(key) -> record``), each saved to
+    ``runs/<key>.json`` as it finishes and reused from there while its budget is the same;
+    ``only``: make just these now. Returns ``{key: record}`` once all exist, else ``None``
+    (after saying which are missing and how to continue)."""
+    import time
+
+    records = {}
+    for key in keys:
+        path = Path(runs) / f"{key}.json"
+        record = cached_record(path, budget)
+        if record is None and (only is None or key in only):
+            print(f"[{time.strftime('%H:%M:%S')}] {key}", flush=True)
+            record = step(key)
+            save_json(path, record)
+        if record is not None:
+            records[key] = record
+    missing = [key for key in keys if key not in records]
+    if missing:
+        print(f"not yet made: {', '.join(missing)}; start the same command again to continue")
+        return None
+    return records

@@ -33,7 +33,13 @@ from torch import nn
 
 from resmo.backbones import create_backbone
 from resmo.data import IMAGENET_MEAN, IMAGENET_STD
-from resmo.detectron2_export import detectron2_weights, write_detectron2_pickle
+from resmo.detectron2_export import (
+    detectron2_config,
+    detectron2_opts,
+    detectron2_weights,
+    write_detectron2_config,
+    write_detectron2_pickle,
+)
 from resmo.eval.runs import load_run
 from resmo.files import atomic_torch_save
 from resmo.validation import check_choice
@@ -112,8 +118,9 @@ def export_encoder(run_path: str | Path, encoder: str, *, out: str | Path | None
     """Export ``encoder`` (student / teacher) of a run folder or checkpoint.
 
     ``format`` ``plain`` writes ``out`` (default ``<run>/export/<encoder>-<backbone>.pt``),
-    ``detectron2`` a detectron2 ``.pkl`` (default ``<run>/export/<encoder>-<backbone>-detectron2.pkl``,
-    see resmo.detectron2_export); both with ``<out>.json``. Returns the weights path and the
+    ``detectron2`` a detectron2 ``.pkl`` (default ``<run>/export/<encoder>-<backbone>-detectron2.pkl``)
+    and the config fragment detectron2 needs to read it right, ``<out>.yaml`` (see
+    resmo.detectron2_export); both with ``<out>.json``. Returns the weights path and the
     metadata. Raises ``ValueError`` for bad input.
     """
     check_choice("--format", format, EXPORT_FORMATS)
@@ -123,10 +130,17 @@ def export_encoder(run_path: str | Path, encoder: str, *, out: str | Path | None
     if format == "detectron2":
         weights = detectron2_weights(state, backbone=name, cifar_stem=bool(build.get("cifar_stem")))
         target = Path(out) if out else run.folder / "export" / f"{encoder}-{name}-detectron2.pkl"
+        if target.suffix in (".yaml", ".json"):
+            raise ValueError(f"--out {target}: the detectron2 weights need another suffix (e.g. .pkl); "
+                             f"the {target.suffix} beside them is written by resmo export")
         write_detectron2_pickle(weights, target)
+        settings = detectron2_config(target, backbone=name, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        fragment = write_detectron2_config(settings, target.with_suffix(".yaml"))
         build = {"format": "detectron2", "model": f"detectron2 ResNet-{name.removeprefix('resnet')}",
-                 "note": "detectron2: MODEL.WEIGHTS <this .pkl>, INPUT.FORMAT RGB, MODEL.PIXEL_MEAN / "
-                         "PIXEL_STD = the normalize values below x 255"}
+                 "config": str(fragment), "opts": detectron2_opts(settings),
+                 "note": f"detectron2 needs the settings of {fragment} (STRIDE_IN_1X1 False, RGB, resmo's "
+                         f"pixel mean / std x 255): tools/train_net.py --config-file BASE.yaml "
+                         f"{' '.join(detectron2_opts(settings))}"}
     else:
         target = Path(out) if out else run.folder / "export" / f"{encoder}-{name}.pt"
         target.parent.mkdir(parents=True, exist_ok=True)

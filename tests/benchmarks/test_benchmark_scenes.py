@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from resmo.data.folders import load_image_folder
+from resmo.eval.dense_voc import VOCSegmentation, segmentation_ids
 from resmo.transfer.voc import VOCDetection, read_classes, read_split
 from tests.benchmarks.test_benchmark_scripts import load
 
@@ -92,3 +93,25 @@ def test_a_pasted_object_shows_its_cifar_image(fake_cifar, tmp_path):
     centre = pixels[(y1 + y2) // 2, (x1 + x2) // 2]
     label = CIFAR_CLASSES.index(last.name)
     assert abs(centre[0] - 25 * label) <= 12 and abs(centre[2] - (255 - 25 * label)) <= 12  # JPEG error
+
+
+def test_masks_hold_each_square_with_its_class_later_objects_on_top(fake_cifar, tmp_path):
+    out = tmp_path / "masks"
+    generate(out, fake_cifar, 0)
+    classes = read_classes(out)
+    layered = 0
+    for split in ("train", "val", "test"):
+        records = read_split(out, split, classes)
+        assert segmentation_ids(out, split) == [r.image_id for r in records]
+        for record in records:
+            expected = np.zeros((64, 64), dtype=np.uint8)
+            for obj in record.objects:  # in the order they were pasted
+                x1, y1, x2, y2 = (int(v) for v in obj.box)
+                layered += bool((expected[y1:y2, x1:x2] > 0).any())
+                expected[y1:y2, x1:x2] = obj.label  # class index + 1
+            with Image.open(out / "SegmentationClass" / f"{record.image_id}.png") as mask:
+                assert mask.mode == "P" and mask.getpalette()[3:6] == [128, 0, 0]  # VOC's colour of label 1
+                assert np.array_equal(np.asarray(mask), expected)
+    assert layered > 0  # some object covers part of an earlier one
+    image, mask = VOCSegmentation(out, "trainval", 64)[0]  # what resmo eval dense reads
+    assert image.shape == (3, 64, 64) and mask.shape == (64, 64) and int(mask.max()) <= 10

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from eval_helpers import make_run, run_cli
 from resmo.backbones import create_backbone
-from resmo.detectron2_export import detectron2_key, detectron2_weights
+from resmo.data import IMAGENET_MEAN, IMAGENET_STD
+from resmo.detectron2_export import (
+    detectron2_config,
+    detectron2_key,
+    detectron2_opts,
+    detectron2_weights,
+)
 from resmo.export import plain_state_dict
 
 # detectron2.modeling.backbone.resnet, written down: BasicStem holds `conv1` (a Conv2d with
@@ -90,7 +98,20 @@ def test_resmo_export_format_detectron2_writes_the_pickle(detection_run, capsys)
     with path.open("rb") as file:
         checkpoint = pickle.load(file)
     assert checkpoint["matching_heuristics"] is True and set(checkpoint["model"]) == R18_KEYS
-    assert json.loads(path.with_suffix(".json").read_text())["build"]["format"] == "detectron2"
+    metadata = json.loads(path.with_suffix(".json").read_text())
+    assert metadata["build"]["format"] == "detectron2"
+    # the config fragment: what detectron2 needs to read torchvision-layout weights right
+    fragment = yaml.safe_load(path.with_suffix(".yaml").read_text())
+    assert metadata["build"]["config"] == str(path.with_suffix(".yaml"))
+    assert fragment == {
+        "MODEL": {"WEIGHTS": str(path.resolve()),
+                  "RESNETS": {"DEPTH": 18, "STRIDE_IN_1X1": False, "RES2_OUT_CHANNELS": 64},
+                  "PIXEL_MEAN": [123.675, 116.28, 103.53], "PIXEL_STD": [58.395, 57.12, 57.375]},  # MoCo's values
+        "INPUT": {"FORMAT": "RGB"}}
+    normalize = metadata["normalize"]  # how the run's images were normalised (0-1 scale)
+    assert fragment["MODEL"]["PIXEL_MEAN"] == pytest.approx([255 * v for v in normalize["mean"]], abs=1e-9)
+    assert fragment["MODEL"]["PIXEL_STD"] == pytest.approx([255 * v for v in normalize["std"]], abs=1e-9)
+    assert "MODEL.RESNETS.STRIDE_IN_1X1 False" in out  # the note prints the detectron2 command line
     code, _, _ = run_cli(["export", detection_run, "--encoder", "teacher"], capsys)
     plain = torch.load(detection_run / "export" / "teacher-resnet18.pt", weights_only=True)
     assert np.array_equal(checkpoint["model"]["res5.1.conv2.weight"], plain["layer4.1.conv2.weight"].numpy())
@@ -117,3 +138,25 @@ def test_the_torchvision_export_loads_into_a_torchvision_detection_backbone(dete
     assert torch.equal(body.bn1.running_var, state["bn1.running_var"])
     features = fpn(torch.randn(1, 3, 64, 64))
     assert set(features) == {"0", "1", "2", "3", "pool"}
+
+
+def test_the_r50_fragment_and_its_command_line_pairs_read_back_as_detectron2_merges_them(tmp_path):
+    config = detectron2_config(tmp_path / "w.pkl", backbone="resnet50", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    assert config["MODEL"]["RESNETS"] == {"DEPTH": 50, "STRIDE_IN_1X1": False}  # bottlenecks: no RES2_OUT_CHANNELS
+    pairs = detectron2_opts(config)
+    # detectron2's cfg.merge_from_list reads each value with ast.literal_eval (strings stay strings)
+    read = {}
+    for key, value in zip(pairs[::2], pairs[1::2], strict=True):
+        try:
+            read[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            read[key] = value
+    assert read == {"MODEL.WEIGHTS": str((tmp_path / "w.pkl").resolve()), "MODEL.RESNETS.DEPTH": 50,
+                    "MODEL.RESNETS.STRIDE_IN_1X1": False, "MODEL.PIXEL_MEAN": [123.675, 116.28, 103.53],
+                    "MODEL.PIXEL_STD": [58.395, 57.12, 57.375], "INPUT.FORMAT": "RGB"}
+
+
+def test_an_out_file_that_the_metadata_would_overwrite_is_refused(detection_run, tmp_path, capsys):
+    code, _, err = run_cli(["export", detection_run, "--encoder", "student", "--format", "detectron2",
+                            "--out", tmp_path / "w.yaml"], capsys)
+    assert code == 2 and "need another suffix" in err and not (tmp_path / "w.yaml").exists()

@@ -21,7 +21,7 @@ from eval_helpers import assert_one_line_error, make_run, run_cli
 from resmo.eval.runs import load_run
 from resmo.transfer.detect import export_state
 from resmo.transfer.detector import build_detector, check_detection_backbone
-from resmo.transfer.train_detect import DetectSettings, flip, learning_rate
+from resmo.transfer.train_detect import DetectSettings, evaluate, flip, learning_rate, train
 from resmo.transfer.voc import VOC_CLASSES, VOCDetection, VOCError, read_classes, read_split
 
 pytest.importorskip("torchmetrics")
@@ -80,7 +80,7 @@ def voc(tmp_path_factory):
 
 def test_fine_tuning_two_seeds_of_the_student_by_default_writes_ap_json_with_finite_losses(detection_run, voc, capsys):
     code, out, err = run_cli(["transfer", "detect", detection_run, "--data", voc, "--seeds", "0,1", *FAST,
-                              "--rois-per-image", "64", "--proposals", "200"], capsys)
+                              "--rois-per-image", "64", "--proposals", "200", "--train-sizes", "48,64"], capsys)
     assert code == 0, err
     path = detection_run / "transfer" / "detect-student-tiny.json"  # the default encoder
     assert f"saved {path}" in out and "mean over 2 seeds: AP" in out
@@ -90,12 +90,13 @@ def test_fine_tuning_two_seeds_of_the_student_by_default_writes_ap_json_with_fin
     assert payload["num_train"] == 6 and payload["num_eval"] == 4 and payload["classes"] == list(VOC_CLASSES)
     assert payload["settings"]["iterations"] == 2 and payload["settings"]["min_size"] == 64
     assert payload["settings"]["rois_per_image"] == 64 and payload["settings"]["proposals"] == 200
+    assert payload["settings"]["train_sizes"] == [48, 64] and payload["settings"]["job"]["train_sizes"] == [48, 64]
     assert payload["settings"]["lr"] == pytest.approx(0.02 * 2 / 16)
     assert [entry["seed"] for entry in payload["seeds"]] == [0, 1]
     for entry in payload["seeds"]:
         assert all(math.isfinite(entry[key]) for key in ("loss_first", "loss_last", "loss_mean"))
-        assert all(0 <= entry[key] <= 100 for key in ("AP", "AP50", "AP75"))
-    assert set(payload["mean"]) == set(payload["std"]) == {"AP", "AP50", "AP75"}
+        assert all(0 <= entry[key] <= 100 for key in ("AP", "AP50", "AP75", "VOC07_AP50"))
+    assert set(payload["mean"]) == set(payload["std"]) == {"AP", "AP50", "AP75", "VOC07_AP", "VOC07_AP50", "VOC07_AP75"}
     assert payload["mean"]["AP50"] == pytest.approx(np.mean([e["AP50"] for e in payload["seeds"]]), abs=1e-3)
     assert payload["std"]["AP"] == pytest.approx(np.std([e["AP"] for e in payload["seeds"]], ddof=1), abs=1e-3)
 
@@ -137,6 +138,22 @@ def test_the_box_head_and_rpn_budgets_reach_the_detector():
     assert budgets(build_detector("resnet18", 2, state=None, min_size=64, max_size=64)) == (512, 2000, 1000)
     small = build_detector("resnet18", 2, state=None, min_size=64, max_size=64, rois_per_image=32, proposals=100)
     assert budgets(small) == (32, 100, 100)
+
+
+def test_train_sizes_are_drawn_per_training_image_and_testing_keeps_one_scale(voc):
+    classes = read_classes(voc)
+    torch.manual_seed(0)
+    detector = build_detector("resnet18", len(classes), state=None, min_size=56, max_size=200, rois_per_image=16,
+                              proposals=50)
+    seen: list[tuple[int, int]] = []
+    detector.transform.register_forward_hook(lambda module, inputs, output: seen.extend(output[0].image_sizes))
+    settings = DetectSettings(iterations=4, batch_size=3, min_size=56, max_size=200, train_sizes=(32, 48),
+                              rois_per_image=16, proposals=50)
+    train(detector, VOCDetection(voc, "train", classes), settings, seed=0, log=lambda line: None)
+    assert set(seen) == {(32, 32), (48, 48)}  # 64-px squares, each resized to a drawn shorter side
+    seen.clear()
+    evaluate(detector, VOCDetection(voc, "val", classes), settings)
+    assert set(seen) == {(56, 56)}
 
 
 def broken_copy(voc: Path, tmp_path: Path, image_id: str, objects, *, size: int = 64) -> Path:

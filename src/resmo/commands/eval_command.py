@@ -1,7 +1,7 @@
-"""``resmo eval knn|linear RUN``: probes of the frozen student and/or teacher backbone.
+"""``resmo eval knn|linear|dense RUN``: probes of the frozen student and/or teacher backbone.
 
 Prints one line per encoder (top-1 / top-5 on the held-out split) and the teacher -
-student gap, and saves ``<run>/eval/knn-<data>.json`` or ``linear-<data>.json``.
+student gap, and saves ``<run>/eval/knn-<data>.json`` or ``linear-<data>.json``; ``dense`` lives in :mod:`resmo.commands.eval_dense`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,19 @@ from resmo.commands.common import (
     describe,
     extract_options,
     fail,
+    features_kept_on_interrupt,
     load,
     positive_int,
 )
+from resmo.commands.eval_dense import add_dense_parser, run_dense
+
+#: What a Ctrl+C leaves (resmo.ctrl_c).
+kept_on_interrupt = features_kept_on_interrupt
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "eval", help="kNN or linear probe of a run's student and teacher backbones",
+        "eval", help="kNN, linear or dense probe of a run's student and teacher backbones",
         description="Evaluate the frozen backbone(s) of a run folder or checkpoint. Features are "
         "extracted once (eval mode) and cached in <run>/eval/cache/; results go to <run>/eval/*.json.",
     )
@@ -46,6 +51,7 @@ def add_parser(commands) -> None:
         sub.add_argument("--encoder", choices=("student", "teacher", "both"), default="both",
                          help="which backbone to evaluate (default: both)")
         add_data_arguments(sub)
+    add_dense_parser(probes)
 
 
 def format_knn(payload: dict[str, Any]) -> list[str]:
@@ -75,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from resmo.eval.probes import evaluate_knn, evaluate_linear
     from resmo.eval.runs import expand_encoders
 
+    if args.probe == "dense":
+        return run_dense(args)
     prog = f"resmo eval {args.probe}"
     try:
         encoders = expand_encoders(args.encoder)

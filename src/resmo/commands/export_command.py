@@ -18,9 +18,14 @@ def add_parser(commands) -> None:
     parser.add_argument("--encoder", choices=("student", "teacher"), required=True, help="which backbone to export")
     parser.add_argument("--format", choices=("plain", "detectron2"), default="plain",
                         help="plain (default): torchvision / timm / resmo state dict (.pt); detectron2: the .pkl "
-                        "detectron2's ResNet loads (resnet18/50 pretrained at 96 px or more)")
+                        "detectron2's ResNet loads and the config fragment (.yaml) it needs: STRIDE_IN_1X1 False, "
+                        "RGB pixel mean / std (resnet18/50 pretrained at 96 px or more)")
     parser.add_argument("--out", metavar="FILE", help="output file (default <run>/export/<encoder>-<backbone>.pt, "
                         "or <encoder>-<backbone>-detectron2.pkl)")
+
+
+def kept_on_interrupt(args: argparse.Namespace) -> str:
+    return "the export may be incomplete; run the command again to write it"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,6 +44,18 @@ def image_size(value: str) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
+def size_list(value: str) -> tuple[int, ...]:
+    """``480,512,...`` -> shorter sides in pixels for multi-scale training."""
+    try:
+        sizes = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"invalid sizes: {value!r} (shorter sides in pixels separated by commas, "
+                                         "e.g. 480,512,544,576,608,640,672,704,736,768,800)")
+    return sizes
+
+
 def positive_float(value: str) -> float:
     try:
         number = float(value)
@@ -64,7 +76,8 @@ def add_parser(commands) -> None:
         "detect", help="Faster R-CNN + FPN on a Pascal VOC folder: AP, AP50, AP75",
         description="Fine-tune torchvision's Faster R-CNN with FPN on the run's ResNet-18/50 backbone "
         "(ImageNet stem) on a Pascal VOC folder (Annotations/*.xml, JPEGImages/, ImageSets/Main/<split>.txt) "
-        "and report COCO-style AP, AP50 and AP75 (torchmetrics; pip install 'resmo[detect]'). Class names: "
+        "and report COCO-style AP, AP50 and AP75 (torchmetrics; pip install 'resmo[detect]') and VOC07's "
+        "11-point VOC07_AP, VOC07_AP50, VOC07_AP75. Class names: "
         "--classes, else <data>/classes.txt (one per line), else the 20 VOC classes. Saves "
         "<run>/transfer/detect-<init>-<data>.json with the settings, each seed and mean ± std.",
     )
@@ -88,6 +101,9 @@ def add_parser(commands) -> None:
     detect.add_argument("--image-size", type=image_size, default=(800, 1333), metavar="MIN[,MAX]",
                         help="the detector's resize: shorter side MIN, longer side at most MAX "
                         "(default 800,1333; MAX defaults to MIN x 1333 / 800)")
+    detect.add_argument("--train-sizes", type=size_list, metavar="S1,S2,...",
+                        help="multi-scale training: the shorter side of each training image drawn from these "
+                        "(MoCo's VOC protocol: 480,512,...,800); testing keeps --image-size (default: one scale)")
     detect.add_argument("--rois-per-image", type=positive_int, default=512, metavar="N",
                         help="proposals per training image for the box head (default 512, as detectron2; "
                         "fewer for small images with few objects: the box head's cost grows with N)")
@@ -103,6 +119,10 @@ def add_parser(commands) -> None:
     detect.add_argument("--out", metavar="FILE.json", help="result file (default <run>/transfer/detect-<init>-<data>.json)")
 
 
+def kept_on_interrupt(args: argparse.Namespace) -> str:
+    return "no result file written; run the command again to start over"
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -116,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         run=args.run, data=args.data, encoder=args.encoder, random_init=args.random_init, seeds=args.seeds,
         train_split=args.train_split, eval_split=args.eval_split, classes=args.classes,
         iterations=args.iterations, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        min_size=args.image_size[0], max_size=args.image_size[1], rois_per_image=args.rois_per_image,
+        min_size=args.image_size[0], max_size=args.image_size[1], train_sizes=args.train_sizes,
+        rois_per_image=args.rois_per_image,
         proposals=args.proposals, norm=args.norm, workers=args.workers,
         device=args.device, out=args.out, config=args.config)
     try:

@@ -24,6 +24,7 @@ from resmo.data import DATASET_NAMES, build_datasets
 from resmo.data.eval_batches import eval_loader
 from resmo.eval.knn import extract_features
 from resmo.eval.runs import LoadedRun
+from resmo.files import atomic_torch_save
 from resmo.validation import check_positive_int
 
 SPLITS = ("train", "val")
@@ -120,6 +121,7 @@ def cached_features(
     finally:
         backbone.to("cpu")
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"features": features, "labels": labels, "key": key}, path)
+        # atomic: a Ctrl+C during the write leaves no truncated cache for the next run to trip on
+        atomic_torch_save({"features": features, "labels": labels, "key": key}, path,
+                          keep_previous_version=False)
     return features, labels

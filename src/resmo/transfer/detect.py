@@ -1,15 +1,21 @@
-"""``resmo transfer detect``: a run's backbone in Faster R-CNN + FPN on a VOC folder, per seed.
+"""``resmo transfer detect``: a run's backbone in torchvision's Faster R-CNN + FPN on a VOC folder, per seed.
 
-For each seed: seed torch, build the detector on the run's exported ``teacher`` (default) or
-``student`` backbone (the state dict ``resmo export`` writes, see
-:func:`export_state`) or, with ``random_init``, on a randomly initialised ResNet of the same
-architecture (the baseline at the same budget), fine-tune it on the training split and
-measure AP / AP50 / AP75 on the evaluation split. The results (settings, per seed, mean and
+For each seed: seed torch, build the detector on the run's exported ``student`` (default: the
+query encoder, which MoCo's and DenseCL's detection converters take) or ``teacher`` backbone
+(the state dict ``resmo export`` writes, see :func:`export_state`) or, with ``random_init``,
+on a randomly initialised ResNet of the same architecture (the baseline at the same budget),
+fine-tune it on the training split and measure COCO-style AP / AP50 / AP75 and VOC07's
+11-point AP / AP50 / AP75 on the evaluation split. The results (settings, per seed, mean and
 std) go to ``<run>/transfer/detect-<init>-<data>.json`` (resmo.transfer.results).
+
+This is not MoCo's VOC protocol (detectron2, R50-C4, synchronised BN, 24k iterations at batch
+16; multi-scale training only with ``train_sizes``): :mod:`resmo.transfer.protocol` lists every difference, and
+``resmo export --format detectron2`` writes what MoCo's own detection code needs.
 
 Defaults: train on ``train``; evaluate on ``test`` when ``ImageSets/Main/test.txt`` exists,
 else on ``val``; 12 epochs (``iterations`` = ceil(epochs x train images / batch size)) when
-neither ``iterations`` nor ``epochs`` is given; ``lr`` = 0.02 x batch size / 16 (detectron2's
+neither ``iterations`` nor ``epochs`` is given; one scale (``min_size``) unless
+``train_sizes`` lists the training scales; ``lr`` = 0.02 x batch size / 16 (detectron2's
 linear scaling rule); ``device`` ``auto`` takes CUDA when available, else the CPU (a device
 the machine lacks is refused before any work).
 """
@@ -52,6 +58,7 @@ class DetectJob:
     lr: float | None = None
     min_size: int = 800
     max_size: int = 1333
+    train_sizes: tuple[int, ...] | None = None
     rois_per_image: int = 512
     proposals: int | None = None
     norm: str = "batch"
@@ -125,7 +132,8 @@ def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[
     settings = DetectSettings(
         iterations=iterations_of(job, len(train_data)), batch_size=job.batch_size,
         lr=job.lr if job.lr is not None else 0.02 * job.batch_size / 16, min_size=job.min_size,
-        max_size=job.max_size, rois_per_image=job.rois_per_image, proposals=job.proposals, norm=job.norm,
+        max_size=job.max_size, train_sizes=job.train_sizes, rois_per_image=job.rois_per_image,
+        proposals=job.proposals, norm=job.norm,
         workers=workers, device=str(device))
     settings.log_every = max(1, settings.iterations // 10)
     init = "random_init" if job.random_init else job.encoder

@@ -9,7 +9,7 @@ reason (:func:`check_detection_backbone`).
 Normalisation (``--norm``):
 
 - ``batch`` (default): ``nn.BatchNorm2d`` trained with the detector and all five stages
-  fine-tuned, as MoCo's detection transfer does (SyncBN, nothing frozen): self-supervised
+  fine-tuned, as MoCo's detection transfer does (BN synchronised over its 8 GPUs, nothing frozen): self-supervised
   features have other statistics than supervised ones, so their BN is not frozen;
 - ``frozen``: torchvision's detection default, ``FrozenBatchNorm2d`` with the stem and
   ``layer1`` frozen (``trainable_layers=3``); for very small batches.

@@ -2,9 +2,10 @@
 
     <run>/transfer/detect-<teacher|student|random_init>-<VOC folder name>.json
 
-holds ``settings`` (everything that decides the numbers), ``seeds`` (per seed: AP, AP50,
-AP75, the first / last / mean training loss, seconds), ``mean`` and ``std`` (sample standard
-deviation over seeds, 0 for one seed) of AP, AP50 and AP75.
+holds ``settings`` (everything that decides the numbers), ``seeds`` (per seed: COCO-style AP,
+AP50, AP75 and VOC07's 11-point VOC07_AP, VOC07_AP50, VOC07_AP75, the first / last / mean
+training loss, seconds), ``mean`` and ``std`` (sample standard deviation over seeds, 0 for one
+seed) of each AP.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-KEYS = ("AP", "AP50", "AP75")
+KEYS = ("AP", "AP50", "AP75", "VOC07_AP", "VOC07_AP50", "VOC07_AP75")
+SHOWN = ("AP", "AP50", "AP75", "VOC07_AP50")  # printed; the JSON holds every key
 
 
 def result_path(folder: Path, init: str, data_root: Path) -> Path:
@@ -32,8 +34,8 @@ def aggregate(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[st
 
 def format_scores(mean: dict[str, float], std: dict[str, float] | None = None) -> str:
     if std is None:
-        return ", ".join(f"{key} {mean[key]:.2f}" for key in KEYS)
-    return ", ".join(f"{key} {mean[key]:.2f} ± {std[key]:.2f}" for key in KEYS)
+        return ", ".join(f"{key} {mean[key]:.2f}" for key in SHOWN)
+    return ", ".join(f"{key} {mean[key]:.2f} ± {std[key]:.2f}" for key in SHOWN)
 
 
 def write_result(path: Path, payload: dict[str, Any]) -> Path:

@@ -1,9 +1,14 @@
 """Fine-tune a detector for a number of iterations, then measure its AP: one seed.
 
-Schedule (detectron2's, as in MoCo's VOC transfer): SGD with momentum 0.9 and weight decay
-1e-4, a linear warm-up over the first ``min(100, iterations // 5)`` iterations from 0.1 %
-of ``lr``, and ``lr`` x 0.1 at 75 % and again at 92 % of the iterations. The training
-images are flipped horizontally with probability 0.5 (boxes with them); batches are drawn
+Schedule (the shape of MoCo's VOC schedule, 24k iterations with steps at 18k and 22k): SGD
+with momentum 0.9 and weight decay 1e-4 on every parameter (detectron2 has none on norm
+layers), a linear warm-up over the first ``min(100, iterations // 5)`` iterations from 0.1 %
+of ``lr``, and ``lr`` x 0.1 at 75 % and again at 92 % of the iterations (MoCo: 91.7 %). The
+differences to MoCo's protocol are listed in :mod:`resmo.transfer.protocol`. The training
+images are flipped horizontally with probability 0.5 (boxes with them) and, with
+``train_sizes``, resized to a shorter side drawn from them per image (multi-scale training, as
+MoCo's ``MIN_SIZE_TRAIN``; torch's global generator draws it, seeded per seed); testing uses
+``min_size``; batches are drawn
 without replacement, reshuffled each pass over the data. The seed fixes the heads' (and a
 random backbone's) initialisation, the batch order and the flips.
 """
@@ -19,6 +24,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from resmo.transfer import metrics
+from resmo.transfer.voc07_ap import VOC07AP
+
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4  # on every trained parameter, norm layers' included
+WARMUP_ITERATIONS = 100  # at most; a fifth of a shorter run
+WARMUP_FACTOR = 0.001
+LR_STEPS = (0.75, 0.92)  # fractions of the iterations where the learning rate is multiplied by 0.1
+FLIP_PROBABILITY = 0.5
 
 
 class NonFiniteLoss(RuntimeError):
@@ -32,6 +45,7 @@ class DetectSettings:
     lr: float = 0.01
     min_size: int = 800
     max_size: int = 1333
+    train_sizes: tuple[int, ...] | None = None  # shorter sides drawn per training image (None: min_size)
     rois_per_image: int = 512
     proposals: int | None = None
     norm: str = "batch"
@@ -55,13 +69,20 @@ def flip(image: torch.Tensor, target: dict[str, torch.Tensor]) -> tuple[torch.Te
     return image.flip(-1), {**target, "boxes": boxes}
 
 
+def training_sizes(settings: DetectSettings) -> tuple[int, ...]:
+    """The shorter sides a training image is resized to, one drawn per image (torchvision's
+    ``GeneralizedRCNNTransform`` draws from its ``min_size`` tuple in training, as detectron2's
+    ``MIN_SIZE_TRAIN`` with ``choice`` sampling); ``(min_size,)`` without ``train_sizes``."""
+    return tuple(settings.train_sizes) if settings.train_sizes else (settings.min_size,)
+
+
 def learning_rate(settings: DetectSettings, iteration: int) -> float:
     """The learning rate of 0-based ``iteration`` (see the module doc)."""
-    warmup = min(100, settings.iterations // 5)
+    warmup = min(WARMUP_ITERATIONS, settings.iterations // 5)
     factor = 1.0
     if iteration < warmup:
-        factor = 0.001 + (1 - 0.001) * iteration / warmup
-    steps = sum(iteration >= int(settings.iterations * point) for point in (0.75, 0.92))
+        factor = WARMUP_FACTOR + (1 - WARMUP_FACTOR) * iteration / warmup
+    steps = sum(iteration >= int(settings.iterations * point) for point in LR_STEPS)
     return settings.lr * factor * 0.1 ** steps
 
 
@@ -80,14 +101,15 @@ def train(detector: nn.Module, dataset: Dataset, settings: DetectSettings, seed:
     """Fine-tune ``detector`` in place; return the total loss of every iteration."""
     device = torch.device(settings.device)
     detector.to(device).train()
+    detector.transform.min_size = training_sizes(settings)
     parameters = [p for p in detector.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(parameters, lr=settings.lr, momentum=0.9, weight_decay=1e-4)
+    optimizer = torch.optim.SGD(parameters, lr=settings.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     stream = batches(dataset, settings, generator)
     for iteration in range(settings.iterations):
         images, targets = next(stream)
-        flips = torch.rand(len(images), generator=generator) < 0.5
+        flips = torch.rand(len(images), generator=generator) < FLIP_PROBABILITY
         pairs = [flip(i, t) if f else (i, t) for i, t, f in zip(images, targets, flips.tolist(), strict=True)]
         images = [i.to(device, non_blocking=True) for i, _ in pairs]
         targets = [{k: v.to(device) for k, v in t.items()} for _, t in pairs]
@@ -112,13 +134,17 @@ def train(detector: nn.Module, dataset: Dataset, settings: DetectSettings, seed:
 
 @torch.no_grad()
 def evaluate(detector: nn.Module, dataset: Dataset, settings: DetectSettings) -> dict[str, float]:
-    """AP, AP50, AP75 (percent) of ``detector`` on ``dataset`` (see resmo.transfer.metrics)."""
+    """COCO-style AP, AP50, AP75 (resmo.transfer.metrics) and VOC07's 11-point AP, AP50, AP75
+    (resmo.transfer.voc07_ap), in percent, of ``detector`` on ``dataset``."""
     device = torch.device(settings.device)
     detector.to(device).eval()
-    metric = metrics.new_metric()
+    detector.transform.min_size = (settings.min_size,)  # one test scale
+    metric, voc07 = metrics.new_metric(), VOC07AP()
     loader = DataLoader(dataset, batch_size=settings.batch_size, collate_fn=collate,
                         num_workers=settings.workers)
     for images, targets in loader:
         outputs = detector([image.to(device) for image in images])
-        metric.update([{k: v.cpu() for k, v in output.items()} for output in outputs], list(targets))
-    return metrics.summary(metric)
+        outputs = [{k: v.cpu() for k, v in output.items()} for output in outputs]
+        metric.update(outputs, list(targets))
+        voc07.update(outputs, list(targets))
+    return {**metrics.summary(metric), **voc07.compute()}
