@@ -3,19 +3,23 @@
 - few kNN evaluations are markers, not a line that reads as a trend;
 - compared runs with identical numbers stay distinguishable (style, offset, legend);
 - gap histograms span the data, not [-1, 1], with exact legend numbers;
-- repeated seeds are not counted as independent samples.
+- repeated seeds are not counted as independent samples;
+- legends show full run names with the differing settings on separate lines, and no title or
+  legend text reaches outside the saved PNG (long names, long data paths).
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
 
 from resmo.eval.gap_diagnostics import cosine_histogram
-from resmo.report.curves import draw_knn, draw_losses
+from resmo.report.curves import draw_intra_gap, draw_knn, draw_losses, draw_schedules
 from resmo.report.histogram import draw_cosine_histograms
 from resmo.report.numbers import cosine_text
-from resmo.report.run_data import RunData, Series
+from resmo.report.plotting import save_png
+from resmo.report.run_data import RunData, Series, assign_labels, described, legend_text
 from resmo.report.tables import final_table, repeated_seeds
 
 
@@ -118,3 +122,72 @@ def test_distinct_seeds_give_mean_and_std(tmp_path, repeat):
     assert row["kNN top-1 student (monitor)"] == "44.60 ± 0.57 (n=2)"
     assert table.columns[1].startswith("same recipe: 2 seeds (")
     assert repeated_seeds(runs) == (["runs b and c repeat seed 1: counted once"] if repeat else [])
+
+
+LONG_NAMES = [f"mocov3-newcomer-small-folder-run-{index}-with-a-name-longer-than-a-panel" for index in range(3)]
+
+
+def long_named_runs(tmp_path) -> list[RunData]:
+    """Three runs with long folder names whose recipes differ in three keys, labelled as
+    ``resmo report`` labels them."""
+    runs = [fake_run(tmp_path, name, evaluations=2) for name in LONG_NAMES]
+    for index, run in enumerate(runs):
+        run.config |= {"data": {"name": f"/home/someone/projects/newcomer/data/small-{index}",
+                                "pipeline": ("torchvision", "batched", "auto")[index]},
+                       "train": {"epochs": 2 + index}}
+    assign_labels(runs)
+    return runs
+
+
+def titles_and_legends(figure) -> list:
+    """Every title (axes titles, suptitle) and legend text of ``figure`` that has text."""
+    texts = [title for ax in figure.axes for title in (ax.title, ax._left_title, ax._right_title)]
+    texts += [text for legend in [*figure.legends, *(ax.get_legend() for ax in figure.axes)] if legend
+              for text in legend.get_texts()]
+    if figure._suptitle is not None:
+        texts.append(figure._suptitle)
+    return [text for text in texts if text.get_text().strip()]
+
+
+def assert_inside_saved_png(figure, path):
+    """Every title and legend text lies inside the figure, and the PNG is that figure."""
+    with Image.open(path) as image:
+        width, height = image.size
+    assert abs(width - figure.bbox.width) < 1 and abs(height - figure.bbox.height) < 1  # whole pixels
+    renderer = figure.canvas.get_renderer()
+    texts = titles_and_legends(figure)
+    assert texts
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, (text.get_text(), box)
+
+
+@pytest.mark.parametrize("draw", [draw_knn, draw_losses, draw_intra_gap, draw_schedules])
+def test_comparison_legends_show_full_names_and_fit_the_saved_figure(tmp_path, draw):
+    runs = long_named_runs(tmp_path)
+    figure = draw(runs)
+    path = save_png(figure, tmp_path / "plot.png")
+    entries = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert entries[:3] == [f"{name}\ndata.name=/home/someone/projects/newcomer/data/small-{index}\n"
+                           f"data.pipeline={('torchvision', 'batched', 'auto')[index]}\ntrain.epochs={2 + index}"
+                           for index, name in enumerate(LONG_NAMES)]
+    assert_inside_saved_png(figure, path)
+
+
+def test_many_differing_settings_are_counted_in_one_more_line(tmp_path):
+    runs = [fake_run(tmp_path, name) for name in ("a", "b")]
+    for index, run in enumerate(runs):
+        run.config |= {f"key{k}": index for k in range(6)}
+    assign_labels(runs)
+    assert legend_text(runs[1]).splitlines() == [
+        "b", "key0=1", "key1=1", "key2=1", "key3=1", "+2 more differing settings (see the table)"]
+    assert described(runs[0]) == "a (key0=0, key1=0, key2=0, key3=0, key4=0, key5=0)"
+
+
+def test_histogram_title_with_a_long_data_path_fits(tmp_path):
+    histogram = cosine_histogram(1 - torch.rand(200, generator=torch.Generator().manual_seed(0)) * 0.1)
+    title = "/home/someone/projects/newcomer/data/a-folder-with-a-long-name val (200 images), checkpoint step 12345"
+    figure = draw_cosine_histograms({"output": histogram}, title=title)
+    path = save_png(figure, tmp_path / "hist.png")
+    assert figure._suptitle.get_text() == title
+    assert_inside_saved_png(figure, path)

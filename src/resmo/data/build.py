@@ -8,6 +8,10 @@
 - anything else: a folder path (see :mod:`resmo.data.folders` for the layouts). Names win
   over folders of the same name: write ``./cifar10`` to mean a folder.
 
+``max_images`` keeps a seeded, class-balanced pick of the training images (see
+:mod:`resmo.data.subset`); the kNN monitor's memory bank is that pick too where it is the
+training set itself (everything but STL-10). Evaluation images are never subsampled.
+
 View recipes are applied later, by wrapping ``train`` in
 :class:`~resmo.data.views.MultiViewDataset` and the evaluation sets in
 :class:`~resmo.data.views.EvalDataset`.
@@ -20,11 +24,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from torch.utils.data import Dataset
 
 from resmo.data.folders import load_image_folder
 from resmo.data.images import SkippedFiles
 from resmo.data.sizing import FALLBACK_IMAGE_SIZE, folder_image_size
+from resmo.data.subset import dataset_labels, pick_indices, subset_of
 from resmo.data.torchvision_sets import cifar10, cifar100, stl10
 from resmo.validation import check_positive_int
 
@@ -90,6 +96,7 @@ def build_datasets(
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
     synthetic_options: dict | None = None,
+    max_images: int | None = None,
 ) -> DataSplits:
     """Build the base datasets for ``data`` (see the module docstring).
 
@@ -97,11 +104,20 @@ def build_datasets(
     STL-10); for image folders it is chosen from the images (see :mod:`resmo.data.sizing`;
     a note says which). ``cache_dir`` is where torchvision sets live. ``seed`` and
     ``synthetic_options`` only affect the synthetic data: ``num_samples`` (train),
-    ``val_num_samples`` and any other keyword of ``SyntheticTextures``. Errors: :class:`~resmo.data.errors.DataError` for missing or
+    ``val_num_samples`` and any other keyword of ``SyntheticTextures``. ``max_images``
+    (``None``: all) keeps that many training images, picked with ``seed`` (see
+    :func:`keep_max_images`). Errors: :class:`~resmo.data.errors.DataError` for missing or
     unreadable data, ``ValueError`` for invalid settings.
     """
     if image_size is not None:
         check_positive_int("image_size", image_size)
+    if max_images is not None:
+        check_positive_int("max_images", max_images)
+    splits = _build(data, image_size, cache_dir, seed, synthetic_options)
+    return splits if max_images is None else keep_max_images(splits, max_images, seed)
+
+
+def _build(data, image_size: int | None, cache_dir, seed: int, synthetic_options: dict | None) -> DataSplits:
     if data is None:
         key = "synthetic"
     elif isinstance(data, str) and data.strip().lower() in DATASET_NAMES:
@@ -120,6 +136,33 @@ def build_datasets(
         name=key, train=splits.train, val=splits.val, num_classes=len(splits.classes),
         has_labels=True, image_size=size, eval_train=splits.eval_train, classes=splits.classes,
     )
+
+
+def keep_max_images(splits: DataSplits, max_images: int, seed: int) -> DataSplits:
+    """``splits`` with ``max_images`` training images: a class-balanced pick seeded by ``seed``
+    (uniform without labels; :func:`resmo.data.subset.pick_indices`), also as the kNN memory
+    bank when that is the training set. More than the data has keeps all of it, with a note
+    (as a cap: the same recipe runs on a smaller dataset)."""
+    total = len(splits.train)  # type: ignore[arg-type]
+    if max_images >= total:
+        splits.notes.append(f"data.max_images={max_images} is not fewer than the {total} training images "
+                            f"of '{splits.name}': all {total} are used")
+        return splits
+    labels = dataset_labels(splits.train)
+    chosen = pick_indices(labels, max_images, seed)
+    train = subset_of(splits.train, chosen)
+    if splits.eval_train is splits.train:
+        splits.eval_train = train
+    splits.train = train
+    if (labels >= 0).all():
+        per_class = np.unique(labels[chosen], return_counts=True)[1]
+        low, high = int(per_class.min()), int(per_class.max())
+        how = f"{low} per class" if low == high else f"{low} to {high} per class"
+    else:
+        how = "a uniform pick (not every image has a label)"
+    splits.notes.append(f"data.max_images={max_images}: training on {max_images} of the {total} images "
+                        f"of '{splits.name}', {how}, picked with seed {seed}")
+    return splits
 
 
 def synthetic_option_names() -> list[str]:

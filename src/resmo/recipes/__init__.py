@@ -6,14 +6,20 @@ wheel as well as from the repository (``resmo pretrain --config cifar10/mocov3``
 
 Every recipe opens with comment lines; the one that starts with ``# Compare with:``, with
 its indented continuation lines (``#   ...``), says which published figure the recipe is
-meant to reproduce. :func:`catalogue` reads it from there, so the figure is written once,
-next to the settings it belongs to (the config schema rejects unknown keys, so it cannot
-be a YAML field).
+meant to reproduce. That figure is written once, in the reference table
+(``references.yaml``, ``recipes.<name>.figure``, whose source ids such as ``S26`` name the
+files in ``sources``): :func:`reference_figure` reads it with the ids written out as
+repository and path, :func:`catalogue` (``resmo recipes``) lists it, and the comment is its
+copy, :func:`compare_with_lines` (a test fails when a recipe's comment says anything else;
+the config schema rejects unknown keys, so it cannot be a YAML field).
 """
 
 from __future__ import annotations
 
+import re
+import textwrap
 from dataclasses import dataclass
+from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
@@ -25,6 +31,11 @@ if TYPE_CHECKING:
 SUFFIX = ".yaml"
 COMPARE_PREFIX = "# Compare with:"
 CONTINUATION_PREFIX = "#  "
+REFERENCES = "references.yaml"
+#: Width the ``# Compare with:`` paragraph of a recipe is wrapped to.
+COMMENT_WIDTH = 92
+#: A source id of the reference table (``S26``, ``L1``, ``W1``).
+SOURCE_ID = re.compile(r"\b[A-Z][0-9]+\b")
 
 
 @dataclass(frozen=True)
@@ -92,8 +103,38 @@ def reproduces(text: str) -> str:
     return ""
 
 
+@cache
+def reference_table() -> dict:
+    """``references.yaml``: ``{"sources": {id: {repo, path, commit}}, "recipes": {name: {figure, ...}}}``."""
+    return yaml.safe_load((_root() / REFERENCES).read_text(encoding="utf-8")) or {}
+
+
+def reference_figure(name: str) -> str:
+    """The published figure the reference table gives for the shipped recipe ``name``, its
+    source ids written out as ``repository path`` (``""`` when the table has no entry)."""
+    table = reference_table()
+    entry = table.get("recipes", {}).get(find_recipe(name) or name)
+    if not entry:
+        return ""
+    sources = table.get("sources", {})
+
+    def written_out(match: re.Match) -> str:
+        source = sources.get(match.group())
+        return f"{source['repo']} {source['path']}" if source else match.group()
+
+    return SOURCE_ID.sub(written_out, " ".join(str(entry.get("figure", "")).split()))
+
+
+def compare_with_lines(name: str) -> list[str]:
+    """The ``# Compare with:`` comment lines of recipe ``name``: :func:`reference_figure`
+    wrapped to :data:`COMMENT_WIDTH`, continuation lines indented (``#   ``)."""
+    return textwrap.wrap(reference_figure(name), width=COMMENT_WIDTH, initial_indent=f"{COMPARE_PREFIX} ",
+                         subsequent_indent="#   ", break_long_words=False, break_on_hyphens=False)
+
+
 def recipe_info(name: str) -> RecipeInfo:
-    """Name, method, backbone, dataset and reproduced figure of the shipped recipe ``name``."""
+    """Name, method, backbone, dataset and reproduced figure (from the reference table, else
+    the recipe's own comment) of the shipped recipe ``name``."""
     text = read_recipe(name)
     settings = yaml.safe_load(text) or {}
     found = find_recipe(name) or name
@@ -102,7 +143,7 @@ def recipe_info(name: str) -> RecipeInfo:
         method=str(settings.get("method", "")),
         backbone=str(settings.get("backbone", "")),
         dataset=found.split("/")[0],
-        reproduces=reproduces(text),
+        reproduces=reference_figure(found) or reproduces(text),
     )
 
 

@@ -23,7 +23,14 @@ from resmo.report.histogram import plot_cosine_histograms
 from resmo.report.html import Section, write_page
 from resmo.report.numbers import cosine_text
 from resmo.report.plotting import save_png
-from resmo.report.run_data import RunData, assign_labels, differing_settings, flatten, read_run
+from resmo.report.run_data import (
+    RunData,
+    assign_labels,
+    described,
+    differing_settings,
+    flatten,
+    read_run,
+)
 from resmo.report.tables import Table, eval_table, final_table, repeated_seeds
 
 CURVES = (
@@ -111,7 +118,7 @@ def comparison_report(runs: list[RunData], out: Path) -> tuple[Path, list[Path]]
     differences = Table(["setting", *(run.name for run in runs)],
                         [[key, *(str(flat.get(key)) for flat in flats)] for key in keys])
     sections = [
-        Section("Runs", text=[f"{run.label}: {run.folder}" for run in runs]),
+        Section("Runs", text=[f"{described(run)}: {run.folder}" for run in runs]),
         Section("Settings that differ", tables=[differences]),
         Section("Final numbers (mean ± std over the distinct seeds of one configuration)",
                 text=repeated_seeds(runs), tables=[final_table(runs)]),

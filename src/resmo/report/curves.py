@@ -19,8 +19,8 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from resmo.report.plotting import MIN_POINTS_FOR_LINE, new_figure, no_data, run_style
-from resmo.report.run_data import RunData, Series
+from resmo.report.plotting import MIN_POINTS_FOR_LINE, bottom_legend, new_figure, no_data, run_style
+from resmo.report.run_data import RunData, Series, legend_text
 
 NOT_LOSSES = ("resmo_weight", "images_per_second", "lr", "momentum")
 GAP_LEVELS = ("features", "projection", "output")
@@ -62,16 +62,18 @@ def _draw(ax, runs: list[RunData], column: str, *, per_step: bool = True) -> boo
 
 def _legend(figure, runs: list[RunData], extra: tuple[Line2D, ...] = (), *, lines: bool = True) -> None:
     """One legend below the panels: an entry per run as :func:`_draw` draws it (only when
-    comparing; without ``lines``, a filled marker in the run's colour), plus ``extra``."""
+    comparing; without ``lines``, a filled marker in the run's colour), plus ``extra``. An
+    entry is the run's full name with the settings that differ on separate lines
+    (:func:`~resmo.report.run_data.legend_text`); the figure grows to hold it all."""
     handles = []
     if len(runs) > 1:
         for index, run in enumerate(runs):
             style = run_style(index, MIN_POINTS_FOR_LINE, nested=lines)
             style.pop("markevery")
-            handles.append(Line2D([], [], label=run.label, **style | ({} if lines else {"ls": "None"})))
+            handles.append(Line2D([], [], label=legend_text(run), **style | ({} if lines else {"ls": "None"})))
     handles += list(extra)
     if handles:
-        figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8)
+        bottom_legend(figure, handles)
 
 
 def _finish(figure, runs: list[RunData]) -> Figure:

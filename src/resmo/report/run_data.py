@@ -46,6 +46,8 @@ class RunData:
     summary: dict[str, Any]
     evals: dict[str, list[dict[str, Any]]]
     label: str = ""
+    #: ``key=value`` of the recipe keys that tell this run apart from those it is compared with
+    settings: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -123,10 +125,29 @@ def differing_settings(runs: list[RunData], *, ignore: tuple[str, ...] = ("out",
     )
 
 
+#: Settings a legend entry shows under the run's name; more are counted in one more line.
+LEGEND_SETTINGS = 4
+
+
 def assign_labels(runs: list[RunData]) -> None:
-    """Label each run by its folder name plus the settings that tell it apart."""
+    """Label each run by its full folder name; ``settings`` lists every recipe key
+    (``key=value``) whose value differs between ``runs``."""
     keys = differing_settings(runs)
     for run in runs:
         flat = flatten(run.config)
-        parts = [f"{key}={flat.get(key)}" for key in keys][:3]
-        run.label = run.name + (f" ({', '.join(parts)})" if parts else "")
+        run.label = run.name
+        run.settings = [f"{key}={flat.get(key)}" for key in keys]
+
+
+def described(run: RunData) -> str:
+    """The run's label followed by its differing settings: ``name (key=value, ...)``."""
+    return run.label + (f" ({', '.join(run.settings)})" if run.settings else "")
+
+
+def legend_text(run: RunData) -> str:
+    """A legend entry: the run's label on the first line, then one differing setting per
+    line (the first :data:`LEGEND_SETTINGS`, then how many more the settings table lists)."""
+    lines = [run.label, *run.settings[:LEGEND_SETTINGS]]
+    if len(run.settings) > LEGEND_SETTINGS:
+        lines.append(f"+{len(run.settings) - LEGEND_SETTINGS} more differing settings (see the table)")
+    return "\n".join(lines)
