@@ -93,6 +93,7 @@ def test_invalid_settings(args, fragments, tmp_path, capsys):
     assert_one_line_error(code, err, *fragments)
 
 
+@pytest.mark.slow  # a fresh process; the fast lane ends `python -m resmo.cli` with exit 2 in test_data_faults.py
 def test_console_script_error_is_one_line(tmp_path):
     """The installed entry point itself: exit code 2, one line, no traceback."""
     result = subprocess.run(

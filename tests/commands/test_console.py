@@ -55,19 +55,29 @@ NOISE = ("GPU available", "TPU available", "Tip:", "Loading `train_dataloader`",
          "deprecated", "Previous log files", "site-packages", "Warning:")
 
 
+@pytest.mark.slow  # two `resmo pretrain` processes: ~25 s on 2 CPU cores
 def test_a_run_prints_resmo_lines_only(tmp_path):
     done = _pretrain(tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     console = done.stdout + done.stderr
     assert [noise for noise in NOISE if noise in console] == []
-    lines = [line for line in done.stdout.replace("\r", "\n").splitlines() if line.strip()]
-    assert any(line.startswith("Epoch 1/1: 100%") for line in lines)
-    assert lines[-2].startswith("done in ") and lines[-1].startswith("intra gap (")
+    config_file = tmp_path / "run" / "config.yaml"
+    assert done.stdout.startswith(f"# the resolved recipe, options of mocov3 and resnet_small only "
+                                  f"(all of it: {config_file})\nmethod: mocov3\n")
+    assert "method_options:\n  mocov3:\n" in done.stdout and "\n  byol:\n" not in done.stdout
+    assert "\n  byol:\n" in config_file.read_text()  # the whole recipe is kept
+    assert "\r" not in done.stdout  # piped: plain lines, no bar redrawn in place
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("Epoch")] == [lines[-5]]
+    assert lines[-5].startswith("Epoch 1/1: 2/2 steps, ")
+    assert lines[-4].startswith("done in ") and lines[-3].startswith("intra gap (")
+    assert lines[-2].startswith("student ") and lines[-2].count("random init") == 1
+    assert lines[-1].startswith(f"next: resmo eval knn {tmp_path / 'run'}; resmo report {tmp_path / 'run'}; ")
     assert done.stderr.splitlines()[0].startswith("# kNN top-1 of the random-init encoder: ")
     verbose = _pretrain(tmp_path, "--verbose")  # the loop on Fabric prints no banner to show
     assert verbose.returncode == 0, verbose.stderr[-2000:]
-    verbose_lines = [line for line in verbose.stdout.replace("\r", "\n").splitlines() if line.strip()]
-    assert verbose_lines[-2].startswith("done in ") and verbose_lines[-1].startswith("intra gap (")
+    verbose_lines = [line for line in verbose.stdout.splitlines() if line.strip()]
+    assert verbose_lines[-4].startswith("done in ") and verbose_lines[-1].startswith("next: ")
 
 
 def test_a_resumed_run_shows_the_epoch_and_its_total_from_the_batch_it_resumes_at(tmp_path, capsys):
@@ -83,6 +93,6 @@ def test_a_resumed_run_shows_the_epoch_and_its_total_from_the_batch_it_resumes_a
         execute_run(run)
     capsys.readouterr()
     execute_run(prepare_run(load_config(None, overrides), resume="auto"))
-    bars = [line for line in capsys.readouterr().out.replace("\r", "\n").splitlines() if line.startswith("Epoch")]
-    assert bars and all(line.startswith("Epoch 2/2: ") for line in bars), bars
-    assert " 3/6 " in bars[0] and " 6/6 " in bars[-1] and not any("/?" in line for line in bars), bars
+    bars = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")]
+    assert bars == ["Epoch 2/2: 3/6 steps (resumed)", bars[-1]]  # not a terminal: plain lines
+    assert bars[-1].startswith("Epoch 2/2: 6/6 steps, loss "), bars

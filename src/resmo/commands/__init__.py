@@ -6,6 +6,9 @@
 - :mod:`~resmo.commands.export_command`: ``resmo export``
 - :mod:`~resmo.commands.recipes_command`: ``resmo recipes``
 
+A module may also have ``kept_on_interrupt(args) -> str``: what a Ctrl+C leaves and how
+to continue (resmo.ctrl_c; default: nothing written, run the command again).
+
 Heavy imports (torch models, Lightning, matplotlib) happen inside ``run``, so building the
 parser stays fast and side-effect free.
 """

@@ -76,6 +76,15 @@ def load(args: argparse.Namespace):
     return run, data
 
 
+def features_kept_on_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted ``resmo eval`` / ``resmo gap`` leaves (resmo.ctrl_c): the features
+    of each finished encoder and split stay cached and are reused."""
+    if args.no_cache:
+        return "no result written; run the command again"
+    return ("no result written; the features already extracted stay in the run's eval/cache/: "
+            "run the command again to continue")
+
+
 def describe(payload: dict[str, Any]) -> str:
     return (f"{payload['data']} ({payload['num_train']} train / {payload['num_val']} val images, "
             f"{payload['num_classes']} classes), checkpoint {payload['checkpoint']} (step {payload['global_step']})")

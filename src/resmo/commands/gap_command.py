@@ -12,10 +12,14 @@ from resmo.commands.common import (
     describe,
     extract_options,
     fail,
+    features_kept_on_interrupt,
     load,
     positive_int,
 )
 from resmo.report.numbers import cosine_text
+
+#: What a Ctrl+C leaves (resmo.ctrl_c).
+kept_on_interrupt = features_kept_on_interrupt
 
 
 def add_parser(commands) -> None:

@@ -21,6 +21,10 @@ def add_parser(commands) -> None:
                         "compare-<time>); with one run: where its report goes (default <RUN>/report)")
 
 
+def kept_on_interrupt(args: argparse.Namespace) -> str:
+    return "the report pages may be incomplete; run the command again to write them"
+
+
 def run(args: argparse.Namespace) -> int:
     from resmo.report import build_report
 

@@ -300,3 +300,13 @@ def _plain(value: Any) -> Any:
 
 def dump_config(config: PretrainConfig) -> str:
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def dump_chosen_config(config: PretrainConfig) -> str:
+    """:func:`dump_config` with ``method_options`` and ``backbone_options`` cut to the chosen
+    method's and backbone's entries: what ``resmo pretrain`` prints at the start (the run's
+    ``config.yaml`` keeps every entry)."""
+    values = config_to_dict(config)
+    for section, chosen in (("method_options", config.method), ("backbone_options", config.backbone)):
+        values[section] = {name: options for name, options in values[section].items() if name == chosen}
+    return yaml.safe_dump(values, sort_keys=False)
