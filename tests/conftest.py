@@ -1,10 +1,13 @@
-"""Shared fixtures: tiny methods on the small backbone, reproducible views.
+"""Shared fixtures: tiny methods on the small backbone, reproducible views, and one tiny
+trained run that the eval tests read (trained once per session, copied per module).
 
 Every method is built with head sizes small enough that a forward and backward pass of a
 batch of 4 images of 16x16 takes milliseconds on a CPU.
 """
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 import torch
@@ -63,6 +66,23 @@ def tiny_sizes() -> dict[str, dict[str, object]]:
 def make_views():
     """``make_views(num_views=2, batch=4, size=16, seed=123)`` -> list of image batches."""
     return random_views
+
+
+@pytest.fixture(scope="session")
+def tiny_run_once(tmp_path_factory):
+    """One tiny run (``tests.eval_helpers.make_run``: MoCo v3, 2 epochs of 192 images), trained
+    once per session. Never written to: a module takes a copy (``tiny_run_copy``)."""
+    from tests.eval_helpers import make_run
+
+    return make_run(tmp_path_factory.mktemp("tiny_run_once") / "run")
+
+
+@pytest.fixture(scope="module")
+def tiny_run_copy(tiny_run_once, tmp_path_factory):
+    """A copy of the session's tiny run for one test module, which may add eval files to it."""
+    out = tmp_path_factory.mktemp("tiny_run_copy") / "run"
+    shutil.copytree(tiny_run_once, out)
+    return out
 
 
 @pytest.fixture(params=method_names())

@@ -2,9 +2,12 @@
 from a folder outside the checkout (recipes are package data, not files of the repository).
 
 The checkout is copied to a temporary folder and built there, so setuptools' ``build/`` and
-``*.egg-info`` never land in it. The environment reuses the installed dependencies
-(``--system-site-packages``); the wheel goes in with ``--no-deps --force-reinstall``, so the
-environment's own copy of resmo shadows the editable install.
+``*.egg-info`` never land in it. The environment reuses the dependencies of the interpreter
+running the tests, wherever they live (a virtual environment, a conda environment, the system or
+the user site): a ``.pth`` file in its site-packages lists that interpreter's ``sys.path``
+folders (those of the checkout left out). Those folders come after the environment's own
+site-packages, and their ``.pth`` files are not run, so the wheel, installed with ``--no-deps
+--force-reinstall``, shadows the editable install.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from resmo.recipes import recipe_names
@@ -57,6 +61,23 @@ def build_wheel(tmp: Path) -> Path:
     return wheels[0]
 
 
+def inherited_paths() -> list[str]:
+    """The folders of this interpreter's ``sys.path`` outside the checkout: where its packages
+    (torch, pip, ...) are found."""
+    return [entry for entry in dict.fromkeys(os.path.abspath(p) for p in sys.path if p)
+            if Path(entry).is_dir() and not Path(entry).resolve().is_relative_to(PROJECT)]
+
+
+def environment_sharing_these_packages(venv: Path, cwd: Path) -> Path:
+    """A virtual environment at ``venv`` that sees this interpreter's packages; its python."""
+    run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=cwd)
+    python = venv / "bin" / "python"
+    purelib = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                  cwd=cwd).stdout.strip()
+    (Path(purelib) / "_resmo_test_inherited.pth").write_text("\n".join(inherited_paths()) + "\n")
+    return python
+
+
 @pytest.mark.slow
 def test_wheel_runs_a_shipped_recipe_outside_the_checkout(tmp_path):
     wheel = build_wheel(tmp_path)
@@ -66,9 +87,9 @@ def test_wheel_runs_a_shipped_recipe_outside_the_checkout(tmp_path):
     assert len(shipped) == len(recipe_names()) == 17, shipped
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], cwd=tmp_path)
-    python, resmo = venv / "bin" / "python", venv / "bin" / "resmo"
-    # pip comes from the system site-packages; it installs into the environment running it
+    python = environment_sharing_these_packages(venv, tmp_path)
+    resmo = venv / "bin" / "resmo"
+    # pip comes from this interpreter's packages; it installs into the environment running it
     run([python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", wheel],
         cwd=tmp_path, timeout=300)
     elsewhere = tmp_path / "elsewhere"
@@ -77,6 +98,9 @@ def test_wheel_runs_a_shipped_recipe_outside_the_checkout(tmp_path):
     where = run([python, "-c", "import resmo; print(resmo.__file__)"], cwd=elsewhere).stdout.strip()
     assert Path(where).resolve().is_relative_to(venv.resolve()), where
     assert not Path(where).resolve().is_relative_to(PROJECT), where
+    # the environment's torch is the one of the interpreter running the tests
+    shared = run([python, "-c", "import torch; print(torch.__file__)"], cwd=elsewhere).stdout.strip()
+    assert Path(shared).resolve() == Path(torch.__file__).resolve(), (shared, torch.__file__)
 
     listed = run([resmo, "recipes"], cwd=elsewhere).stdout.strip().splitlines()
     assert len(listed) == 1 + len(shipped) and listed[1].startswith("cifar10/byol ")

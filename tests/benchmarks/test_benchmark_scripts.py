@@ -60,6 +60,7 @@ def test_view_generation_tiny(tmp_path):
     assert saved["speedup_batched_vs_torchvision"] > 0 and saved["machine"]["cpu_count"] >= 1
 
 
+@pytest.mark.slow  # three fresh processes, each importing torch
 def test_speed_cpu_measures_in_fresh_processes_and_computes_ratios(tmp_path):
     pytest.importorskip("lightly")
     speed = load("speed_cpu")

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from resmo.eval.gap_diagnostics import cosine_histogram, same_view_cosines
 from resmo.losses.gap import intra_gap
 from tests.conftest import build_method
-from tests.eval_helpers import make_run, reference_features, run_cli
+from tests.eval_helpers import reference_features, run_cli
 
 
 def image_loader(count: int = 12, size: int = 16) -> DataLoader:
@@ -68,10 +68,10 @@ def test_cosine_histogram_fits_the_range_to_the_data():
 
 
 @pytest.fixture(scope="module")
-def gap_result(tmp_path_factory):
+def gap_result(tiny_run_copy):
     from resmo.cli import main
 
-    run = make_run(tmp_path_factory.mktemp("gap") / "run")
+    run = tiny_run_copy
     assert main(["gap", str(run), "--device", "cpu"]) == 0
     (path,) = (run / "eval").glob("gap-*.json")
     return run, json.loads(path.read_text())

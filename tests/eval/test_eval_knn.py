@@ -9,7 +9,7 @@ import torch
 
 from resmo.eval import features as features_module
 from resmo.eval.knn import weighted_knn
-from tests.eval_helpers import make_run, reference_features, run_cli
+from tests.eval_helpers import reference_features, run_cli
 
 
 def blobs(per_class: int, num_classes: int, dim: int, *, seed: int, spread: float = 0.3):
@@ -49,8 +49,8 @@ def test_votes_are_weighted_by_exp_cos_over_t():
 
 
 @pytest.fixture(scope="module")
-def run_folder(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("knn") / "run")
+def run_folder(tiny_run_copy):
+    return tiny_run_copy
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from resmo.eval.linear import fit_linear_probe, linear_probe, topk_accuracy
 from resmo.eval.linear_augmented import fit_linear_probe_on_views
 from resmo.eval.runs import load_run
-from tests.eval_helpers import make_run, reference_features, run_cli
+from tests.eval_helpers import reference_features, run_cli
 
 
 def separable(n: int, *, classes: int = 5, dim: int = 20, margin: float = 1.0, seed: int = 0):
@@ -59,8 +59,8 @@ def test_topk_accuracy_counts_by_hand():
 
 
 @pytest.fixture(scope="module")
-def run_folder(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("linear") / "run")
+def run_folder(tiny_run_copy):
+    return tiny_run_copy
 
 
 def test_eval_linear_cli_student_and_teacher(run_folder, capsys):
