@@ -14,6 +14,12 @@ TINY_HEADS = {
     "densecl": "{hidden_dim: 64, out_dim: 32, queue_size: 256}",
 }
 
+#: Appended by the tests that compare two runs bit for bit (a resume, a rerun) or check CPU
+#: behaviour: they train on the CPU wherever they run. Bit-for-bit equality is promised on
+#: the CPU (docs/reliability.md); on CUDA, cuDNN autotuning, TF32 and atomic adds leave two
+#: runs apart in the last bits, which those comparisons would report as a failure.
+ON_CPU = ["train.accelerator=cpu"]
+
 
 def tiny_overrides(out: Path, *, method: str = "mocov3", epochs: int = 2, samples: int = 192) -> list[str]:
     """``key=value`` overrides for a run of ``epochs`` on ``samples`` synthetic images."""

@@ -1,19 +1,29 @@
 """The processes and devices of a run: Lightning Fabric from the recipe's ``train`` section.
 
-:func:`process_notes` checks the process count against ``train.sync_batchnorm`` before
-anything starts; :func:`build_fabric` builds Fabric for ``train.accelerator / devices /
-num_nodes / strategy / precision`` and launches it (the other processes of a multi-process
-run start there, running the same command again; under torchrun or SLURM they are already
-running).
+:func:`launcher_notes` makes ``train.devices x train.num_nodes`` agree with the processes
+torchrun or SLURM started (resmo.distributed.launcher_env: Fabric checks this only when it
+starts the processes itself; with ``devices=1`` it would pick a single-device strategy and
+each of N processes would train alone). :func:`process_notes` checks the process count
+against ``train.sync_batchnorm`` before anything starts; :func:`build_fabric` builds Fabric
+for ``train.accelerator / devices / num_nodes / strategy / precision`` and launches it (the
+other processes of a multi-process run start there, running the same command again; under
+torchrun or SLURM they are already running), waiting at most ``train.rendezvous_timeout``
+for them (resmo.distributed.rendezvous).
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
 
 import torch
 from lightning.fabric import Fabric
 from lightning.fabric.strategies import DDPStrategy
 
 from resmo.config.schema import PretrainConfig
+from resmo.distributed.launcher_env import declared_world, reconcile
+from resmo.distributed.process_group import collective_timeout
+from resmo.distributed.rendezvous import RendezvousWatch
 
 
 def uses_gpus(config: PretrainConfig) -> bool:
@@ -27,6 +37,14 @@ def expected_world_size(config: PretrainConfig) -> int:
     if devices == "auto":
         devices = torch.cuda.device_count() if uses_gpus(config) else 1
     return int(devices) * config.train.num_nodes
+
+
+def launcher_notes(config: PretrainConfig, env: Mapping[str, str] = os.environ) -> list[str]:
+    """Set ``train.devices`` / ``train.num_nodes`` to the layout torchrun or SLURM started
+    (see :func:`resmo.distributed.launcher_env.reconcile`); the note says what changed."""
+    layout = reconcile(config.train.devices, config.train.num_nodes, declared_world(env))
+    config.train.devices, config.train.num_nodes = layout.devices, layout.num_nodes
+    return [layout.note] if layout.note else []
 
 
 def process_notes(config: PretrainConfig) -> list[str]:
@@ -49,11 +67,32 @@ def strategy_for(config: PretrainConfig) -> DDPStrategy | str:
     re-broadcasting buffers before every forward pass: the queue and the DINO centre are kept
     equal by their gathered updates, rank 0's BatchNorm statistics are the same either way
     (DDP would copy rank 0's to the others), and the end-of-run check broadcasts them once
-    (resmo.distributed.rank_check). Other strategy names pass through to Fabric."""
+    (resmo.distributed.rank_check). Collectives time out after
+    :func:`~resmo.distributed.process_group.collective_timeout` of ``train.rendezvous_timeout``.
+    ``auto`` for one process (``train.strategy`` is ``auto`` or ``ddp``: the schema refuses others)."""
     strategy = config.train.strategy
     if strategy == "ddp" or (strategy == "auto" and expected_world_size(config) > 1):
-        return DDPStrategy(broadcast_buffers=False)
+        return DDPStrategy(broadcast_buffers=False, timeout=collective_timeout(config.train.rendezvous_timeout))
     return strategy
+
+
+def _rendezvous_watch(fabric: Fabric, config: PretrainConfig) -> RendezvousWatch:
+    """What the processes wait for, the deadline, and what to do if the others never come."""
+    strategy = fabric.strategy
+    environment = strategy.cluster_environment
+    nodes, per_node = config.train.num_nodes, strategy.num_processes
+    waiting_for = (f"{nodes * per_node} processes ({nodes} {'node' if nodes == 1 else 'nodes'} x {per_node}) "
+                   f"at {environment.main_address}:{environment.main_port} (this is node {environment.node_rank()})")
+    if environment.creates_processes_externally:
+        hint = ("every process of the launch must start (torchrun --nnodes / srun: README, "
+                "'Several GPUs and nodes'), or raise train.rendezvous_timeout")
+    elif nodes > 1:
+        hint = ("with --num-nodes N, run the same command on every node with NODE_RANK set and "
+                "MASTER_ADDR / MASTER_PORT of node 0, or launch with torchrun / srun (README, 'Several GPUs "
+                "and nodes'); on one machine use --devices instead")
+    else:
+        hint = "a process this command started did not come up (see its error above), or raise train.rendezvous_timeout"
+    return RendezvousWatch(waiting_for, timeout=config.train.rendezvous_timeout, hint=hint)
 
 
 def build_fabric(config: PretrainConfig) -> Fabric:
@@ -63,7 +102,11 @@ def build_fabric(config: PretrainConfig) -> Fabric:
     try:
         fabric = Fabric(accelerator=train.accelerator, devices=train.devices, num_nodes=train.num_nodes,
                         strategy=strategy_for(config), precision=train.precision)
-        fabric.launch()
+        if isinstance(fabric.strategy, DDPStrategy):
+            with _rendezvous_watch(fabric, config):
+                fabric.launch()
+        else:
+            fabric.launch()
     except (ImportError, RuntimeError, TypeError, ValueError) as error:
         message = " ".join(str(error).split())[:300]
         raise ValueError(

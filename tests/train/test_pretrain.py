@@ -11,7 +11,7 @@ import yaml
 from resmo.config import load_config
 from resmo.export import load_backbone
 from resmo.train.pretrain import execute_run, prepare_run
-from tests.pretrain_helpers import tiny_overrides
+from tests.pretrain_helpers import ON_CPU, tiny_overrides
 
 SUMMARY_KEYS = {
     "method", "backbone", "data", "epochs", "resmo_weight", "knn_top1_student",
@@ -20,7 +20,7 @@ SUMMARY_KEYS = {
 
 
 def run(overrides, resume=None, hooks=()):
-    prepared = prepare_run(load_config(None, overrides), resume=resume)
+    prepared = prepare_run(load_config(None, [*overrides, *ON_CPU]), resume=resume)
     prepared.loop.hooks.extend(hooks)
     return prepared, execute_run(prepared)
 
@@ -62,6 +62,8 @@ class StopAfterFirstEpoch:
             loop.should_stop = True
 
 
+# slow: four epochs of training; the fast lane resumes runs in test_interrupt.py (mid-epoch, end of epoch)
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["mocov2", "dino"])
 def test_resume_matches_uninterrupted_run(tmp_path, method):
     """Stop after epoch 1, resume, and reach the same epoch-2 state as a straight run."""
@@ -112,7 +114,7 @@ def test_dino_run_freezes_the_prototypes_in_the_first_epoch_and_schedules_weight
 def test_bf16_mixed_runs_the_forward_pass_under_cpu_autocast(tmp_path, pipeline):
     """``train.precision=bf16-mixed`` on a CPU: convolutions run in bfloat16 (Fabric's autocast
     around the method's forward), the weights, loss and teacher stay float32 and finite."""
-    overrides = [*tiny_overrides(tmp_path / "run", epochs=1), "train.precision=bf16-mixed",
+    overrides = [*tiny_overrides(tmp_path / "run", epochs=1, samples=64), "train.precision=bf16-mixed",
                  f"data.pipeline={pipeline}", "monitor.knn_every_epochs=0"]
     prepared = prepare_run(load_config(None, overrides))
     seen = set()

@@ -32,7 +32,8 @@ TINY = ["data.synthetic.num_samples=64", "data.synthetic.val_num_samples=32", "t
         (["train.devices=2", "train.accelerator=cpu", "train.sync_batchnorm=true"],
          ["train.sync_batchnorm=true", "CPU processes"]),
         (["train.log_every_n_steps=0"], ["train.log_every_n_steps=0"]),
-        (["train.strategy=fsdp_magic"], ["train.strategy='fsdp_magic'", "cannot be used here"]),
+        (["train.strategy=fsdp_magic"], ["train.strategy='fsdp_magic'", "allowed values: auto, ddp"]),
+        (["train.strategy=fsdp"], ["train.strategy='fsdp'", "allowed values: auto, ddp"]),
         (["train.nope\nx=1"], ["unknown key 'train.nope\\nx'"]),
     ],
 )

@@ -34,6 +34,9 @@ from resmo.losses.resmo import DISTANCES, LEVELS, ResMoSettings
 
 OPTIMIZER_NAMES = ("sgd", "lars", "adamw")
 PIPELINES = ("auto", "torchvision", "batched")
+#: ``train.strategy`` values resmo supports and tests (Fabric's other strategies are refused).
+STRATEGIES = ("auto", "ddp")
+LR_SCALINGS = ("none", "linear", "sqrt")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
 #: Precisions that would hold the teacher in 16 bits (refused with the reason).
 HALF_WEIGHTS = ("bf16-true", "16-true")
@@ -146,6 +149,9 @@ class DataSection(Section):
     ``name``: ``synthetic`` (built-in, offline), ``cifar10``, ``cifar100``, ``stl10`` or a
     folder path. ``image_size`` null means the dataset's own size (32, 96; for a folder, chosen
     from its images: see resmo.data.sizing).
+    ``max_images``: null (default) trains on every training image; N keeps N of them, a
+    class-balanced pick (as equal a count per class as possible; uniform without labels)
+    seeded by ``seed`` (see resmo.data.subset); more than the data has keeps all, with a note.
     ``views``: options of :func:`resmo.data.build_view_recipe`; ``synthetic``: options of
     :class:`resmo.data.textures.SyntheticTextures`.
     ``on_bad_image``: what an image file that cannot be read does (zero bytes, truncated,
@@ -155,13 +161,15 @@ class DataSection(Section):
     ``pipeline``: how training views are made: ``torchvision`` (the reference: per-image
     transforms in DataLoader workers), ``batched`` (uint8 batches, views made on the
     training device for the whole batch at once; see resmo.data.batched.device_views) or ``auto``
-    (default): ``batched`` for the in-memory ``synthetic`` dataset (no files to decode, so
+    (default): ``batched`` when training on CUDA (per-image views in workers cannot keep a
+    large GPU busy) and for the in-memory ``synthetic`` dataset (no files to decode, so
     worker processes would only compete with training for the cores), ``torchvision`` for
-    everything else. The run's ``config.yaml`` records the pipeline chosen.
+    everything else on the CPU. The run's ``config.yaml`` records the pipeline chosen.
     """
 
     name: Text = "synthetic"
     image_size: Integer | None = setting(None, "null or an integer >= 1", ge=1)
+    max_images: Integer | None = setting(None, "null or an integer >= 1", ge=1)
     cache_dir: Text | None = None
     num_workers: Integer = setting(2, "an integer >= 0", ge=0)
     views: dict[str, Any] = Field(default_factory=dict)
@@ -173,7 +181,13 @@ class DataSection(Section):
 class OptimizerSection(Section):
     """Optimizer and learning-rate schedule (linear warm-up, then cosine to ``min_lr``).
 
-    ``lr`` is used as given: it is never rescaled by the batch size.
+    ``lr_scaling``: how ``lr`` follows the global batch ``B`` (``train.batch_size`` x
+    processes) against ``lr_reference_batch`` ``R``: ``none`` (default: ``lr`` as given),
+    ``linear`` (``lr x B / R``, Goyal et al. 2017; solo-learn's ``main_pretrain`` scales
+    ``lr * batch_size * devices * num_nodes / 256``) or ``sqrt`` (``lr x sqrt(B / R)``).
+    The optimizer and its schedule use the result (``min_lr`` stays as given, as in
+    solo-learn); start-up prints it in a ``# note:`` line and ``summary.json`` records
+    it (``effective_lr``, ``global_batch``).
     Norm and bias parameters get no weight decay (and no LARS adaptation).
     ``weight_decay_norm_and_bias``: ``sgd`` / ``adamw`` decay norm and bias parameters too
     (off: only weights are decayed). ``lars_eta``, ``lars_clip``, ``lars_exclude_bias_and_norm``: solo-learn's LARS ``eta``,
@@ -197,6 +211,8 @@ class OptimizerSection(Section):
     lars_clip: Flag = True
     lars_exclude_bias_and_norm: Flag = True
     weight_decay_norm_and_bias: Flag = False
+    lr_scaling: one_of(LR_SCALINGS) = "none"
+    lr_reference_batch: Integer = setting(256, "an integer >= 1", ge=1)
 
 
 class TrainSection(Section):
@@ -211,6 +227,17 @@ class TrainSection(Section):
     ``channels_last`` / ``compile``: channels-last memory format / ``torch.compile`` for
     the student and teacher backbones (off by default; for GPUs).
     ``cudnn_benchmark``: cuDNN autotuning of convolution algorithms (CUDA only; on).
+    ``tf32``: TensorFloat-32 for float32 matmuls and convolutions on CUDA (on; false: strict
+    float32 for both; resmo.train.gpu_settings).
+    ``strategy``: ``auto`` (one process: no strategy; several: DDP) or ``ddp``; Fabric's
+    other strategies (FSDP, DeepSpeed, ...) are refused when the recipe is read.
+    ``devices`` x ``num_nodes``: under torchrun or SLURM they must match the processes the
+    launcher started; resmo adopts the launcher's and says so (resmo.distributed.launcher_env).
+    ``rendezvous_timeout``: seconds every process waits for the others to join (default 60,
+    for processes started on one machine; raise it for nodes that start minutes apart):
+    after 5 s one line says what it waits for, at the timeout the run ends with a one-line
+    error and exit code 2; SIGINT / SIGTERM end the wait at once. Collectives time out after
+    ``max(10 x rendezvous_timeout, 600 s)`` (resmo.distributed.process_group).
     """
 
     epochs: Integer = setting(4, "an integer >= 1", ge=1)
@@ -218,7 +245,7 @@ class TrainSection(Section):
     accelerator: Text = "auto"
     devices: Annotated[Integer | Text, AfterValidator(_devices)] = 1
     num_nodes: Integer = setting(1, "an integer >= 1", ge=1)
-    strategy: Text = "auto"
+    strategy: one_of(STRATEGIES) = "auto"
     precision: Annotated[Text, AfterValidator(_precision)] = "32-true"
     sync_batchnorm: Flag = False
     log_every_n_steps: Integer = setting(10, "an integer >= 1", ge=1)
@@ -228,6 +255,8 @@ class TrainSection(Section):
     channels_last: Flag = False
     compile: Flag = False
     cudnn_benchmark: Flag = True
+    tf32: Flag = True
+    rendezvous_timeout: FiniteNumber = setting(60.0, "a number > 0 (seconds)", gt=0)
 
 
 class MonitorSection(Section):

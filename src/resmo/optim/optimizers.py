@@ -17,7 +17,14 @@ Learning rate at optimizer step ``s`` of ``S`` with ``W`` warm-up steps:
     lr(s) = lr * (s + 1) / W                                         for s < W
     lr(s) = min_lr + (lr - min_lr) * (1 + cos(pi * (s - W) / (S - W))) / 2   otherwise
 
-The configured ``lr`` is used as given: never rescaled by the batch size.
+``lr`` is the configured one after ``optimizer.lr_scaling`` (:func:`effective_lr`) for the
+global batch ``B`` (per-process batch x processes) and ``R = optimizer.lr_reference_batch``:
+
+    none:   lr = optimizer.lr
+    linear: lr = optimizer.lr * B / R            (solo-learn main_pretrain: B / 256)
+    sqrt:   lr = optimizer.lr * sqrt(B / R)
+
+``min_lr`` is used as given (solo-learn scales ``lr`` and ``classifier_lr`` only).
 """
 
 from __future__ import annotations
@@ -97,10 +104,40 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
-def optimizer_from(settings: OptimizerSection, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    """:func:`build_optimizer` with a recipe's ``optimizer`` section."""
+def effective_lr(settings: OptimizerSection, global_batch: int) -> float:
+    """``settings.lr`` scaled by ``settings.lr_scaling`` for ``global_batch`` images per
+    step (the formulas in the module docstring)."""
+    check_positive("global batch", global_batch)
+    ratio = global_batch / settings.lr_reference_batch
+    if settings.lr_scaling == "linear":
+        return settings.lr * ratio
+    if settings.lr_scaling == "sqrt":
+        return settings.lr * math.sqrt(ratio)
+    return settings.lr
+
+
+def lr_note(settings: OptimizerSection, global_batch: int, processes: int) -> str:
+    """One line: the global batch and the learning rate the optimizer uses, and why."""
+    per_process = global_batch // processes
+    batch = (f"global batch {global_batch} ({per_process} per process x {processes} "
+             f"{'process' if processes == 1 else 'processes'})")
+    lr = effective_lr(settings, global_batch)
+    if settings.lr_scaling == "none":
+        return (f"{batch}; learning rate {lr:g} as given (optimizer.lr_scaling=none: not scaled "
+                "with the batch)")
+    factor = f"{global_batch}/{settings.lr_reference_batch}"
+    if settings.lr_scaling == "sqrt":
+        factor = f"sqrt({factor})"
+    return (f"{batch}; learning rate {lr:g} = optimizer.lr {settings.lr:g} x {factor} "
+            f"(optimizer.lr_scaling={settings.lr_scaling})")
+
+
+def optimizer_from(settings: OptimizerSection, parameters: Iterable[nn.Parameter], *,
+                   lr: float | None = None) -> torch.optim.Optimizer:
+    """:func:`build_optimizer` with a recipe's ``optimizer`` section; ``lr``: the effective
+    learning rate (:func:`effective_lr`), ``settings.lr`` when not given."""
     return build_optimizer(
-        parameters, name=settings.name, lr=settings.lr, weight_decay=settings.weight_decay,
+        parameters, name=settings.name, lr=settings.lr if lr is None else lr, weight_decay=settings.weight_decay,
         momentum=settings.momentum, betas=settings.betas, lars_eta=settings.lars_eta,
         lars_clip=settings.lars_clip, lars_exclude_bias_and_norm=settings.lars_exclude_bias_and_norm,
         weight_decay_norm_and_bias=settings.weight_decay_norm_and_bias,

@@ -29,19 +29,22 @@ from resmo.data.batched.device_views import DeviceViews, chosen_pipeline
 from resmo.data.batched.train_loader import batched_train_loader
 from resmo.data.sampling import seeded_train_loader
 from resmo.data.workers import capped_workers
+from resmo.distributed.process_group import end_process_group, lost_process
 from resmo.distributed.rank_check import RankCheck, check_ranks
 from resmo.eval.knn_monitor import knn_monitor_for
 from resmo.export import save_backbone
-from resmo.launch import build_fabric, process_notes
+from resmo.launch import build_fabric, launcher_notes, process_notes
 from resmo.methods import method_names
 from resmo.methods.base import MomentumMethod
-from resmo.optim.optimizers import build_lr_scheduler, optimizer_from
+from resmo.optim.optimizers import build_lr_scheduler, effective_lr, lr_note, optimizer_from
+from resmo.train.gpu_settings import apply_tf32
 from resmo.train.interrupt import worker_ignores_stop_signals
 from resmo.train.loop import TrainingLoop
 from resmo.train.metrics_log import MetricsLog
 from resmo.train.non_finite import NonFiniteBudget
 from resmo.train.resume import CHECKPOINT_FOLDER, CheckpointInfo, resolve_resume
 from resmo.train.run_folder import default_out_dir, write_config, write_summary
+from resmo.train.stopping import RunStopped
 from resmo.validation import check_choice
 
 
@@ -57,6 +60,8 @@ class PreparedRun:
     backbone_options: dict[str, Any]
     resume: CheckpointInfo | None
     notes: list[str] = field(default_factory=list)
+    global_batch: int = 0  # train.batch_size x processes
+    effective_lr: float = 0.0  # optimizer.lr after optimizer.lr_scaling
     ranks: RankCheck | None = None  # set by execute_run
 
 
@@ -67,33 +72,56 @@ def _set_bad_image_policy(splits: DataSplits, policy: str) -> None:
 
 
 def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> PreparedRun:
-    """Check ``config``, launch the processes, build data, method and loop. Raises ``ValueError``."""
+    """Check ``config``, launch the processes, build data, method and loop. Raises ``ValueError``.
+
+    A failure after the launch ends the process group (no barrier: the other processes
+    may not get there) before it propagates."""
     check_choice("method", config.method, method_names())
     check_choice("backbone", config.backbone, backbone_names())
     out = Path(config.out) if config.out else default_out_dir(config)
     auto_without_out = resume == "auto" and not config.out
+    resume_argument = resume
     resume, notes = resolve_resume(resume, out)
     config.data.num_workers, workers_note = capped_workers(config.data.num_workers)
     if workers_note:
         notes.append(workers_note)
+    notes += launcher_notes(config)
     notes += process_notes(config)
     if auto_without_out:
         notes.append("--resume auto without --out looks in a new, timestamped run folder; "
                      "pass --out RUN to continue an earlier run")
     fabric = build_fabric(config)  # several processes: the others start here, running this command again
+    try:
+        return _prepare_launched(config, fabric, out, resume, notes, resume_argument=resume_argument)
+    except BaseException:
+        end_process_group(barrier=False)
+        raise
+
+
+def _prepare_launched(config: PretrainConfig, fabric: Fabric, out: Path, resume: CheckpointInfo | None,
+                      notes: list[str], *, resume_argument: str | None) -> PreparedRun:
+    """:func:`prepare_run` once the processes run: one run folder, data, method, loop."""
+    config.train.devices = fabric.world_size // config.train.num_nodes  # config.yaml: the world as run
+    if fabric.world_size > 1 and not config.out:
+        # a timestamped default folder could differ between processes started a second apart
+        agreed = Path(fabric.broadcast(str(out), src=0))
+        if agreed != out:
+            out = agreed
+            resume, _ = resolve_resume(resume_argument, out)
     seed_everything(config.seed, workers=True, verbose=False)
     torch.backends.cudnn.benchmark = config.train.cudnn_benchmark
+    apply_tf32(config.train.tf32)
 
     splits = build_datasets(
         config.data.name, image_size=config.data.image_size, cache_dir=config.data.cache_dir,
-        seed=config.seed, synthetic_options=config.data.synthetic,
+        seed=config.seed, synthetic_options=config.data.synthetic, max_images=config.data.max_images,
     )
     _set_bad_image_policy(splits, config.data.on_bad_image)
     image_size = config.data.image_size or splits.image_size
     # config.yaml records the side the run trains on (a folder's is chosen from its images),
     # so `resmo eval` / `gap` / `export` rebuild the same backbone without looking at the data
     config.data.image_size = image_size
-    config.data.pipeline = chosen_pipeline(config.data.pipeline, str(config.data.name))  # "auto" decided
+    config.data.pipeline = chosen_pipeline(config.data.pipeline, str(config.data.name), fabric.device.type)  # "auto" decided
     recipe = build_view_recipe(config.method, image_size, **{**splits.view_defaults, **config.data.views})
     processes = fabric.world_size  # as launched (the estimate above decided the notes)
     global_batch = config.train.batch_size * processes
@@ -125,7 +153,9 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
         train_loader = seeded_train_loader(
             MultiViewDataset(splits.train, recipe), batch_size=config.train.batch_size, seed=config.seed,
             workers=config.data.num_workers, worker_init_fn=worker_ignores_stop_signals)
-    optimizer = optimizer_from(config.optimizer, method.student_parameters())
+    lr = effective_lr(config.optimizer, global_batch)
+    notes.append(lr_note(config.optimizer, global_batch, processes))
+    optimizer = optimizer_from(config.optimizer, method.student_parameters(), lr=lr)
     if resume and resume.steps_per_epoch and resume.steps_per_epoch != steps_per_epoch:
         notes.append(f"the checkpoint's run had {resume.steps_per_epoch} steps per epoch, this one has "
                      f"{steps_per_epoch} (other batch size, data or number of processes): it continues "
@@ -133,7 +163,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     loop = TrainingLoop(
         fabric, method, optimizer, build_lr_scheduler(
             optimizer, total_steps=schedule.total_steps, warmup_steps=schedule.lr_warmup_steps,
-            lr=config.optimizer.lr, min_lr=config.optimizer.min_lr),
+            lr=lr, min_lr=config.optimizer.min_lr),
         train_loader, schedule=schedule, epochs=config.train.epochs,
         checkpoint=out / CHECKPOINT_FOLDER / "last.ckpt",
         log=MetricsLog(out, keep_before_step=resume.global_step if resume else None,
@@ -148,11 +178,45 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
         channels_last=config.train.channels_last, progress_bar=config.train.progress_bar,
     )
     return PreparedRun(config, out, splits, image_size, fabric, method, loop, backbone_options, resume,
-                       notes=notes)
+                       notes=notes, global_batch=global_batch, effective_lr=lr)
 
 
 def execute_run(run: PreparedRun) -> dict[str, Any]:
-    """Train, check the ranks, export student and teacher backbones, write the summary."""
+    """Train, check the ranks, export student and teacher backbones, write the summary;
+    then end the process group: after a final barrier when every process got there (done,
+    or stopped on purpose, which all processes decide together), without one otherwise.
+    A collective that fails because another process died or hung stops the run
+    (``RunStopped``, exit code 1) with one line; the last checkpoint is kept."""
+    try:
+        summary = _train_and_write(run)
+    except RunStopped:
+        end_process_group(barrier=True)
+        raise
+    except RuntimeError as error:
+        stop = _lost_process_stop(error, run)  # before the group ends: it asks the group
+        end_process_group(barrier=False)
+        if stop is not None:
+            raise stop from error
+        raise
+    except BaseException:
+        end_process_group(barrier=False)
+        raise
+    end_process_group(barrier=True)
+    return summary
+
+
+def _lost_process_stop(error: RuntimeError, run: PreparedRun) -> RunStopped | None:
+    if not lost_process(error):
+        return None
+    first_line = " ".join(str(error).split())[:200]
+    checkpoint = run.out / CHECKPOINT_FOLDER / "last.ckpt"
+    checkpoint = checkpoint if checkpoint.exists() else None
+    kept = f"last checkpoint: {checkpoint}" if checkpoint else "no checkpoint yet"
+    return RunStopped(f"stopped: another of the {run.fabric.world_size} processes ended or stopped answering "
+                      f"({first_line}); {kept}", exit_code=1, reason="lost process", checkpoint=checkpoint)
+
+
+def _train_and_write(run: PreparedRun) -> dict[str, Any]:
     config, fabric = run.config, run.fabric
     if fabric.is_global_zero:
         write_config(run.out, config)
@@ -181,6 +245,7 @@ def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
     return {
         "method": config.method, "backbone": config.backbone, "data": str(config.data.name),
         "epochs": config.train.epochs, "batch_size": config.train.batch_size, "seed": config.seed,
+        "train_images": len(run.splits.train),
         "resmo_weight": config.resmo.weight,
         "knn_top1_student": last_knn.get("knn_top1_student"),
         "knn_top1_teacher": last_knn.get("knn_top1_teacher"),
@@ -192,7 +257,7 @@ def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
         "images_per_second": sum(rates) / len(rates) if rates else None, "wall_seconds": wall_seconds,
         "skipped_files": skipped.count, "skipped_examples": list(skipped.examples),
         "skipped_steps": list(loop.budget.bad_steps), "scaler_skipped_steps": loop.budget.scaler_skipped_steps,
-        "world_size": run.fabric.world_size,
+        "world_size": run.fabric.world_size, "global_batch": run.global_batch, "effective_lr": run.effective_lr,
         "ranks_consistent": run.ranks.consistent if run.ranks else None,
         "rank_fingerprints": run.ranks.fingerprints if run.ranks else {},
     }
