@@ -14,7 +14,22 @@ import torch
 from resmo.backbones import BACKBONES, backbone_names, create_backbone
 from resmo.config.schema import PretrainConfig
 from resmo.methods import MomentumMethod, create_method, method_names
+from resmo.methods.registry import check_method_options
 from resmo.validation import check_choice
+
+
+def check_chosen_options(config: PretrainConfig) -> None:
+    """``ValueError`` for a ``method_options.<method>`` or ``backbone_options.<backbone>`` key
+    that the chosen method or backbone does not take (a typo such as ``hiden_dim``), so that
+    it stops the run before any process is launched rather than in every process after."""
+    check_method_options(config.method, config.resolve(1).method_options)
+    accepted = inspect.signature(BACKBONES.get(config.backbone)).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        allowed = sorted(accepted)
+        unknown = sorted(set(config.backbone_options.get(config.backbone, {})) - set(allowed))
+        if unknown:
+            raise ValueError(f"backbone {config.backbone!r} has no option {unknown[0]!r}; "
+                             f"allowed options: {', '.join(allowed)}")
 
 
 def resolve_backbone_options(config: PretrainConfig, image_size: int) -> dict[str, Any]:

@@ -70,3 +70,22 @@ def test_resume_auto_without_a_checkpoint_starts_with_a_note(tmp_path, capsys, m
     assert main(["pretrain", "--out", str(tmp_path / "run"), "--resume", "auto", *TINY]) == 0
     out = capsys.readouterr().out
     assert "# note: --resume auto: no checkpoint in" in out and "starting from scratch" in out
+
+
+@pytest.mark.parametrize("typo, fragment", [
+    ("method_options.mocov3.hiden_dim=8", "method 'mocov3' has no option 'hiden_dim'"),
+    ("backbone_options.resnet_small.widht=4", "backbone 'resnet_small' has no option 'widht'"),
+])
+def test_an_option_typo_stops_before_any_process_is_launched(tmp_path, monkeypatch, typo, fragment):
+    from resmo.config import load_config
+    from resmo.train import pretrain
+
+    def no_launch(config):
+        raise AssertionError("processes launched before the options were checked")
+
+    monkeypatch.setattr(pretrain, "build_fabric", no_launch)
+    out = tmp_path / "run"
+    config = load_config(None, [*TINY, "train.devices=2", "train.accelerator=cpu", typo, f"out={out}"])
+    with pytest.raises(ValueError, match=fragment):
+        pretrain.prepare_run(config)
+    assert not out.exists()

@@ -23,15 +23,20 @@ def create_method(
     ``ValueError`` listing the valid ones.
     """
     factory = METHODS.get(name)
+    check_method_options(name, options)
+    if isinstance(resmo, dict):
+        resmo = ResMoSettings(**resmo)
+    return factory(backbone, resmo=resmo, **options)
+
+
+def check_method_options(name: str, options: object) -> None:
+    """``ValueError`` naming the first of ``options`` (names) that method ``name`` does not take."""
     allowed = method_options(name)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(
             f"method {name!r} has no option {unknown[0]!r}; allowed options: {', '.join(allowed)}"
         )
-    if isinstance(resmo, dict):
-        resmo = ResMoSettings(**resmo)
-    return factory(backbone, resmo=resmo, **options)
 
 
 def method_options(name: str) -> list[str]:

@@ -20,7 +20,12 @@ import torch
 from lightning.fabric import Fabric, seed_everything
 
 from resmo.backbones import backbone_names
-from resmo.builder import apply_backbone_settings, build_method, resolve_backbone_options
+from resmo.builder import (
+    apply_backbone_settings,
+    build_method,
+    check_chosen_options,
+    resolve_backbone_options,
+)
 from resmo.config.schema import PretrainConfig
 from resmo.data import DataSplits, MultiViewDataset, build_datasets, build_view_recipe
 from resmo.data.bad_images import BadImages
@@ -78,6 +83,7 @@ def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> Prepare
     may not get there) before it propagates."""
     check_choice("method", config.method, method_names())
     check_choice("backbone", config.backbone, backbone_names())
+    check_chosen_options(config)
     out = Path(config.out) if config.out else default_out_dir(config)
     auto_without_out = resume == "auto" and not config.out
     resume_argument = resume
