@@ -80,6 +80,7 @@ def test_prints_a_final_line(name, capsys):
     assert "intra_gap=" in lines[-1]
 
 
+@pytest.mark.slow  # a fresh process (the fast lane does without it)
 def test_plain_example_runs_as_a_script():
     script = EXAMPLES / "plain_pytorch_mocov3.py"
     completed = subprocess.run(

@@ -203,6 +203,7 @@ def test_the_readme_states_the_measured_quickstart_time_within_its_target():
     assert result["meets_targets"] and result["targets"]["wall_seconds_total_max"] <= 60
 
 
+@pytest.mark.slow  # a fresh process (the fast lane does without it)
 def test_loop_overhead_tiny(tmp_path):
     out = tmp_path / "loop.json"
     result = load("loop_overhead").main(["--tiny", "--rounds", "1", "--out", str(out)])

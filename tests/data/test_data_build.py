@@ -187,6 +187,7 @@ def test_cache_dir_comes_from_the_environment(tmp_path, monkeypatch):
         build_datasets("cifar10")
 
 
+@pytest.mark.slow  # a fresh process (the fast lane does without it)
 def test_import_does_not_touch_the_network():
     """A fresh interpreter with an audit hook that fails on any socket use."""
     code = (

@@ -215,7 +215,7 @@ def test_all_files_unreadable_raises_data_error(tmp_path):
         files[0]
 
 
-@pytest.mark.parametrize(("context", "workers"), [(None, 2), ("spawn", 1)])
+@pytest.mark.parametrize(("context", "workers"), [(None, 2), pytest.param("spawn", 1, marks=pytest.mark.slow)])  # spawn: fresh processes
 def test_skips_are_counted_across_dataloader_workers(tmp_path, context, workers):
     """Only workers read the files; the main process still sees the three skips."""
     _with_corrupt_files(tmp_path)

@@ -135,6 +135,7 @@ def test_single_run_report_with_out(report, tmp_path, capsys):
     assert "no results yet" in page_text(tmp_path / "single" / "index.html")
 
 
+@pytest.mark.slow  # three more runs of its own (the fast lane keeps the module's shared report)
 def test_repeated_seed_is_counted_once_and_report_lands_in_the_first_run(report, tmp_path, capsys, monkeypatch):
     """Two runs of one recipe and seed: no "± 0.00 (n=2)"; the comparison goes to
     ``<first run>/report/compare-<time>/`` (not ./reports) and stdout says where and why."""

@@ -105,7 +105,7 @@ def test_files_that_change_during_the_run_are_counted(tmp_path):
     assert summary["skipped_files"] == 3
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # 2: worker processes
 def test_on_bad_image_error_stops_with_one_line_naming_the_file(tmp_path, capsys, workers):
     """With workers the error comes from another process: checked through the real command
     (in-process, torch's clean-up of the failed workers would wait 5 s each at a later GC)."""

@@ -150,6 +150,7 @@ sys.exit(main())
 """
 
 
+@pytest.mark.slow  # a fresh process (the fast lane does without it)
 def test_ctrl_c_in_an_evaluation_command_is_one_line(tmp_path):
     run = make_run(tmp_path / "run", epochs=1, samples=64)
     process = start([sys.executable, "-c", EVAL_INTERRUPTED, "eval", "knn", str(run)], tmp_path)
