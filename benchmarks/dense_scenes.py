@@ -30,7 +30,6 @@ Each step is a ``python -m resmo.cli`` child process; ``--only KEY ...`` runs so
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -46,7 +45,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import detection_scenes  # noqa: E402
-from detection_scenes import ARMS, RANDOM, Budget, parse_key, pretrain_step, resmo, scenes_arguments  # noqa: E402
+from detection_scenes import (  # noqa: E402
+    ARMS,
+    RANDOM,
+    Budget,
+    parse_key,
+    pretrain_step,
+    resmo,
+    scene_benchmark_arguments,
+    scenes_arguments,
+)
 from results_io import cached_record, code_provenance, machine_info, run_steps, save_json  # noqa: E402
 
 RESULTS = HERE / "results" / "dense"
@@ -168,18 +176,9 @@ def ensure_scenes(budget: DenseBudget, scenes: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="a few dozen scenes, one seed: checks the protocol runs")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument("--work-dir", type=Path,
-                        help="scenes and runs (default detection_scenes.py's, ~/.cache/resmo/benchmarks/detection)")
-    parser.add_argument("--only", nargs="*", metavar="KEY", help="run only these steps (e.g. mocov3-w0-s0)")
-    args = parser.parse_args(argv)
-    protocol = "smoke" if args.smoke else "full"
+    args = scene_benchmark_arguments(argv, __doc__.splitlines()[0], RESULTS)
+    protocol, work, results, scenes = args.protocol, args.work, args.results, args.scenes
     budget = PROTOCOLS[protocol]
-    work = (args.work_dir or Path.home() / ".cache" / "resmo" / "benchmarks" / "detection") / protocol
-    results = args.results_dir / protocol
-    scenes = work / "scenes"
     ensure_scenes(budget, scenes)
     records = run_steps(keys(budget), results / "runs", asdict(budget),
                         lambda key: run_step(budget, key, scenes, work), only=args.only)

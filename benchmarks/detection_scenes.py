@@ -227,18 +227,27 @@ def cached(path: Path, budget: Budget) -> dict | None:
     return cached_record(path, asdict(budget))
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scene_benchmark_arguments(argv: list[str] | None, description: str, results: Path) -> argparse.Namespace:
+    """The command line of a scenes benchmark (this one and dense_scenes.py), with the folders
+    it derives: ``protocol`` (smoke / full), ``work`` (scenes and pretraining runs, shared by
+    both benchmarks), ``results`` and ``scenes``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--smoke", action="store_true", help="a few dozen scenes, one seed: checks the protocol runs")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--results-dir", type=Path, default=results)
     parser.add_argument("--work-dir", type=Path, help="scenes and runs (default ~/.cache/resmo/benchmarks/detection)")
     parser.add_argument("--only", nargs="*", metavar="KEY", help="run only these steps (e.g. mocov3-w0-s0)")
     args = parser.parse_args(argv)
-    protocol = "smoke" if args.smoke else "full"
+    args.protocol = "smoke" if args.smoke else "full"
+    args.work = (args.work_dir or Path.home() / ".cache" / "resmo" / "benchmarks" / "detection") / args.protocol
+    args.results = args.results_dir / args.protocol
+    args.scenes = args.work / "scenes"
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = scene_benchmark_arguments(argv, __doc__.splitlines()[0], RESULTS)
+    protocol, work, results, scenes = args.protocol, args.work, args.results, args.scenes
     budget = PROTOCOLS[protocol]
-    work = (args.work_dir or Path.home() / ".cache" / "resmo" / "benchmarks" / "detection") / protocol
-    results = args.results_dir / protocol
-    scenes = work / "scenes"
     if not (scenes / "scenes.json").is_file():
         subprocess.run([sys.executable, str(HERE / "cifar10_scenes.py"), *scenes_arguments(budget, scenes)], check=True)
     records = run_steps(keys(budget), results / "runs", asdict(budget),
