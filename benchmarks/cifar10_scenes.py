@@ -1,6 +1,6 @@
 """CIFAR-10 scenes: real CIFAR-10 images pasted on canvases, as a Pascal VOC detection set.
 
-    python benchmarks/cifar10_scenes.py --out ~/.cache/resmo/benchmarks/cifar10-scenes
+    python -m benchmarks.cifar10_scenes --out ~/.cache/resmo/benchmarks/cifar10-scenes
     resmo pretrain --backbone resnet18 data.name=OUT/unlabelled data.image_size=96 ...
     resmo transfer detect RUN --data OUT --image-size 128 --train-split train
     resmo eval dense RUN --data OUT --image-size 128 --val-split test
@@ -189,7 +189,7 @@ def generate(settings: argparse.Namespace) -> dict:
         make_scene(rng, pools["train"], settings)[0].save(out / "unlabelled" / f"extra_{index:06d}.jpg", quality=95)
     (out / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
     summary = {
-        "command": shlex.join(["python", "benchmarks/cifar10_scenes.py", *settings.argv]),
+        "command": shlex.join(["python", "-m", "benchmarks.cifar10_scenes", *settings.argv]),
         "seed": settings.seed, "canvas": canvas, "objects": list(settings.objects), "sizes": list(settings.sizes),
         "background": settings.background, "cifar": str(settings.cifar), "classes": classes,
         "images": {**counts, "unlabelled": counts["train"] + settings.num_unlabelled},
@@ -210,7 +210,7 @@ def pair(value: str) -> tuple[int, int]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cifar10_scenes", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path.home() / ".cache" / "resmo" / "benchmarks" / "cifar10-scenes",
                         help="output folder (default ~/.cache/resmo/benchmarks/cifar10-scenes)")
     parser.add_argument("--seed", type=int, default=0)
@@ -237,8 +237,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     settings = parse(argv)
     if settings.cifar is None:
-        sys.path.insert(0, str(HERE))
-        from cifar10_folder import DataMissing, cifar10_folder
+        from benchmarks.cifar10_folder import DataMissing, cifar10_folder
 
         try:
             settings.cifar = cifar10_folder()

@@ -1,7 +1,7 @@
 """Host synchronisations per training step on CUDA, as CUDA's sync debug mode reports them.
 
-    python benchmarks/cuda_sync_debug.py --out RESULT.json        # on a GPU
-    python benchmarks/cuda_sync_debug.py --device cpu --out /tmp/s.json   # plumbing only
+    python -m benchmarks.cuda_sync_debug --out RESULT.json        # on a GPU
+    python -m benchmarks.cuda_sync_debug --device cpu --out /tmp/s.json   # plumbing only
 
 ``benchmarks/host_syncs.py`` counts the host reads a CPU run makes by intercepting tensor
 calls; this script asks the GPU instead: ``torch.cuda.set_sync_debug_mode("warn")`` makes
@@ -26,15 +26,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.results_io import machine_info, write_result
+from resmo.config.loader import load_config
+from resmo.methods import method_names
+from resmo.train.pretrain import execute_run, prepare_run
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from results_io import machine_info, write_result  # noqa: E402
-
-from resmo.config.loader import load_config  # noqa: E402
-from resmo.methods import method_names  # noqa: E402
-from resmo.train.pretrain import execute_run, prepare_run  # noqa: E402
-
 RESULTS = HERE / "results" / "cuda_sync_debug.json"
 
 
@@ -93,7 +90,7 @@ def count_per_step(method: str, device: torch.device, *, steps_per_epoch: int = 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cuda_sync_debug", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--methods", nargs="*", default=method_names())
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -101,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
     result = {
-        "command": " ".join(["python benchmarks/cuda_sync_debug.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m benchmarks.cuda_sync_debug", *(argv if argv is not None else sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine_info(device=str(device),
                                 gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None),

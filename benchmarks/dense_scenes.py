@@ -1,7 +1,7 @@
 """Dense probe on CIFAR-10 scenes (CPU): DenseCL and MoCo v3, each with and without ResMo, against random init.
 
-    python benchmarks/dense_scenes.py            # the protocol (resumable; each step saved as it ends)
-    python benchmarks/dense_scenes.py --smoke    # the same on a few dozen scenes, one seed (minutes)
+    python -m benchmarks.dense_scenes            # the protocol (resumable; each step saved as it ends)
+    python -m benchmarks.dense_scenes --smoke    # the same on a few dozen scenes, one seed (minutes)
 
 1. The scenes and the pretraining are ``detection_scenes.py``'s, step for step: the same
    ``cifar10_scenes.py`` arguments (the generator also writes the segmentation masks), the same
@@ -41,11 +41,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import detection_scenes  # noqa: E402
-from detection_scenes import (  # noqa: E402
+from benchmarks import detection_scenes
+from benchmarks.detection_scenes import (
     ARMS,
     RANDOM,
     Budget,
@@ -55,8 +52,9 @@ from detection_scenes import (  # noqa: E402
     scene_benchmark_arguments,
     scenes_arguments,
 )
-from results_io import cached_record, code_provenance, machine_info, run_steps, save_json  # noqa: E402
+from benchmarks.results_io import cached_record, code_provenance, machine_info, run_steps, save_json
 
+HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "dense"
 METRICS = ("mIoU", "pixel_accuracy")
 PROG = "dense_scenes"
@@ -153,7 +151,7 @@ def summarise(budget: DenseBudget, records: dict[str, dict], protocol: str) -> d
                    for seed in budget.seeds}
     first = f"{next(iter(ARMS))}-s{budget.seeds[0]}"
     return {
-        "command": "python benchmarks/dense_scenes.py" + (" --smoke" if protocol == "smoke" else ""),
+        "command": "python -m benchmarks.dense_scenes" + (" --smoke" if protocol == "smoke" else ""),
         "protocol": protocol, "budget": asdict(budget), "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
         "arms": arms, "pretrained_minus_random_init": versus_random, "resmo_minus_plain": resmo_effect,
         "random_init_same_in_every_step": all(len(seen) == 1 for seen in random_seen.values()),
@@ -171,12 +169,12 @@ def cached(path: Path, budget: DenseBudget) -> dict | None:
 def ensure_scenes(budget: DenseBudget, scenes: Path) -> None:
     """The scenes with their masks (written, or written again with masks: the same images)."""
     if not (scenes / "ImageSets" / "Segmentation" / "test.txt").is_file():
-        subprocess.run([sys.executable, str(HERE / "cifar10_scenes.py"), *scenes_arguments(budget.pretrain, scenes)],
+        subprocess.run([sys.executable, "-m", "benchmarks.cifar10_scenes", *scenes_arguments(budget.pretrain, scenes)],
                        check=True)
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    args = scene_benchmark_arguments(argv, __doc__.splitlines()[0], RESULTS)
+    args = scene_benchmark_arguments(argv, "python -m benchmarks.dense_scenes", __doc__.splitlines()[0], RESULTS)
     protocol, work, results, scenes = args.protocol, args.work, args.results, args.scenes
     budget = PROTOCOLS[protocol]
     ensure_scenes(budget, scenes)

@@ -1,7 +1,7 @@
 """Detection transfer on CIFAR-10 scenes (CPU): DenseCL and MoCo v3, with and without ResMo.
 
-    python benchmarks/detection_scenes.py            # the protocol (hours; resumable)
-    python benchmarks/detection_scenes.py --smoke    # the same table on a few dozen scenes (minutes)
+    python -m benchmarks.detection_scenes            # the protocol (hours; resumable)
+    python -m benchmarks.detection_scenes --smoke    # the same table on a few dozen scenes (minutes)
 
 1. ``cifar10_scenes.py`` writes the scenes (real CIFAR-10 images pasted on canvases, VOC layout)
    into the work folder (default ``~/.cache/resmo/benchmarks/detection/<protocol>/``).
@@ -41,11 +41,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.results_io import cached_record, code_provenance, machine_info, run_steps, save_json
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from results_io import cached_record, code_provenance, machine_info, run_steps, save_json  # noqa: E402
-
 RESULTS = HERE / "results" / "detection"
 METRICS = ("AP", "AP50", "AP75")
 
@@ -213,7 +211,7 @@ def summarise(budget: Budget, records: dict[str, dict], scenes: dict, protocol: 
                                   "std": statistics.stdev(values) if len(values) > 1 else None}
         arms[arm] = {"label": ARMS[arm][0] if arm in ARMS else "random init", **per_metric}
     return {
-        "command": "python benchmarks/detection_scenes.py" + (" --smoke" if protocol == "smoke" else ""),
+        "command": "python -m benchmarks.detection_scenes" + (" --smoke" if protocol == "smoke" else ""),
         "protocol": protocol, "budget": asdict(budget), "scenes": scenes, "date": time.strftime("%Y-%m-%d"),
         "machine": machine_info(), "arms": arms,
         "code_commits": sorted({row["code"]["commit"] for row in records.values() if row["code"].get("commit")}),
@@ -227,11 +225,12 @@ def cached(path: Path, budget: Budget) -> dict | None:
     return cached_record(path, asdict(budget))
 
 
-def scene_benchmark_arguments(argv: list[str] | None, description: str, results: Path) -> argparse.Namespace:
+def scene_benchmark_arguments(argv: list[str] | None, prog: str, description: str,
+                              results: Path) -> argparse.Namespace:
     """The command line of a scenes benchmark (this one and dense_scenes.py), with the folders
     it derives: ``protocol`` (smoke / full), ``work`` (scenes and pretraining runs, shared by
     both benchmarks), ``results`` and ``scenes``."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--smoke", action="store_true", help="a few dozen scenes, one seed: checks the protocol runs")
     parser.add_argument("--results-dir", type=Path, default=results)
     parser.add_argument("--work-dir", type=Path, help="scenes and runs (default ~/.cache/resmo/benchmarks/detection)")
@@ -245,11 +244,11 @@ def scene_benchmark_arguments(argv: list[str] | None, description: str, results:
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    args = scene_benchmark_arguments(argv, __doc__.splitlines()[0], RESULTS)
+    args = scene_benchmark_arguments(argv, "python -m benchmarks.detection_scenes", __doc__.splitlines()[0], RESULTS)
     protocol, work, results, scenes = args.protocol, args.work, args.results, args.scenes
     budget = PROTOCOLS[protocol]
     if not (scenes / "scenes.json").is_file():
-        subprocess.run([sys.executable, str(HERE / "cifar10_scenes.py"), *scenes_arguments(budget, scenes)], check=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.cifar10_scenes", *scenes_arguments(budget, scenes)], check=True)
     records = run_steps(keys(budget), results / "runs", asdict(budget),
                         lambda key: run_step(budget, key, scenes, work), only=args.only)
     if records is None:

@@ -1,6 +1,6 @@
 """The stems of the detection benchmark's students, beside a ResNet-18 at init.
 
-    python benchmarks/detection_stems.py            # after detection_scenes.py, from its work folder
+    python -m benchmarks.detection_stems            # after detection_scenes.py, from its work folder
 
 For every pretrained step of ``detection_scenes.py`` (its run folders in the same work folder):
 the Frobenius norm of the student's stem convolution ``‖conv1.weight‖`` and the mean of its
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torchvision
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks import detection_scenes
+from benchmarks.results_io import code_provenance, machine_info, save_json
 
-import detection_scenes  # noqa: E402
-from results_io import code_provenance, machine_info, save_json  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def stem(state_dict: dict[str, torch.Tensor], prefix: str = "") -> dict[str, float]:
@@ -51,7 +49,7 @@ def measure(budget: detection_scenes.Budget, work: Path, results: Path) -> dict:
         run = detection_scenes.run_folder(budget, key, work)
         backbone = run / "student_backbone.pt"
         if not backbone.is_file():
-            raise SystemExit(f"detection_stems: error: {backbone} is missing; run benchmarks/detection_scenes.py first")
+            raise SystemExit(f"detection_stems: error: {backbone} is missing; run python -m benchmarks.detection_scenes first")
         values = stem(torch.load(backbone, map_location="cpu", weights_only=True)["state_dict"], "net.")
         row = arms.setdefault(arm, {"label": detection_scenes.ARMS[arm][0], "conv1_norm": [], "bn1_running_var": []})
         for name, value in values.items():
@@ -62,7 +60,7 @@ def measure(budget: detection_scenes.Budget, work: Path, results: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.detection_stems", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="the smoke protocol's runs")
     parser.add_argument("--results-dir", type=Path, default=detection_scenes.RESULTS)
     parser.add_argument("--work-dir", type=Path, help="detection_scenes.py's work folder (default ~/.cache/resmo/benchmarks/detection)")
@@ -70,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     protocol = "smoke" if args.smoke else "full"
     work = (args.work_dir or Path.home() / ".cache" / "resmo" / "benchmarks" / "detection") / protocol
     results = args.results_dir / protocol
-    record = {"command": "python benchmarks/detection_stems.py" + (" --smoke" if args.smoke else ""),
+    record = {"command": "python -m benchmarks.detection_stems" + (" --smoke" if args.smoke else ""),
               "protocol": protocol, "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
               "code": code_provenance(), **measure(detection_scenes.PROTOCOLS[protocol], work, results)}
     save_json(results / "stems.json", record)

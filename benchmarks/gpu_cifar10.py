@@ -1,8 +1,8 @@
 """MoCo v3 with and without ResMo on real CIFAR-10 on one GPU, in at most 8 minutes.
 
-    python benchmarks/gpu_cifar10.py                     # on a GPU -> benchmarks/results/gpu_cifar10.json
-    python benchmarks/gpu_cifar10.py --archive PATH/cifar10-jpeg.tar.gz --cache DIR
-    python benchmarks/gpu_cifar10.py --tiny --out /tmp/gpu.json        # the whole flow in seconds (smoke test)
+    python -m benchmarks.gpu_cifar10                     # on a GPU -> benchmarks/results/gpu_cifar10.json
+    python -m benchmarks.gpu_cifar10 --archive PATH/cifar10-jpeg.tar.gz --cache DIR
+    python -m benchmarks.gpu_cifar10 --tiny --out /tmp/gpu.json        # the whole flow in seconds (smoke test)
 
 Two ``resmo pretrain`` runs (ResMo weight 0 and 1; ResNet-18 with CIFAR stem, batch 512,
 bf16 autocast, channels-last, ``data.pipeline: batched``, LARS, the CIFAR MoCo v3 recipe's
@@ -26,10 +26,10 @@ the archive into the tree under the git-ignored ``.cache/``, carry it (ignored p
 only when named: ``carry: [".cache/cifar10-jpeg.tar.gz"]``, 20 MB), and write into ``$OUT``:
 
     mkdir -p .cache && cp ../shared/data/cifar10-jpeg.tar.gz .cache/            # here, once
-    python benchmarks/gpu_cifar10.py --archive .cache/cifar10-jpeg.tar.gz --tiny --out "$OUT/tiny.json"
-    python benchmarks/gpu_cifar10.py --archive .cache/cifar10-jpeg.tar.gz --out "$OUT/gpu_cifar10.json"
+    python -m benchmarks.gpu_cifar10 --archive .cache/cifar10-jpeg.tar.gz --tiny --out "$OUT/tiny.json"
+    python -m benchmarks.gpu_cifar10 --archive .cache/cifar10-jpeg.tar.gz --out "$OUT/gpu_cifar10.json"
 
-then copy the returned JSON to ``benchmarks/results/`` and run ``benchmarks/render_docs.py``.
+then copy the returned JSON to ``benchmarks/results/`` and run ``python -m benchmarks.render_docs``.
 """
 
 from __future__ import annotations
@@ -44,13 +44,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.cifar10_folder import ARCHIVE, DataMissing, cache_root, cifar10_folder
+from benchmarks.folder_subset import subset_folder
+from benchmarks.results_io import save_json, write_result
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from cifar10_folder import ARCHIVE, DataMissing, cache_root, cifar10_folder  # noqa: E402
-from folder_subset import subset_folder  # noqa: E402
-from results_io import save_json, write_result  # noqa: E402
-
 RESULTS = HERE / "results" / "gpu_cifar10.json"
 RECIPE_HEADS = ["method_options.mocov3.hidden_dim=4096", "method_options.mocov3.out_dim=256",
                 "method_options.mocov3.predictor_hidden_dim=4096", "method_options.mocov3.temperature=0.2"]
@@ -116,7 +114,7 @@ def data_folder(args) -> Path:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_cifar10", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0], help="ResMo weights (default 0 1)")
@@ -134,14 +132,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.tiny:
         args.epochs = 1
         folder = subset_folder(folder, args.cache / "gpu-tiny" / "cifar10-64-20", {"train": 64, "test": 20})
-    import gpu_throughput
     import torch
+
+    from benchmarks import gpu_throughput
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         torch.backends.cudnn.benchmark = True  # as resmo pretrain and gpu_throughput.py on CUDA
     result = {
-        "command": "python benchmarks/gpu_cifar10.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.gpu_cifar10 " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": {"device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},

@@ -61,9 +61,9 @@ step tests 100 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$RESULTS/tests
     tests/train/test_cuda_rng_resume.py tests/train/test_gpu_settings.py tests/train/test_fast_path.py \
     tests/data/test_pipeline_choice.py tests/data/test_persistent_workers.py
 
-step lars_ops 40 "$PY" benchmarks/lars_ops.py --device cuda --out "$RESULTS/lars_ops_cuda.json"
+step lars_ops 40 "$PY" -m benchmarks.lars_ops --device cuda --out "$RESULTS/lars_ops_cuda.json"
 
-step sync_debug 60 "$PY" benchmarks/cuda_sync_debug.py --device cuda --out "$RESULTS/cuda_sync_debug.json"
+step sync_debug 60 "$PY" -m benchmarks.cuda_sync_debug --device cuda --out "$RESULTS/cuda_sync_debug.json"
 
 # one short run of each method: ResNet-18, bf16-mixed, batched views (data.pipeline auto on CUDA);
 # the run folders (checkpoints, backbones) stay in a temporary folder, their summaries are kept
@@ -84,7 +84,7 @@ done
 run_method fp16_mocov3 mocov3 16-mixed
 [ "$DRY" = 1 ] || rm -rf "$RUNS"
 
-step throughput 90 "$PY" benchmarks/gpu_throughput.py --steps 20 --warmup 5 --torchvision-workers 8 \
+step throughput 90 "$PY" -m benchmarks.gpu_throughput --steps 20 --warmup 5 --torchvision-workers 8 \
     --out "$RESULTS/gpu_throughput.json"
 
 echo "results in $RESULTS"

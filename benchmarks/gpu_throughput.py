@@ -1,9 +1,9 @@
 """End-to-end MoCo v3 training images/s against the model-only ceiling (ResNet-18, CIFAR stem).
 
-    python benchmarks/gpu_throughput.py                    # on a GPU: writes benchmarks/results/gpu_throughput.json
-    python benchmarks/gpu_throughput.py --torchvision-workers 8 --compile
-    python benchmarks/gpu_throughput.py --tiny --out /tmp/g.json   # seconds on a CPU (smoke test)
-    python benchmarks/gpu_throughput.py --torchvision-workers 8 --lightly-workers 8 --out "$OUT/gpu_throughput.json"
+    python -m benchmarks.gpu_throughput                    # on a GPU: writes benchmarks/results/gpu_throughput.json
+    python -m benchmarks.gpu_throughput --torchvision-workers 8 --compile
+    python -m benchmarks.gpu_throughput --tiny --out /tmp/g.json   # seconds on a CPU (smoke test)
+    python -m benchmarks.gpu_throughput --torchvision-workers 8 --lightly-workers 8 --out "$OUT/gpu_throughput.json"
 
 The last form is for a borrowed machine where only the repository travels and only ``$OUT``
 comes back: copy the JSON into ``benchmarks/results/`` afterwards. The JSON is rewritten after
@@ -18,7 +18,7 @@ teacher), with the heads of the CIFAR MoCo v3 recipe (``--config cifar10/mocov3`
 - ``model_only``: two views already on the device (random tensors): the ceiling;
 - ``batched``: ``data.pipeline: batched`` as in training: uint8 batches gathered from an
   in-memory dataset (50 000 random 32 px images, CIFAR-10's size), pinned, copied to the
-  device, views made there by ``DeviceViews`` from the two-view recipe, then the step;
+  device, views made there by ``DeviceViews`` from the two-view spec, then the step;
 - ``torchvision`` (with ``--torchvision-workers N``): per-image views in ``N`` DataLoader
   workers, then the step (the reference pipeline);
 - ``lightly`` (with ``--lightly-workers N``): the peer end to end, as a LightlySSL user writes it:
@@ -45,20 +45,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import numpy as np
 import torch
 from PIL import Image
-from results_io import save_json, write_result
 from torch.utils.data import DataLoader, Dataset
 
+from benchmarks.results_io import save_json, write_result
 from resmo import create_backbone, create_method
 from resmo.builder import apply_backbone_settings
-from resmo.data import MultiViewDataset, build_view_recipe
-from resmo.data.batched import BatchedViewRecipe
-from resmo.data.batched.device_views import DeviceViews
-from resmo.data.batched.train_loader import batched_train_loader
+from resmo.data import MultiViewDataset, TorchvisionViews, build_train_loader, build_view_spec
+from resmo.data.batched import BatchedViews, DeviceViews
 from resmo.optim.optimizers import build_optimizer
 
 RESULTS = Path(__file__).parent / "results" / "gpu_throughput.json"
@@ -150,18 +146,19 @@ def looping(loader):
         epoch += 1
 
 
-def per_image_batches(data, recipe, batch_size: int, workers: int, device: torch.device):
+def per_image_batches(data, views: TorchvisionViews, batch_size: int, workers: int, device: torch.device):
     """Endless batches of per-image torchvision views made by ``workers`` DataLoader workers."""
     return looping(DataLoader(
-        MultiViewDataset(data, recipe), batch_size=batch_size, shuffle=True, drop_last=True,
+        MultiViewDataset(data, views), batch_size=batch_size, shuffle=True, drop_last=True,
         num_workers=workers, persistent_workers=True, pin_memory=device.type == "cuda",
     ))
 
 
-def lightly_seconds(args, data, recipe, device: torch.device) -> float:
+def lightly_seconds(args, data, views: TorchvisionViews, device: torch.device) -> float:
     """Seconds for ``args.steps`` end-to-end steps of MoCo v3 from LightlySSL's blocks, per-image views in workers."""
     from lightly.utils.lars import LARS
-    from lightly_baselines import LightlyModel
+
+    from benchmarks.lightly_baselines import LightlyModel
 
     torch.manual_seed(0)
     backbone = create_backbone("resnet_small", width=8) if args.tiny else create_backbone("resnet18", cifar_stem=True)
@@ -177,7 +174,7 @@ def lightly_seconds(args, data, recipe, device: torch.device) -> float:
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
     )
-    batches = per_image_batches(data, recipe, args.batch_size, args.lightly_workers, device)
+    batches = per_image_batches(data, views, args.batch_size, args.lightly_workers, device)
 
     def steps(n: int) -> None:
         for _ in range(n):
@@ -196,7 +193,7 @@ def lightly_seconds(args, data, recipe, device: torch.device) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--steps", type=int, default=50)
@@ -223,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.benchmark = True  # as resmo pretrain on CUDA
 
     result = {
-        "command": "python benchmarks/gpu_throughput.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.gpu_throughput " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": device_info(device),
         "model": "resnet_small (tiny)" if args.tiny else "resnet18, CIFAR stem, MoCo v3 recipe heads",
@@ -246,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
         result.update({key: round(rates[a] / rates[b], 3) for key, (a, b) in RATIOS.items() if {a, b} <= set(rates)})
         save_json(args.out, result)
 
-    recipe = build_view_recipe("mocov3", 32)
+    spec = build_view_spec("mocov3", 32)
     method, optimizer = build(args, device)
     step = make_step(method, optimizer, args, device)
 
@@ -256,8 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # batched: uint8 batches -> device -> views there (as data.pipeline=batched)
     data = RandomImages(args.images, 32)
-    loader = batched_train_loader(data, image_size=32, batch_size=args.batch_size, seed=0, workers=0)
-    views_on_device = DeviceViews(BatchedViewRecipe.from_view_recipe(recipe))
+    loader = build_train_loader(data, spec, pipeline="batched", batch_size=args.batch_size, seed=0, workers=0)
+    views_on_device = DeviceViews(BatchedViews(spec))
     batches = looping(loader)
 
     def batched_steps(n: int) -> None:
@@ -270,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
     record("batched", timed(batched_steps, args.steps, args.warmup, device))
 
     if args.torchvision_workers:
-        torchvision_batches = per_image_batches(data, recipe, args.batch_size, args.torchvision_workers, device)
+        torchvision_batches = per_image_batches(data, TorchvisionViews(spec), args.batch_size, args.torchvision_workers, device)
 
         def torchvision_steps(n: int) -> None:
             for _ in range(n):
@@ -280,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict:
         record("torchvision", timed(torchvision_steps, args.steps, args.warmup, device))
 
     if args.lightly_workers:
-        record("lightly", lightly_seconds(args, data, recipe, device))
+        record("lightly", lightly_seconds(args, data, TorchvisionViews(spec), device))
     result["complete"] = True
     return write_result(args.out, result)
 

@@ -1,6 +1,6 @@
 """Host synchronisations per training step of `resmo pretrain`, counted on a CPU.
 
-    python benchmarks/host_syncs.py            # writes benchmarks/results/host_syncs.json
+    python -m benchmarks.host_syncs            # writes benchmarks/results/host_syncs.json
 
 On a GPU, every read of a device tensor by the host (``.item()``, ``bool(t)``, ``int(t)``,
 ``float(t)``, ``.tolist()``, ``.cpu()``, ``nonzero`` and boolean masks) waits for all queued
@@ -21,7 +21,6 @@ their names. Target: at most one per step (the fused finite / gradient / stop fl
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import traceback
 from collections import Counter
@@ -30,14 +29,11 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
+from benchmarks.results_io import machine_info, write_result
+from resmo.config.loader import load_config
+from resmo.train.pretrain import execute_run, prepare_run
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from results_io import machine_info, write_result  # noqa: E402
-
-from resmo.config.loader import load_config  # noqa: E402
-from resmo.train.pretrain import execute_run, prepare_run  # noqa: E402
-
 RESULTS = HERE / "results" / "host_syncs.json"
 
 #: Code whose tensor reads are host reads in a GPU run too (see the module docstring).
@@ -117,13 +113,13 @@ def count_per_step(method: str, *, steps_per_epoch: int = 6, log_every: int = 10
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.host_syncs", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = [count_per_step(name) for name in ("mocov2", "mocov3", "byol", "dino")]
     result = {
-        "command": "python benchmarks/host_syncs.py",
+        "command": "python -m benchmarks.host_syncs",
         "machine": machine_info(),
         "methods": rows,
         "target_max_per_step": 1,

@@ -1,7 +1,7 @@
 """Ops per optimizer step of LARS (per-parameter loop vs multi-tensor) and of DINO's clipping.
 
-    python benchmarks/lars_ops.py                   # CPU: writes benchmarks/results/lars_ops.json
-    python benchmarks/lars_ops.py --device cuda --out RESULT.json   # also counts CUDA kernels
+    python -m benchmarks.lars_ops                   # CPU: writes benchmarks/results/lars_ops.json
+    python -m benchmarks.lars_ops --device cuda --out RESULT.json   # also counts CUDA kernels
 
 The students of the LARS recipes (BYOL, MoCo v3, DINO) around a ResNet-18, and the ResNet-18
 alone, with fixed random gradients and resmo's LARS parameter groups
@@ -33,18 +33,15 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from benchmarks.results_io import machine_info, write_result
+from resmo.backbones import create_backbone
+from resmo.builder import build_method, resolve_backbone_options
+from resmo.config.loader import load_config
+from resmo.methods.base import CLIP_EPSILON, clip_gradients_per_parameter
+from resmo.optim.lars import LARS
+from resmo.optim.optimizers import build_optimizer
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from results_io import machine_info, write_result  # noqa: E402
-
-from resmo.backbones import create_backbone  # noqa: E402
-from resmo.builder import build_method, resolve_backbone_options  # noqa: E402
-from resmo.config.loader import load_config  # noqa: E402
-from resmo.methods.base import CLIP_EPSILON, clip_gradients_per_parameter  # noqa: E402
-from resmo.optim.lars import LARS  # noqa: E402
-from resmo.optim.optimizers import build_optimizer  # noqa: E402
-
 RESULTS = HERE / "results" / "lars_ops.json"
 #: ops that launch no kernel: views or aliases of their input, the profiler's step markers
 NO_KERNEL = {"unbind", "detach", "alias", "view", "_unsafe_view", "as_strided", "expand", "select",
@@ -159,7 +156,7 @@ def clipping_row(parameters: list[torch.nn.Parameter], device: torch.device) -> 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.lars_ops", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -168,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = students(device)
     lars = {name: lars_row(parameters, device) for name, parameters in rows.items()}
     result = {
-        "command": " ".join(["python benchmarks/lars_ops.py", *(argv or [])]),
+        "command": " ".join(["python -m benchmarks.lars_ops", *(argv or [])]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine_info(device=str(device)),
         "lars": lars,

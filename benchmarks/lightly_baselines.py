@@ -10,7 +10,7 @@ From LightlySSL: the heads (``MoCoProjectionHead`` with batch norm, ``BYOLProjec
 ``deactivate_requires_grad``, ``cosine_schedule`` (teacher momentum, base -> 1) and
 ``CosineWarmupScheduler`` (learning rate). Shared with the resmo runs so that only the
 method implementation differs: the backbone (``resnet_small``), the views (the method's
-32 px recipe, made by resmo's batched path from the same seeds) and the optimizer (AdamW,
+32 px views, made by resmo's batched path from the same seeds) and the optimizer (AdamW,
 no weight decay on norms and biases).
 
 MoCo v3: ``loss = NTXent(q1, k2) + NTXent(q2, k1)`` with ``q = predictor(projector(f(x)))``
@@ -28,10 +28,8 @@ import torch
 from torch import nn
 
 from resmo import create_backbone
-from resmo.data import build_view_recipe
-from resmo.data.batched import BatchedViewRecipe
-from resmo.data.batched.device_views import DeviceViews
-from resmo.data.batched.train_loader import batched_train_loader
+from resmo.data import build_train_loader, build_view_spec
+from resmo.data.batched import BatchedViews, DeviceViews
 
 METHODS = ("mocov3", "byol")
 
@@ -131,8 +129,10 @@ def train(method: str, train_set, *, width: int, epochs: int, batch_size: int, l
     blocks = lightly_blocks()
     model = build_model(method, width=width, hidden_dim=hidden_dim, out_dim=out_dim,
                         temperature=temperature, seed=seed)
-    views = DeviceViews(BatchedViewRecipe.from_view_recipe(build_view_recipe(method, 32)))
-    loader = batched_train_loader(train_set, image_size=32, batch_size=batch_size, seed=seed, workers=workers)
+    spec = build_view_spec(method, 32)
+    views = DeviceViews(BatchedViews(spec))
+    loader = build_train_loader(train_set, spec, pipeline="batched", batch_size=batch_size, seed=seed,
+                                workers=workers)
     steps_per_epoch = len(train_set) // batch_size
     total_steps = steps_per_epoch * epochs
     optimizer = adamw(model.student_parameters(), lr=lr, weight_decay=weight_decay)

@@ -1,6 +1,6 @@
 """ResMo over the course of training: the long protocol's curves, figures and paired effects.
 
-    python benchmarks/long_curves.py      # after: python benchmarks/quality_cifar10.py --protocol long
+    python -m benchmarks.long_curves      # after: python -m benchmarks.quality_cifar10 --protocol long
 
 Reads each run's ``curves`` (online kNN of student and teacher every few epochs, intra gap
 per epoch; see ``quality_cifar10.training_curves``) from
@@ -24,13 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.protocol import PROTOCOLS, Protocol, run_key
+from benchmarks.quality_summary import load_runs, paired_interval
+from benchmarks.results_io import code_provenance, save_json
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from protocol import PROTOCOLS, Protocol, run_key  # noqa: E402
-from quality_summary import load_runs, paired_interval  # noqa: E402
-from results_io import code_provenance, save_json  # noqa: E402
-
 RESULTS = HERE / "results" / "quality"
 FIGURES = HERE.parent / "docs" / "figures"
 TITLES = {"mocov3": "MoCo v3", "byol": "BYOL"}
@@ -144,13 +142,13 @@ def plot(curves: dict, figures: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.long_curves", description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--figures", type=Path, default=FIGURES)
     args = parser.parse_args(argv)
     protocol = PROTOCOLS["long"]
     runs = load_runs(protocol, args.results_dir)
-    curves = {"protocol": protocol.name, "command": "python benchmarks/long_curves.py",
+    curves = {"protocol": protocol.name, "command": "python -m benchmarks.long_curves",
               "date": time.strftime("%Y-%m-%d"), "code": code_provenance(),
               "code_commits": sorted({r["code"]["commit"] for r in runs.values() if (r.get("code") or {}).get("commit")}),
               "runs": len(runs), **aggregate(protocol, runs)}

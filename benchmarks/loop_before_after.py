@@ -1,6 +1,6 @@
 """The training loop of two commits side by side: `resmo pretrain` wall time and images/s.
 
-    python benchmarks/loop_before_after.py --before c8ee5ee     # -> benchmarks/results/loop_before_after.json
+    python -m benchmarks.loop_before_after --before c8ee5ee     # -> benchmarks/results/loop_before_after.json
 
 Checks out ``--before`` (and ``--after``, default the current checkout) into temporary git
 worktrees and runs the same ``resmo pretrain`` command (the offline quickstart, no kNN of
@@ -23,11 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.results_io import machine_info, write_result
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from results_io import machine_info, write_result  # noqa: E402
-
 RESULTS = HERE / "results" / "loop_before_after.json"
 PROJECT = HERE.parent
 
@@ -56,7 +54,7 @@ def commit_of(source: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loop_before_after", description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="the commit to compare against")
     parser.add_argument("--after", help="the commit to measure (default: this checkout)")
     parser.add_argument("--rounds", type=int, default=3)
@@ -82,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     medians = {side: {key: statistics.median(run[key] for run in runs[side])
                       for key in ("wall_seconds", "images_per_second")} for side in runs}
     result = {
-        "command": "python benchmarks/loop_before_after.py --before " + args.before + "".join(f" {a}" for a in args.extra),
+        "command": "python -m benchmarks.loop_before_after --before " + args.before + "".join(f" {a}" for a in args.extra),
         "machine": machine_info(load_average_1min=round(before_load, 2)),
         "date": time.strftime("%Y-%m-%d"),
         "load_average_1min_after": round(os.getloadavg()[0], 2),

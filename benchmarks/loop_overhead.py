@@ -1,7 +1,7 @@
 """What the training loop costs beyond the model: `resmo pretrain`'s images/s against a bare step.
 
-    python benchmarks/loop_overhead.py          # -> benchmarks/results/loop_overhead.json (about 4 min)
-    python benchmarks/loop_overhead.py --tiny --out /tmp/loop.json     # seconds (smoke test)
+    python -m benchmarks.loop_overhead          # -> benchmarks/results/loop_overhead.json (about 4 min)
+    python -m benchmarks.loop_overhead --tiny --out /tmp/loop.json     # seconds (smoke test)
 
 Both sides train the same method (MoCo v3 with ResMo, the quickstart's backbone and heads)
 on the same data with the same batch, view pipeline (``data.pipeline: batched``: uint8
@@ -25,18 +25,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.results_io import machine_info, write_result
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from results_io import machine_info, write_result  # noqa: E402
-
 RESULTS = HERE / "results" / "loop_overhead.json"
 TARGET = 0.9
 
@@ -75,7 +72,7 @@ def bare_rates(overrides: list[str], out: str) -> list[float]:
     # the run's own optimizer and learning-rate schedule, unwrapped (what the loop steps)
     loader, method = run.loop.loader, run.method
     optimizer, scheduler = run.loop.raw_optimizer, run.loop.scheduler
-    total = run.loop.schedule.total_steps
+    total = run.loop.settings.schedule.total_steps
     rates, step = [], 0
     method.train()
     for epoch in range(run.config.train.epochs):
@@ -96,7 +93,7 @@ def bare_rates(overrides: list[str], out: str) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loop_overhead", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="a few seconds: checks the script runs")
@@ -113,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
             bare += bare_rates(overrides, f"{tmp}/bare{index}")
     loop_median, bare_median = statistics.median(loop), statistics.median(bare)
     result = {
-        "command": "python benchmarks/loop_overhead.py" + (" --tiny" if args.tiny else ""),
+        "command": "python -m benchmarks.loop_overhead" + (" --tiny" if args.tiny else ""),
         "date": time.strftime("%Y-%m-%d"),
         "machine": before,
         "load_average_1min_after": round(os.getloadavg()[0], 2),

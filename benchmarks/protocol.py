@@ -21,7 +21,7 @@ class Budget:
 
     ``train_per_class`` / ``test_per_class``: images per class taken from CIFAR-10's
     train / test splits (``None``: all, 5,000 / 1,000). Views are the method's 32 px
-    recipe (``resmo.data.build_view_recipe``), made by the batched path. The optimizer
+    views (``resmo.data.build_view_spec``), made by the batched path. The optimizer
     is AdamW with linear warm-up then cosine decay; weight decay skips norms and biases.
     The teacher momentum follows a cosine schedule from ``momentum`` to 1.
     """

@@ -1,9 +1,9 @@
 """Quality on real CIFAR-10 (CPU): ResMo against the plain method, resmo against LightlySSL.
 
-    python benchmarks/quality_cifar10.py            # the full protocol (hours; resumable)
-    python benchmarks/quality_cifar10.py --smoke    # the same table on a few hundred images (minutes)
-    python benchmarks/quality_cifar10.py --protocol long   # MoCo v3 / BYOL +- ResMo over 30 epochs (hours)
-    nohup python benchmarks/quality_cifar10.py > quality.log 2>&1 &    # in the background
+    python -m benchmarks.quality_cifar10            # the full protocol (hours; resumable)
+    python -m benchmarks.quality_cifar10 --smoke    # the same table on a few hundred images (minutes)
+    python -m benchmarks.quality_cifar10 --protocol long   # MoCo v3 / BYOL +- ResMo over 30 epochs (hours)
+    nohup python -m benchmarks.quality_cifar10 > quality.log 2>&1 &    # in the background
 
 Arms, seeds and budgets are in ``protocol.py``. Every run's result is cached in
 ``benchmarks/results/quality/<protocol>/runs/<run>.json`` (keyed by a fingerprint of its
@@ -32,15 +32,13 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.cifar10_folder import DataMissing, cache_root, cifar10_folder
+from benchmarks.folder_subset import subset_folder
+from benchmarks.protocol import PROTOCOLS, Protocol, cached_result, pretrain_arguments, result_file
+from benchmarks.quality_summary import summarise
+from benchmarks.results_io import code_provenance, machine_info
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from cifar10_folder import DataMissing, cache_root, cifar10_folder  # noqa: E402
-from folder_subset import subset_folder  # noqa: E402
-from protocol import PROTOCOLS, Protocol, cached_result, pretrain_arguments, result_file  # noqa: E402
-from quality_summary import summarise  # noqa: E402
-from results_io import code_provenance, machine_info  # noqa: E402
-
 RESULTS = HERE / "results" / "quality"
 
 
@@ -106,8 +104,9 @@ def training_curves(summary: dict, metrics_csv: Path) -> dict:
 
 def run_lightly(protocol: Protocol, arm, seed: int, folder: Path) -> dict:
     import lightly
-    from backbone_probes import folder_splits, probe_backbones, same_view_gap
-    from lightly_baselines import train
+
+    from benchmarks.backbone_probes import folder_splits, probe_backbones, same_view_gap
+    from benchmarks.lightly_baselines import train
 
     budget = protocol.budget
     splits = folder_splits(folder)
@@ -129,8 +128,8 @@ def run_lightly(protocol: Protocol, arm, seed: int, folder: Path) -> dict:
 
 def run_random(protocol: Protocol, seed: int, folder: Path) -> dict:
     import torch
-    from backbone_probes import folder_splits, probe_backbones
 
+    from benchmarks.backbone_probes import folder_splits, probe_backbones
     from resmo import create_backbone
 
     torch.manual_seed(seed)
@@ -181,7 +180,7 @@ def run_pending(protocol: Protocol, pending: list[str], *, jobs: int, base_argv:
         while queue and len(running) < jobs:
             key = queue.pop(0)
             log = open(logs / f"{key}.log", "a")  # noqa: SIM115 - closed when the child ends
-            child = subprocess.Popen([sys.executable, __file__, *base_argv, "--one", key],
+            child = subprocess.Popen([sys.executable, "-m", "benchmarks.quality_cifar10", *base_argv, "--one", key],
                                      stdout=log, stderr=subprocess.STDOUT, env=env)
             running[key] = (child, log, time.perf_counter())
             print(f"[{time.strftime('%H:%M:%S')}] started {key} (log: {logs / f'{key}.log'})", flush=True)
@@ -200,7 +199,7 @@ def run_pending(protocol: Protocol, pending: list[str], *, jobs: int, base_argv:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality_cifar10", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="the smoke protocol (minutes)")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="full (default), smoke or long (hours)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
@@ -233,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"failed runs: {', '.join(failed)}; logs in {work / 'logs'}; start again to retry", file=sys.stderr)
         return 1
-    command = "python benchmarks/quality_cifar10.py" + {"full": "", "smoke": " --smoke"}.get(name, f" --protocol {name}")
+    command = "python -m benchmarks.quality_cifar10" + {"full": "", "smoke": " --smoke"}.get(name, f" --protocol {name}")
     summary = summarise(protocol, args.results_dir, command=command, wall_seconds=time.perf_counter() - start,
                         figure=args.figure, jobs=args.jobs)
     print(f"summary: {summary}")

@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from protocol import Arm, Protocol, budget_settings, cached_result, random_key, run_key
+from benchmarks.protocol import Arm, Protocol, budget_settings, cached_result, random_key, run_key
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIGURE = PROJECT / "docs" / "figures" / "quality_cifar10.png"

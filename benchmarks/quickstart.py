@@ -1,6 +1,6 @@
 """Measure the offline quickstart: wall time of `resmo pretrain` (no arguments) and its kNN margin.
 
-    python benchmarks/quickstart.py            # writes benchmarks/results/quickstart.json
+    python -m benchmarks.quickstart            # writes benchmarks/results/quickstart.json
 
 Target (README): at most 60 s on a 2-core CPU machine without network, and the student's
 kNN top-1 at least 15 points above a randomly initialised encoder of the same architecture.
@@ -21,9 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from results_io import machine_info, write_result  # noqa: E402
+from benchmarks.results_io import machine_info, write_result
 
 RESULTS = Path(__file__).parent / "results" / "quickstart.json"
 
@@ -46,7 +44,7 @@ def _arm(summary: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quickstart", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     before = machine_info(load_average_1min=round(os.getloadavg()[0], 2))

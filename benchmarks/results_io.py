@@ -23,8 +23,7 @@ def code_provenance() -> dict:
     """The code a result comes from: resmo's version, the git commit of this checkout and
     whether it had uncommitted changes to the code (``src/`` and ``benchmarks/``, leaving out
     the results benchmarks write; ``commit`` null outside a git checkout)."""
-    from provenance import git
-
+    from benchmarks.provenance import git
     from resmo import __version__
 
     status = git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",

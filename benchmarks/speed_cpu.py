@@ -1,7 +1,7 @@
 """Speed ratios on this machine: resmo vs LightlySSL steps, data vs model, ResMo on vs off, memory.
 
-    python benchmarks/speed_cpu.py            # -> benchmarks/results/speed_cpu.json (about 25 min, 2 cores)
-    python benchmarks/speed_cpu.py --tiny --out /tmp/speed.json     # seconds (smoke test)
+    python -m benchmarks.speed_cpu            # -> benchmarks/results/speed_cpu.json (about 25 min, 2 cores)
+    python -m benchmarks.speed_cpu --tiny --out /tmp/speed.json     # seconds (smoke test)
 
 One run, one machine; run it when nothing else is busy. Every measurement runs in a fresh
 child process (so each has its own peak memory), and the configurations take turns
@@ -31,11 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.results_io import machine_info, write_result
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from results_io import machine_info, write_result  # noqa: E402
-
 RESULTS = HERE / "results" / "speed_cpu.json"
 RECIPE_HEADS = {"hidden_dim": 4096, "out_dim": 256}
 TINY_HEADS = {"hidden_dim": 64, "out_dim": 32}
@@ -69,7 +67,7 @@ def step_function(config: str, tiny: bool):
     heads = TINY_HEADS if tiny else RECIPE_HEADS
     torch.manual_seed(0)
     if impl == "lightly":
-        from lightly_baselines import LightlyModel, adamw, lightly_blocks
+        from benchmarks.lightly_baselines import LightlyModel, adamw, lightly_blocks
 
         backbone = _backbone(tiny)
         model = LightlyModel(method, backbone, backbone.feature_dim, hidden_dim=heads["hidden_dim"],
@@ -104,21 +102,19 @@ def step_function(config: str, tiny: bool):
 
 def data_function(config: str, batch_size: int, images: int):
     """A callable producing one batch of two views, for ``config``."""
-    from gpu_throughput import RandomImages, looping
     from torch.utils.data import DataLoader
 
-    from resmo.data import MultiViewDataset, build_view_recipe
-    from resmo.data.batched import BatchedViewRecipe
-    from resmo.data.batched.device_views import DeviceViews
-    from resmo.data.batched.train_loader import batched_train_loader
+    from benchmarks.gpu_throughput import RandomImages, looping
+    from resmo.data import MultiViewDataset, TorchvisionViews, build_train_loader, build_view_spec
+    from resmo.data.batched import BatchedViews, DeviceViews
 
     data = RandomImages(images, 32)
-    recipe = build_view_recipe("mocov3", 32)
+    spec = build_view_spec("mocov3", 32)
     if config == "views-batched":
-        views = DeviceViews(BatchedViewRecipe.from_view_recipe(recipe))
-        batches = looping(batched_train_loader(data, image_size=32, batch_size=batch_size, seed=0, workers=0))
+        views = DeviceViews(BatchedViews(spec))
+        batches = looping(build_train_loader(data, spec, pipeline="batched", batch_size=batch_size, seed=0, workers=0))
         return lambda index: views(next(batches))
-    loader = DataLoader(MultiViewDataset(data, recipe), batch_size=batch_size, shuffle=True, drop_last=True,
+    loader = DataLoader(MultiViewDataset(data, TorchvisionViews(spec)), batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=2, persistent_workers=True)
     batches = looping(loader)
     return lambda index: next(batches)
@@ -131,7 +127,7 @@ def measure(config: str, *, tiny: bool, batch_size: int, steps: int, warmup: int
     torch.set_num_threads(threads)
     import resmo.methods  # noqa: F401 - imports before the baseline memory reading
     if config.startswith("lightly"):
-        from lightly_baselines import lightly_blocks
+        from benchmarks.lightly_baselines import lightly_blocks
 
         lightly_blocks()
     before = memory_mib("VmRSS")
@@ -167,7 +163,7 @@ def ratios(median: dict[str, float]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed_cpu", description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
@@ -192,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         for config in samples:
             flags = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup",
                      str(args.warmup), "--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
-            output = subprocess.run([sys.executable, __file__, *flags, "--child", config],
+            output = subprocess.run([sys.executable, "-m", "benchmarks.speed_cpu", *flags, "--child", config],
                                     check=True, capture_output=True, text=True).stdout
             samples[config].append(json.loads(output.strip().splitlines()[-1]))
             print(f"round {round_index + 1}: {config}: {samples[config][-1]['images_per_second']:.1f} images/s",
@@ -200,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
     median = {c: statistics.median(s["images_per_second"] for s in runs) for c, runs in samples.items()}
 
     result = {
-        "command": "python benchmarks/speed_cpu.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.speed_cpu " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": machine_info(threads=args.threads, load_average_1min_before=round(load_before, 2),
                                 load_average_1min_after=round(os.getloadavg()[0], 2)),

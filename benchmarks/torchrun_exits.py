@@ -10,7 +10,7 @@ must be 0: resmo meets every process at a final barrier and destroys the process
 (resmo.distributed.process_group); a gloo group left to the interpreter's exit aborted
 1 of 7 such runs with exit code 1 before. Writes ``benchmarks/results/torchrun_exits.json``.
 
-    python benchmarks/torchrun_exits.py [--runs 10] [--out benchmarks/results/torchrun_exits.json]
+    python -m benchmarks.torchrun_exits [--runs 10] [--out benchmarks/results/torchrun_exits.json]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_io import code_provenance, machine_info, save_json
+from benchmarks.results_io import code_provenance, machine_info, save_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -60,7 +60,7 @@ def one_run(folder: Path, index: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.torchrun_exits", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=RESULTS / "torchrun_exits.json")
     args = parser.parse_args(argv)

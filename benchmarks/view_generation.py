@@ -1,18 +1,18 @@
 """View generation on CPU: torchvision per-image pipeline vs the batched path, images per second.
 
-    python benchmarks/view_generation.py          # writes benchmarks/results/view_generation.json
-    python benchmarks/view_generation.py --kornia # also kornia.augmentation on the same batches
-    python benchmarks/view_generation.py --tiny --out /tmp/v.json   # a seconds-long smoke test
+    python -m benchmarks.view_generation          # writes benchmarks/results/view_generation.json
+    python -m benchmarks.view_generation --kornia # also kornia.augmentation on the same batches
+    python -m benchmarks.view_generation --tiny --out /tmp/v.json   # a seconds-long smoke test
 
-Both paths make the same two 32 px views (``build_view_recipe("mocov3", 32)``: random
+Both paths make the same two 32 px views (``build_view_spec("mocov3", 32)``: random
 resized crop, flip, colour jitter p 0.8, grayscale p 0.2, solarisation 0 / 0.2, normalise)
 of the same in-memory uint8 images (the built-in synthetic textures):
 
 - ``torchvision``: ``MultiViewDataset`` in a ``DataLoader`` with ``--workers`` processes
   (1 torch thread each, as DataLoader sets), batches collated in the main process; timed
   over whole epochs after a warm-up epoch (persistent workers, so no start-up cost);
-- ``batched``: uint8 batches from ``uint8_batch_loader`` (one gather per batch) and
-  ``BatchedViewRecipe`` on them, with ``--threads`` torch threads (each count in
+- ``batched``: uint8 batches from ``build_train_loader(..., pipeline="batched")`` (one
+  gather per batch) and ``BatchedViews`` on them, with ``--threads`` torch threads (each count in
   ``--threads`` is measured).
 
 Rounds alternate between the paths, so that a machine shared with other jobs slows them
@@ -37,12 +37,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from resmo.data import MultiViewDataset, build_view_recipe
-from resmo.data.batched import BatchedViewRecipe, uint8_batch_loader
+from benchmarks.results_io import machine_info, write_result
+from resmo.data import MultiViewDataset, TorchvisionViews, build_train_loader, build_view_spec
+from resmo.data.batched import BatchedViews
 from resmo.data.textures import SyntheticTextures
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_io import machine_info, write_result  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "view_generation.json"
 
@@ -64,25 +62,25 @@ def torchvision_rate(loader: DataLoader) -> float:
     return images / (time.perf_counter() - start)
 
 
-def batched_rate(loader: DataLoader, recipe: BatchedViewRecipe, threads: int) -> float:
+def batched_rate(loader: DataLoader, make_views: BatchedViews, threads: int) -> float:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         start, images = time.perf_counter(), 0
-        for batch, _labels in loader:
-            views = recipe(batch)
+        for batch, _labels, _seed in loader:
+            views = make_views(batch)
             images += views[0].shape[0]
         return images / (time.perf_counter() - start)
     finally:
         torch.set_num_threads(previous)
 
 
-def kornia_views(recipe):
-    """kornia.augmentation pipelines with the recipe's settings (one per view)."""
+def kornia_views(batched: BatchedViews):
+    """kornia.augmentation pipelines with the settings of ``batched``'s views (one per view)."""
     import kornia.augmentation as K
 
     pipelines = []
-    for spec in recipe.specs:
+    for spec in batched.specs:
         steps = [
             K.RandomResizedCrop((spec.size, spec.size), scale=spec.scale, ratio=spec.ratio, resample=spec.interpolation),
             K.RandomHorizontalFlip(p=spec.flip_prob),
@@ -105,7 +103,7 @@ def kornia_views(recipe):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.view_generation", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8192)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
@@ -119,13 +117,13 @@ def main(argv: list[str] | None = None) -> dict:
         args.images, args.batch_size, args.rounds, args.workers = 64, 16, 1, min(args.workers, 1)
 
     data = SyntheticTextures("train", num_samples=args.images, image_size=32, seed=0)
-    recipe = build_view_recipe("mocov3", 32)
-    batched = BatchedViewRecipe.from_view_recipe(recipe)
+    spec = build_view_spec("mocov3", 32)
+    batched = BatchedViews(spec)
     per_image = DataLoader(
-        MultiViewDataset(data, recipe), batch_size=args.batch_size, shuffle=True, drop_last=True,
+        MultiViewDataset(data, TorchvisionViews(spec)), batch_size=args.batch_size, shuffle=True, drop_last=True,
         num_workers=args.workers, persistent_workers=args.workers > 0,
     )
-    uint8 = uint8_batch_loader(data, image_size=32, batch_size=args.batch_size)
+    uint8 = build_train_loader(data, spec, pipeline="batched", batch_size=args.batch_size, seed=0, workers=0)
     load_before = os.getloadavg()
     torchvision_rate(per_image)  # warm-up: starts the workers
     batched_rate(uint8, batched, max(args.threads))
@@ -143,10 +141,10 @@ def main(argv: list[str] | None = None) -> dict:
     medians = {name: round(statistics.median(values), 1) for name, values in rounds.items()}
     headline = "batched_threads1" if 1 in args.threads else f"batched_threads{min(args.threads)}"
     result = {
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": shlex.join(["python", "-m", "benchmarks.view_generation", *(argv if argv is not None else sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": machine_info(processor=cpu_model()),
-        "recipe": 'build_view_recipe("mocov3", 32): two 32 px views',
+        "recipe": 'build_view_spec("mocov3", 32): two 32 px views',
         "images": args.images,
         "batch_size": args.batch_size,
         "torchvision_workers": args.workers,

@@ -15,21 +15,20 @@ from resmo.backbones import BACKBONES, backbone_names, create_backbone
 from resmo.config.schema import PretrainConfig
 from resmo.methods import MomentumMethod, create_method, method_names
 from resmo.methods.registry import check_method_options
+from resmo.settings import signature_model
 from resmo.validation import check_choice
 
 
 def check_chosen_options(config: PretrainConfig) -> None:
-    """``ValueError`` for a ``method_options.<method>`` or ``backbone_options.<backbone>`` key
-    that the chosen method or backbone does not take (a typo such as ``hiden_dim``), so that
-    it stops the run before any process is launched rather than in every process after."""
-    check_method_options(config.method, config.resolve(1).method_options)
-    accepted = inspect.signature(BACKBONES.get(config.backbone)).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
-        allowed = sorted(accepted)
-        unknown = sorted(set(config.backbone_options.get(config.backbone, {})) - set(allowed))
-        if unknown:
-            raise ValueError(f"backbone {config.backbone!r} has no option {unknown[0]!r}; "
-                             f"allowed options: {', '.join(allowed)}")
+    """``ValueError`` (one line) for a ``method_options.<method>`` or
+    ``backbone_options.<backbone>`` key that the chosen method or backbone does not take (a
+    typo such as ``hiden_dim``) or a value of the wrong type, checked against their typed
+    options (:func:`resmo.settings.signature_model`), so that it stops the run before any
+    process is launched rather than in every process after."""
+    check_method_options(config.method, config.chosen_method_options())
+    factory = BACKBONES.get(config.backbone)
+    model = signature_model(f"backbone_options.{config.backbone}", factory)
+    model(**config.backbone_options.get(config.backbone, {}))
 
 
 def resolve_backbone_options(config: PretrainConfig, image_size: int) -> dict[str, Any]:
@@ -48,17 +47,17 @@ def resolve_backbone_options(config: PretrainConfig, image_size: int) -> dict[st
 
 def build_method(config: PretrainConfig, backbone_options: dict, steps_per_epoch: int) -> MomentumMethod:
     """The untrained method of ``config`` around a backbone built with ``backbone_options``;
-    epoch-based warm-ups in steps from :meth:`PretrainConfig.resolve` with ``steps_per_epoch``."""
-    schedule = config.resolve(steps_per_epoch)
+    ``steps_per_epoch`` turns its epoch-based warm-ups (ResMo's, DINO's) into steps."""
     backbone = create_backbone(config.backbone, **backbone_options)
-    return create_method(config.method, backbone, resmo=schedule.resmo, **schedule.method_options)
+    return create_method(config.method, backbone, resmo=config.resmo, steps_per_epoch=steps_per_epoch,
+                         **config.chosen_method_options())
 
 
 def rebuild_method(
     config: PretrainConfig, image_size: int, *, steps_per_epoch: int = 1
 ) -> tuple[MomentumMethod, dict[str, Any]]:
     """The untrained method of ``config`` and its resolved backbone options, built by the
-    same code as :func:`prepare_run` (for loading a checkpoint's ``method.*`` weights).
+    same code as training (resmo.train.pretrain, for loading a checkpoint's ``method.*`` weights).
 
     ``steps_per_epoch`` only sets step-based schedules (ResMo and DINO temperature
     warm-up), never a parameter shape. Raises ``ValueError`` for unknown names.

@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--devices", type=_devices, help="devices per node: an integer or 'auto'; >1 trains with DDP (key: train.devices)")
     pretrain.add_argument("--num-nodes", type=int, help="number of nodes for multi-node DDP (key: train.num_nodes)")
     deferred_help(pretrain.add_argument("--precision"), _precision_help)
-    pretrain.add_argument("--resume", metavar="CKPT|auto", help="continue from a checkpoint; 'auto' takes the newest loadable checkpoint in <out>/checkpoints/, or starts from scratch when there is none")
+    pretrain.add_argument("--resume", metavar="CKPT|auto", help="continue from a checkpoint; 'auto' takes the newest loadable checkpoint in <out>/checkpoints/, or starts from scratch when there is none; settings that differ from <out>/config.yaml are refused, except train.epochs and how the run trains (devices, nodes, workers, logging: docs/reliability.md)")
     pretrain.add_argument("--verbose", action="store_true", help="also show third-party messages (Lightning's banners, tips and warnings, deprecation warnings), hidden by default")
     pretrain.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override any recipe key")
     for module in COMMANDS.values():
@@ -253,7 +253,7 @@ def run_pretrain_command(args: argparse.Namespace, argv: Sequence[str] = (),
         if run.fabric.is_global_zero:
             print(f"# the resolved recipe, options of {config.method} and {config.backbone} only "
                   f"(all of it: {run.out / 'config.yaml'})")
-            print(dump_chosen_config(config), end="")
+            print(dump_chosen_config(run.config), end="")  # the plan: every automatic choice made
             for note in [*run.splits.notes, *run.notes]:
                 print(f"# note: {one_line(note)}")
             print(f"# run folder: {run.out}")
@@ -288,14 +288,14 @@ def _interrupted_run_line(run, argv: Sequence[str]) -> str:
     """Ctrl+C that ``StopSignals`` does not turn into a saved stop: before the loop takes
     over, a second Ctrl+C while training (stops at once), or while the backbones and the
     summary are written after training. What is kept is the loop's last checkpoint."""
-    loop = run.loop
-    if loop.step >= loop.schedule.total_steps:
+    loop, settings = run.loop, run.loop.settings
+    if loop.step >= settings.schedule.total_steps:
         where = "after training, while saving the backbones and the summary"
     elif loop.step == 0:
         where = "before training started"
     else:
-        where = f"at step {loop.step} of {loop.schedule.total_steps}"
-    kept = (f"checkpoint: {loop.checkpoint}" if loop.checkpoint.is_file()
+        where = f"at step {loop.step} of {settings.schedule.total_steps}"
+    kept = (f"checkpoint: {settings.checkpoint}" if settings.checkpoint.is_file()
             else "no checkpoint yet: a new run starts from scratch")
     return ctrl_c.interrupted_line("resmo pretrain", f"{kept}; continue with: {resume_command(argv, run.out)}",
                                    where)

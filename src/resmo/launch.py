@@ -1,9 +1,9 @@
 """The processes and devices of a run: Lightning Fabric from the recipe's ``train`` section.
 
-:func:`launcher_notes` makes ``train.devices x train.num_nodes`` agree with the processes
-torchrun or SLURM started (resmo.distributed.launcher_env: Fabric checks this only when it
-starts the processes itself; with ``devices=1`` it would pick a single-device strategy and
-each of N processes would train alone). :func:`process_notes` checks the process count
+The run plan (resmo.train.plan) has already made ``train.devices x train.num_nodes`` agree
+with the processes torchrun or SLURM started (resmo.distributed.launcher_env: Fabric checks
+this only when it starts the processes itself; with ``devices=1`` it would pick a
+single-device strategy and each of N processes would train alone). :func:`process_notes` checks the process count
 against ``train.sync_batchnorm`` before anything starts; :func:`build_fabric` builds Fabric
 for ``train.accelerator / devices / num_nodes / strategy / precision`` and launches it (the
 other processes of a multi-process run start there, running the same command again; under
@@ -13,15 +13,11 @@ for them (resmo.distributed.rendezvous).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import torch
 from lightning.fabric import Fabric
 from lightning.fabric.strategies import DDPStrategy
 
 from resmo.config.schema import PretrainConfig
-from resmo.distributed.launcher_env import declared_world, reconcile
 from resmo.distributed.process_group import collective_timeout
 from resmo.distributed.rendezvous import RendezvousWatch
 
@@ -37,14 +33,6 @@ def expected_world_size(config: PretrainConfig) -> int:
     if devices == "auto":
         devices = torch.cuda.device_count() if uses_gpus(config) else 1
     return int(devices) * config.train.num_nodes
-
-
-def launcher_notes(config: PretrainConfig, env: Mapping[str, str] = os.environ) -> list[str]:
-    """Set ``train.devices`` / ``train.num_nodes`` to the layout torchrun or SLURM started
-    (see :func:`resmo.distributed.launcher_env.reconcile`); the note says what changed."""
-    layout = reconcile(config.train.devices, config.train.num_nodes, declared_world(env))
-    config.train.devices, config.train.num_nodes = layout.devices, layout.num_nodes
-    return [layout.note] if layout.note else []
 
 
 def process_notes(config: PretrainConfig) -> list[str]:

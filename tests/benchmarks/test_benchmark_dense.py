@@ -4,19 +4,13 @@ saved records and its paired intervals."""
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import dense_scenes  # noqa: E402
-import detection_scenes  # noqa: E402
-import render_docs  # noqa: E402
-from results_io import save_json  # noqa: E402
+from benchmarks import dense_scenes, detection_scenes, render_docs
+from benchmarks.results_io import save_json
 
 BUDGET = dense_scenes.DenseBudget(detection_scenes.Budget(num_train=10, num_test=5, num_unlabelled=20, seeds=(0, 1, 2)),
                                   seeds=(0, 1, 2))
@@ -108,4 +102,4 @@ def test_the_docs_section_shows_the_arms_and_the_intervals():
     # differences 10, 11, 9: mean 10, sd 1, half width 4.302653 / sqrt(3) = 2.48
     assert "- DenseCL minus random init: +10.00 [+7.52, +12.48]" in text
     assert "- MoCo v3: ResMo (λ=1) minus λ=0: +0.00 [-2.48, +2.48]" in text
-    assert "Not measured yet: `python benchmarks/dense_scenes.py`" in "\n".join(render_docs.dense_section(None))
+    assert "Not measured yet: `python -m benchmarks.dense_scenes`" in "\n".join(render_docs.dense_section(None))

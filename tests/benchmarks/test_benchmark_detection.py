@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import detection_scenes  # noqa: E402
-import render_docs  # noqa: E402
-from results_io import save_json  # noqa: E402
+from benchmarks import detection_scenes, render_docs
+from benchmarks.results_io import save_json
 
 SMOKE = detection_scenes.PROTOCOLS["smoke"]
 BUDGET = detection_scenes.Budget(num_train=10, num_test=5, num_unlabelled=20, seeds=(0, 1))
@@ -106,7 +101,7 @@ def test_a_step_pretrains_and_fine_tunes_in_its_run_folder(tmp_path, monkeypatch
 
 def test_the_summary_and_the_table_give_means_stds_and_paired_differences():
     records = {key: record(key) for key in detection_scenes.keys(BUDGET)}
-    scenes = {"command": "python benchmarks/cifar10_scenes.py --out '/home/a b/scenes' --num-train 10", "objects": [2, 4],
+    scenes = {"command": "python -m benchmarks.cifar10_scenes --out '/home/a b/scenes' --num-train 10", "objects": [2, 4],
               "images": {"train": 10, "test": 5, "unlabelled": 30}}
     summary = detection_scenes.summarise(BUDGET, records, scenes, "full")
     densecl = summary["arms"]["densecl-w0"]["AP"]
@@ -121,12 +116,13 @@ def test_the_summary_and_the_table_give_means_stds_and_paired_differences():
     assert "Best pretrained arm (DenseCL + ResMo (λ=1)) against random init: AP +7.25 (ahead" in text
     assert "`resmo transfer detect` of its student" in text and "SGD at lr 0.3 per 256 images" in text
     assert "**Code not recorded**" in text  # the records above name no commit
-    assert "Scenes: `python benchmarks/cifar10_scenes.py --out SCENES_FOLDER --num-train 10`" in text
+    assert "Scenes: `python -m benchmarks.cifar10_scenes --out SCENES_FOLDER --num-train 10`" in text
 
 
 def test_the_stems_of_the_students_are_measured_from_their_run_folders(tmp_path):
-    import detection_stems
     import torch
+
+    from benchmarks import detection_stems
 
     budget = replace(BUDGET, seeds=(0,))
     for value, key in enumerate(("densecl-w0-s0", "densecl-w1-s0", "mocov3-w0-s0", "mocov3-w1-s0"), start=1):
@@ -141,15 +137,15 @@ def test_the_stems_of_the_students_are_measured_from_their_run_folders(tmp_path)
     assert measured["arms"]["mocov3-w0"]["bn1_running_var"] == [5.0]
     assert "random-init" not in measured["arms"] and measured["init"]["bn1_running_var"] == 1.0
     assert 2.0 < measured["init"]["conv1_norm"] < 3.0  # torchvision's kaiming init of a 64x3x7x7 conv
-    text = "\n".join(render_docs.stems_lines({"command": "python benchmarks/detection_stems.py", "date": "2026-12-04",
+    text = "\n".join(render_docs.stems_lines({"command": "python -m benchmarks.detection_stems", "date": "2026-12-04",
                                               **measured, "steps_code_commits": ["abcdef0123"],
                                               "code": {"commit": "1234567abc"}}))
-    assert "(`python benchmarks/detection_stems.py` at `1234567`, 2026-12-04, runs made at `abcdef0`)" in text
+    assert "(`python -m benchmarks.detection_stems` at `1234567`, 2026-12-04, runs made at `abcdef0`)" in text
     assert "- MoCo v3 + ResMo (λ=1): ‖conv1.weight‖ 11.31; bn1 running variance 6.5." in text
 
 
 def test_stems_are_not_measured_without_the_runs(tmp_path):
-    import detection_stems
+    from benchmarks import detection_stems
 
-    with pytest.raises(SystemExit, match="student_backbone.pt is missing; run benchmarks/detection_scenes.py first"):
+    with pytest.raises(SystemExit, match="student_backbone.pt is missing; run python -m benchmarks.detection_scenes first"):
         detection_stems.measure(replace(BUDGET, seeds=(0,)), tmp_path, tmp_path / "results")

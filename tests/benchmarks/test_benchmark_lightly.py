@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 pytest.importorskip("lightly")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import lightly_baselines  # noqa: E402
-
-from resmo.data.textures import SyntheticTextures  # noqa: E402
+from benchmarks import lightly_baselines
+from resmo.data.textures import SyntheticTextures
 
 
 def tiny(method: str) -> lightly_baselines.LightlyModel:

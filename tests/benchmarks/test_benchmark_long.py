@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import long_curves  # noqa: E402
-import protocol  # noqa: E402
+from benchmarks import long_curves, protocol
 
 LONG = protocol.PROTOCOLS["long"]
 
@@ -64,13 +58,13 @@ def test_one_command_writes_the_json_and_the_three_figures(results, tmp_path):
     figures = tmp_path / "docs" / "figures"
     assert long_curves.main(["--results-dir", str(results), "--figures", str(figures)]) == 0
     written = json.loads((results / "long" / "curves.json").read_text())
-    assert written["command"] == "python benchmarks/long_curves.py" and written["code"]["resmo_version"]
+    assert written["command"] == "python -m benchmarks.long_curves" and written["code"]["resmo_version"]
     for name in ("long_knn.png", "long_gap.png", "long_teacher_minus_student.png"):
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_docs_show_the_runs_made_the_last_epoch_and_paired_effects_with_intervals(results, tmp_path):
-    import render_docs
+    from benchmarks import render_docs
 
     assert long_curves.main(["--results-dir", str(results), "--figures", str(tmp_path / "figures")]) == 0
     curves = json.loads((results / "long" / "curves.json").read_text())

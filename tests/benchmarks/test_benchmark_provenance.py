@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import provenance  # noqa: E402
-import render_docs  # noqa: E402
+from benchmarks import provenance, render_docs
 
 
 def git(root: Path, *args: str) -> str:
@@ -80,7 +75,7 @@ def test_the_renderer_marks_a_result_from_older_code_as_stale(history):
     change = commit(root, "benchmarks/quickstart.py", "new script\n")
     text = "\n".join(render_docs.quickstart_section(quickstart(first)))
     assert (f"**Stale**: made by the code at `{first[:7]}`; what it measures has changed since "
-            f"(`{change[:7]}`); re-run `python benchmarks/quickstart.py`.") in text
+            f"(`{change[:7]}`); re-run `python -m benchmarks.quickstart`.") in text
     assert "47.0" in text  # the numbers are still shown, marked
 
 
@@ -121,3 +116,18 @@ def test_a_later_exact_recheck_vouches_for_older_quality_runs(history, monkeypat
     monkeypatch.setattr(render_docs, "QUALITY_RECHECKS", [("2026-12-03", first[:7], "same numbers")])
     assert render_docs.quality_freshness({**runs, "code_commits": [later]}).startswith("Code: commit")
     assert "judged by" not in render_docs.quality_freshness({**runs, "code_commits": [later]})
+
+
+def test_a_result_recorded_as_a_script_path_is_quoted_as_recorded_and_rerun_as_a_module():
+    """Results made before benchmarks/ became a package recorded ``python benchmarks/<name>.py``:
+    the page quotes that command and tells the reader to re-run ``python -m benchmarks.<name>``."""
+    loop = {"command": "python benchmarks/loop_overhead.py --tiny", "rounds": 3, "date": "2026-12-02",
+            "machine": {"cpu_count": 2, "processor": "x86_64", "torch": "2.14.1", "torch_threads": 2,
+                        "load_average_1min": 0.1},
+            "load_average_1min_after": 1.0, "loop_median": 90.0, "bare_median": 100.0, "ratio": 0.9,
+            "target_ratio": 0.9}
+    text = "\n".join(render_docs.loop_section(loop))
+    assert "Measured by `python benchmarks/loop_overhead.py --tiny`, 3 rounds" in text
+    assert "re-run `python -m benchmarks.loop_overhead --tiny`." in text
+    assert render_docs.rerun("python -m benchmarks.speed_cpu --tiny") == "python -m benchmarks.speed_cpu --tiny"
+    assert render_docs.rerun("resmo pretrain") == "resmo pretrain"

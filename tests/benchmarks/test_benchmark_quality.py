@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import cifar10_folder  # noqa: E402
-import protocol  # noqa: E402
-import quality_summary  # noqa: E402
-import render_docs  # noqa: E402
-from folder_subset import subset_folder  # noqa: E402
+from benchmarks import cifar10_folder, protocol, quality_summary, render_docs
+from benchmarks.folder_subset import subset_folder
 
 FULL = protocol.PROTOCOLS["full"]
 
@@ -92,7 +85,7 @@ def test_long_protocol_follows_both_methods_with_and_without_resmo_over_training
 
 
 def test_training_curves_read_the_online_knn_and_the_epoch_gaps(tmp_path):
-    import quality_cifar10
+    from benchmarks import quality_cifar10
 
     metrics = tmp_path / "metrics.csv"
     metrics.write_text("epoch,gap/output_epoch,gap/features_epoch,gap/output_step,step\n"
@@ -208,8 +201,8 @@ def test_rendered_docs_take_every_number_from_the_json(tmp_path, small_protocol)
     assert "| random init (no training) | 2 seeds | 21.2 ± 0.0 |" in text
     assert "student kNN top-1: +3.0 points (per seed: +3.0, +3.0, +3.0); 95 % interval [+3.0, +3.0] excludes 0" in text
     assert "from 0.500 without ResMo to 0.400 with it" in text
-    assert "Not measured yet: `python benchmarks/speed_cpu.py`" in text
-    assert "python benchmarks/gpu_cifar10.py" in text
+    assert "Not measured yet: `python -m benchmarks.speed_cpu`" in text
+    assert "python -m benchmarks.gpu_cifar10" in text
 
 
 def test_subset_folder_links_the_first_images_of_each_class(tmp_path):
@@ -245,7 +238,7 @@ def test_level_ablation_arms_change_the_fingerprint_and_the_command():
 
 def test_committed_benchmark_docs_are_the_rendering_of_the_committed_json():
     """Every number in docs/benchmarks.md comes from benchmarks/results/: after a benchmark,
-    `python benchmarks/render_docs.py` must be run and its output committed."""
+    `python -m benchmarks.render_docs` must be run and its output committed."""
     assert render_docs.DOC.read_text() == render_docs.render(render_docs.RESULTS)
 
 

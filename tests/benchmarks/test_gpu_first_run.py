@@ -38,6 +38,9 @@ def test_the_script_parses_and_its_steps_fit_in_eight_minutes(tmp_path):
     tests = re.search(r"^== tests .*$", shown, flags=re.M).group(0)
     named = re.findall(r"(tests/\S+\.py)", tests)
     assert named and all((ROOT / path).is_file() for path in named)
+    modules = re.findall(r" -m benchmarks\.(\w+)", shown)  # the benchmarks run as modules of the package
+    assert sorted(modules) == ["cuda_sync_debug", "gpu_throughput", "lars_ops"]
+    assert all((ROOT / "benchmarks" / f"{module}.py").is_file() for module in modules)
 
 
 def test_the_sync_count_runs_through_on_a_cpu(tmp_path):

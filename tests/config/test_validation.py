@@ -10,10 +10,9 @@ import torch
 from torch import nn
 
 from resmo import EMATeacher, ResMoSettings, create_backbone, create_method, method_names
-from resmo.losses import DinoCenter, MoCoQueue, dino_cross_entropy, info_nce, kd_cross_entropy
+from resmo.losses import DinoCenter, MoCoQueue
 from resmo.losses import residual_momentum_loss as resmo_loss
 from resmo.methods import method_options
-from resmo.momentum import cosine_momentum
 from resmo.nn import build_mlp
 from resmo.registry import Registry
 from resmo.validation import (
@@ -113,7 +112,8 @@ def test_unknown_backbone():
 def test_unknown_method_option(name, make_method):
     message = _raises(
         lambda: make_method(name, hidden_dims=32),
-        f"method {name!r}", "'hidden_dims'", "allowed options:",
+        f"unknown key 'method_options.{name}.hidden_dims' (did you mean method_options.{name}.hidden_dim?)",
+        f"valid keys in 'method_options.{name}':",
     )
     for option in method_options(name):
         assert option in message
@@ -135,18 +135,22 @@ def test_resmo_distance_unknown():
     _raises(lambda: resmo_loss(x, teacher=x, distance="l1"), "resmo.distance='l1'", allowed)
 
 
-@pytest.mark.parametrize("weight", [-0.5, -1, math.nan, math.inf])
+@pytest.mark.parametrize("weight", [-0.5, -1, math.nan])
 def test_resmo_weight_invalid(weight):
-    _raises(lambda: ResMoSettings(weight=weight), f"resmo.weight={weight!r}", NUMBER_GE_0)
+    _raises(lambda: ResMoSettings(weight=weight), f"resmo.weight={float(weight)!r}", NUMBER_GE_0)
+
+
+def test_resmo_weight_not_finite():
+    _raises(lambda: ResMoSettings(weight=math.inf), "'resmo.weight' expects a finite number, got inf")
 
 
 def test_resmo_weight_zero_is_valid():
     assert not ResMoSettings(weight=0).enabled
 
 
-def test_resmo_warmup_steps_invalid():
-    _raises(lambda: ResMoSettings(warmup_steps=-1), "resmo.warmup_steps=-1", "an integer >= 0")
-    _raises(lambda: ResMoSettings(warmup_steps=2.5), "resmo.warmup_steps=2.5", "an integer >= 0")
+def test_resmo_warmup_epochs_invalid():
+    _raises(lambda: ResMoSettings(warmup_epochs=-1), "resmo.warmup_epochs=-1.0", NUMBER_GE_0)
+    _raises(lambda: ResMoSettings(warmup_step=2), "unknown key 'resmo.warmup_step' (did you mean resmo.warmup_epochs?)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,23 +158,13 @@ def test_resmo_warmup_steps_invalid():
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("temperature", [0, 0.0, -0.1])
 def test_temperature_must_be_positive(temperature, make_method):
-    x = torch.randn(2, 3)
+    # checked where the setting is read; the losses (info_nce, dino_cross_entropy,
+    # residual_momentum_loss) use the checked value at every step without checking it again
     value = f"={temperature!r}"
-    _raises(lambda: info_nce(x, key=x, temperature=temperature), "temperature" + value, NUMBER_GT_0)
-    _raises(lambda: info_nce(x, key=x, temperature=temperature, queue=x),
-            "temperature" + value, NUMBER_GT_0)
     for role in ("student_temperature", "teacher_temperature"):
-        kwargs = {"student_temperature": 0.1, "teacher_temperature": 0.04, role: temperature}
-        _raises(lambda kwargs=kwargs: dino_cross_entropy(
-            [x, x], teacher_logits=[x, x], center=torch.zeros(1, 3), **kwargs
-        ), role + value, NUMBER_GT_0)
         _raises(lambda role=role: make_method("dino", **{role: temperature}),
                 role + value, NUMBER_GT_0)
     _raises(lambda: ResMoSettings(temperature=temperature), "resmo.temperature" + value, NUMBER_GT_0)
-    _raises(lambda: resmo_loss([x], teacher=[x], distance="kd", temperature=temperature),
-            "resmo.temperature" + value, NUMBER_GT_0)
-    _raises(lambda: kd_cross_entropy(x, teacher=x, temperature=temperature),
-            "temperature" + value, NUMBER_GT_0)
     for name in ("mocov2", "mocov3"):
         _raises(lambda name=name: make_method(name, temperature=temperature),
                 "temperature" + value, NUMBER_GT_0)
@@ -181,16 +175,11 @@ def test_temperature_must_be_positive(temperature, make_method):
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("momentum", [1.5, -0.1, math.nan])
 def test_momentum_outside_unit_interval(momentum, make_method):
-    student = nn.Linear(2, 2)
-    teacher = EMATeacher(student)
-    before = teacher.module.weight.clone()
-    _raises(lambda: teacher.update(student, momentum=momentum), f"momentum={momentum!r}", UNIT)
-    assert torch.equal(teacher.module.weight, before)
+    # checked where the setting is read; the schedule and EMATeacher.update trust it per step
     _raises(lambda: make_method("byol", momentum=momentum),
             f"momentum={momentum!r}", UNIT)
     _raises(lambda: make_method("mocov3", final_momentum=momentum),
             f"final_momentum={momentum!r}", UNIT)
-    _raises(lambda: cosine_momentum(0, total_steps=10, base=momentum), f"momentum={momentum!r}", UNIT)
     _raises(lambda: DinoCenter(4, momentum=momentum), f"center_momentum={momentum!r}", UNIT)
 
 
@@ -206,5 +195,3 @@ def test_other_settings(make_method):
             "allowed values: gelu, relu")
     _raises(lambda: build_mlp(4, 8, 2, layers=0), "layers=0")
     _raises(lambda: create_backbone("resnet_small", width=0), "width=0")
-    _raises(lambda: cosine_momentum(-1, total_steps=10, base=0.9), "step=-1")
-    _raises(lambda: cosine_momentum(0, total_steps=0, base=0.9), "total_steps=0")

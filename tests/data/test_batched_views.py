@@ -17,8 +17,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
-from resmo.data import build_view_recipe, multi_crop_spec, torchvision_views, two_view_spec
-from resmo.data.batched import BatchedViewRecipe, build_batched_view_recipe, colour
+from resmo.data import TorchvisionViews, ViewSpecs, build_view_spec, multi_crop_spec, two_view_spec
+from resmo.data.batched import BatchedViews, colour
 from resmo.data.batched import blur as blur_ops
 from resmo.data.batched.geometry import max_box_size, resized_crop, sample_crop_boxes
 
@@ -67,11 +67,11 @@ def binomial_ok(hits: int, trials: int, p: float, sigmas: float = 5.0) -> bool:
         ("byol", 96, [96, 96]),
     ],
 )
-def test_views_have_the_recipe_shapes_and_dtype(method, size, shapes):
-    recipe = build_batched_view_recipe(method, size)
-    reference = build_view_recipe(method, size)
-    assert recipe.num_views == reference.num_views and recipe.num_global_views == reference.num_global_views
-    views = recipe(uint8_images(5, (size + 8, size)), generator=torch.Generator().manual_seed(0))
+def test_views_have_the_spec_shapes_and_dtype(method, size, shapes):
+    make_views = BatchedViews(build_view_spec(method, size))
+    reference = TorchvisionViews(build_view_spec(method, size))
+    assert make_views.num_views == reference.num_views and make_views.num_global_views == reference.num_global_views
+    views = make_views(uint8_images(5, (size + 8, size)), generator=torch.Generator().manual_seed(0))
     assert [tuple(v.shape) for v in views] == [(5, 3, s, s) for s in shapes]
     assert all(v.dtype == torch.float32 and v.is_contiguous() and torch.isfinite(v).all() for v in views)
     assert not torch.equal(views[0], views[1])
@@ -91,62 +91,57 @@ def test_both_pipelines_are_built_from_one_spec():
     assert first.solarize_level == pytest.approx(127.5 / 255)  # uint8 128 in floats
     assert first.mean == (0.5, 0.4, 0.3) and first.std == (0.2, 0.3, 0.4)
     assert first.group_key() == second.group_key()  # the two views run as one batch
-    reference = torchvision_views(spec)
+    reference = TorchvisionViews(spec)
     crop, flip, jitter, gray, blur, solarize = reference.transforms[1].transforms[:6]
     assert crop.size == (96, 96) and crop.scale == (0.3, 1.0) and flip.p == 0.5
     assert jitter.p == 0.8 and jitter.transforms[0].brightness == pytest.approx((0.8, 1.2))
     assert jitter.transforms[0].hue == pytest.approx((-0.05, 0.05)) and gray.p == 0.3
     assert blur.p == 0.1 and blur.transforms[0].kernel_size == (9, 9)
     assert solarize.p == 0.4 and solarize.threshold == 128
-    assert reference.spec is spec and BatchedViewRecipe.from_view_recipe(reference).specs == list(spec.views)
-    assert BatchedViewRecipe(spec).groups == [[0, 1]]
-    assert BatchedViewRecipe(multi_crop_spec(32)).groups == [[0, 1], [2, 3, 4, 5]]
+    assert reference.spec is spec and BatchedViews(spec).specs == list(spec.views)
+    assert BatchedViews(spec).groups == [[0, 1]]
+    assert BatchedViews(multi_crop_spec(32)).groups == [[0, 1], [2, 3, 4, 5]]
 
 
 def test_ops_with_probability_zero_are_left_out_of_both_pipelines():
     spec = two_view_spec(96, jitter_prob=0.0, grayscale_prob=0.0, flip_prob=0.0, blur=False,
                          solarize_prob=0.0)
-    assert [type(t).__name__ for t in torchvision_views(spec).transforms[0].transforms] == [
+    assert [type(t).__name__ for t in TorchvisionViews(spec).transforms[0].transforms] == [
         "RandomResizedCrop", "ToImage", "ToDtype", "Normalize"]
     assert spec.views[0].blur_kernel == 0 and not spec.views[0].jitters
     images = uint8_images(2, 96)
-    _, params = BatchedViewRecipe(spec)(images, generator=torch.Generator().manual_seed(0), return_params=True)
+    _, params = BatchedViews(spec)(images, generator=torch.Generator().manual_seed(0), return_params=True)
     assert not any(bool(p.jitter.any() or p.flip.any() or p.blur.any() or p.solarize.any()) for p in params)
 
 
 def test_normalisation_of_an_untouched_view():
-    recipe = BatchedViewRecipe(two_view_spec(
+    make_views = BatchedViews(two_view_spec(
         16, min_scale=1.0, flip_prob=0.0, jitter_prob=0.0, grayscale_prob=0.0, solarize_prob=0.0,
         mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 2.0),
     ))
     images = uint8_images(3, 16)
-    for view in recipe(images):  # the whole image, resized to its own size: unchanged
+    for view in make_views(images):  # the whole image, resized to its own size: unchanged
         expected = (images.float() / 255 - torch.tensor([0.5, 0.25, 0.0]).view(1, 3, 1, 1)) / torch.tensor(
             [0.5, 0.25, 2.0]).view(1, 3, 1, 1)
         torch.testing.assert_close(view, expected, atol=1e-5, rtol=0)
 
 
-def test_recipe_accepts_float_images_and_is_deterministic_per_generator():
-    recipe = build_batched_view_recipe("byol", 32, blur=True)
+def test_batched_views_accept_float_images_and_are_deterministic_per_generator():
+    make_views = BatchedViews(build_view_spec("byol", 32, blur=True))
     images = uint8_images(4, 32)
-    a = recipe(images, generator=torch.Generator().manual_seed(3))
-    b = recipe(images.float() / 255, generator=torch.Generator().manual_seed(3))
-    c = recipe(images, generator=torch.Generator().manual_seed(4))
+    a = make_views(images, generator=torch.Generator().manual_seed(3))
+    b = make_views(images.float() / 255, generator=torch.Generator().manual_seed(3))
+    c = make_views(images, generator=torch.Generator().manual_seed(4))
     for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x, y, atol=1e-5, rtol=0)
     assert not torch.equal(a[0], c[0])
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
-        recipe(images[:, :1])
+        make_views(images[:, :1])
 
 
-def test_hand_made_transforms_are_refused_by_the_batched_path():
-    from torchvision.transforms import v2
-
-    from resmo.data.views import ViewRecipe
-
-    hand_made = ViewRecipe([v2.Compose([v2.RandomResizedCrop(8), v2.RandomRotation(10)])])
-    with pytest.raises(ValueError, match="view spec"):
-        BatchedViewRecipe.from_view_recipe(hand_made)
+def test_batched_views_need_at_least_one_view():
+    with pytest.raises(ValueError, match="at least one view"):
+        BatchedViews(ViewSpecs((), num_global_views=0))
 
 
 # -- each op against torchvision on fixed parameters -------------------------------------
@@ -309,10 +304,10 @@ def test_crop_fallback_is_torchvision_centre_crop():
     assert (boxes.numpy() == np.array(expected, dtype=np.float32)).all()
 
 
-def test_per_sample_rates_match_the_recipe():
-    recipe = build_batched_view_recipe("byol", 24, blur=True, grayscale_prob=0.3)
+def test_per_sample_rates_match_the_spec():
+    make_views = BatchedViews(build_view_spec("byol", 24, blur=True, grayscale_prob=0.3))
     count = 3000
-    _, params = recipe(uint8_images(count, 24), generator=torch.Generator().manual_seed(1), return_params=True)
+    _, params = make_views(uint8_images(count, 24), generator=torch.Generator().manual_seed(1), return_params=True)
     for view, blur_p, solarize_p in ((0, 1.0, 0.0), (1, 0.1, 0.2)):
         p = params[view]
         assert binomial_ok(int(p.flip.sum()), count, 0.5)
@@ -332,9 +327,9 @@ def test_per_sample_rates_match_the_recipe():
 
 
 def test_jitter_order_is_random_over_calls():
-    recipe = build_batched_view_recipe("mocov3", 8)
+    make_views = BatchedViews(build_view_spec("mocov3", 8))
     torch.manual_seed(0)
-    orders = {tuple(recipe(uint8_images(2, 8), return_params=True)[1][0].jitter_order) for _ in range(300)}
+    orders = {tuple(make_views(uint8_images(2, 8), return_params=True)[1][0].jitter_order) for _ in range(300)}
     assert len(orders) == 24  # every permutation of the four ops shows up
 
 
@@ -346,11 +341,11 @@ def test_output_colour_statistics_match_the_torchvision_pipeline():
     rng = np.random.default_rng(0)
     colours = rng.integers(0, 256, (count, 1, 1, 3), dtype=np.uint8)
     pixels = np.ascontiguousarray(np.broadcast_to(colours, (count, size, size, 3)))
-    reference = build_view_recipe("mocov3", size, hue=0.3)
+    reference = TorchvisionViews(build_view_spec("mocov3", size, hue=0.3))
     torch.manual_seed(0)
     per_image = [reference(Image.fromarray(image)) for image in pixels]
     expected = [torch.stack([views[v] for views in per_image]).mean(dim=(2, 3)) for v in range(2)]
-    batched = BatchedViewRecipe.from_view_recipe(reference)
+    batched = BatchedViews(reference.spec)
     views = batched(torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
                     generator=torch.Generator().manual_seed(0))
     for view, ref in zip(views, expected, strict=True):
@@ -368,12 +363,12 @@ def test_textured_output_statistics_match_the_torchvision_pipeline():
     from resmo.data.textures import SyntheticTextures
 
     data = SyntheticTextures("train", num_samples=800, image_size=32, seed=0)
-    reference = build_view_recipe("mocov3", 32)
+    reference = TorchvisionViews(build_view_spec("mocov3", 32))
     torch.manual_seed(0)
     per_image = [reference(data[i][0]) for i in range(len(data))]
     expected = [torch.stack([views[v] for views in per_image]) for v in range(2)]
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
-    views = BatchedViewRecipe.from_view_recipe(reference)(images, generator=torch.Generator().manual_seed(0))
+    views = BatchedViews(reference.spec)(images, generator=torch.Generator().manual_seed(0))
     for ours, ref in zip(views, expected, strict=True):
         assert float((ours.mean(dim=(0, 2, 3)) - ref.mean(dim=(0, 2, 3))).abs().max()) < 0.12
         assert float((ours.std(dim=(0, 2, 3)) - ref.std(dim=(0, 2, 3))).abs().max()) < 0.12
@@ -383,9 +378,9 @@ def test_textured_output_statistics_match_the_torchvision_pipeline():
 def test_host_side_draws_follow_the_host_generator():
     """The jitter order is drawn on the host; with a device generator it comes from
     ``host_generator`` so that seeded views stay a pure function of the seeds."""
-    recipe = build_batched_view_recipe("mocov3", 8)
+    make_views = BatchedViews(build_view_spec("mocov3", 8))
     orders = {
-        tuple(recipe(uint8_images(2, 8), host_generator=torch.Generator().manual_seed(5),
+        tuple(make_views(uint8_images(2, 8), host_generator=torch.Generator().manual_seed(5),
                      return_params=True)[1][0].jitter_order)
         for _ in range(5)
     }

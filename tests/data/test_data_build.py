@@ -23,8 +23,9 @@ from resmo.data import (
     EvalDataset,
     MultiViewDataset,
     SkippedFiles,
+    TorchvisionViews,
     build_datasets,
-    build_view_recipe,
+    build_view_spec,
     default_cache_dir,
     eval_transform,
     torchvision_sets,
@@ -99,7 +100,7 @@ def test_unlabelled_folder_splits(tmp_path):
     assert splits.val is None and splits.eval_train is None
     assert [splits.train[i][1] for i in range(2)] == [-1, -1]
     assert not any("image_size defaults" in note for note in splits.notes)
-    views, label = MultiViewDataset(splits.train, build_view_recipe("byol", 32))[0]
+    views, label = MultiViewDataset(splits.train, TorchvisionViews(build_view_spec("byol", 32)))[0]
     assert len(views) == 2 and label == -1
 
 
@@ -237,7 +238,7 @@ def test_real_cifar10_jpegs_from_the_shared_tarball(tmp_path):
     assert len(splits.train) == 12 and len(splits.val) == 12
     image, label = splits.train[5]
     assert image.mode == "RGB" and image.size == (32, 32) and label == 1
-    views, labels = next(iter(DataLoader(MultiViewDataset(splits.train, build_view_recipe("dino", 32)), batch_size=6)))
+    views, labels = next(iter(DataLoader(MultiViewDataset(splits.train, TorchvisionViews(build_view_spec("dino", 32))), batch_size=6)))
     assert [tuple(v.shape) for v in views] == [(6, 3, 32, 32)] * 2 + [(6, 3, 16, 16)] * 4
     batch, val_labels = next(iter(DataLoader(EvalDataset(splits.val, eval_transform(32)), batch_size=12)))
     assert batch.shape == (12, 3, 32, 32) and batch.dtype == torch.float32

@@ -18,7 +18,8 @@ from resmo.data import (
     ImageFiles,
     MultiViewDataset,
     SkippedFiles,
-    build_view_recipe,
+    TorchvisionViews,
+    build_view_spec,
     find_images,
     load_image,
     load_image_folder,
@@ -220,7 +221,7 @@ def test_skips_are_counted_across_dataloader_workers(tmp_path, context, workers)
     """Only workers read the files; the main process still sees the three skips."""
     _with_corrupt_files(tmp_path)
     train = load_image_folder(tmp_path).train
-    dataset = MultiViewDataset(train, build_view_recipe("mocov3", 8))
+    dataset = MultiViewDataset(train, TorchvisionViews(build_view_spec("mocov3", 8)))
     loader = DataLoader(
         dataset, batch_size=4, num_workers=workers, multiprocessing_context=context, shuffle=False
     )
@@ -294,9 +295,9 @@ def test_exif_orientation_is_applied(tmp_path):
     assert load_image(tmp_path / "rotated.jpg").size == (10, 20)
 
 
-def test_folder_images_feed_a_view_recipe(tmp_path):
+def test_folder_images_feed_the_torchvision_views(tmp_path):
     _labelled(tmp_path, "train")
     train = load_image_folder(tmp_path).train
-    views, label = MultiViewDataset(train, build_view_recipe("mocov3", 8))[0]
+    views, label = MultiViewDataset(train, TorchvisionViews(build_view_spec("mocov3", 8)))[0]
     assert len(views) == 2 and views[0].shape == (3, 8, 8) and views[0].dtype == torch.float32
     assert label == 0

@@ -1,4 +1,4 @@
-"""View recipes: counts, shapes, dtypes, defaults, determinism and option checks."""
+"""Torchvision views of the view specs: counts, shapes, dtypes, defaults, determinism and option checks."""
 
 from __future__ import annotations
 
@@ -12,21 +12,21 @@ from torchvision.transforms import v2
 from resmo.data import (
     EvalDataset,
     MultiViewDataset,
-    build_view_recipe,
+    TorchvisionViews,
+    build_view_spec,
     eval_transform,
     multi_crop_spec,
-    torchvision_views,
     two_view_spec,
 )
 
 
-def two_view_recipe(image_size: int, **options):
+def two_views(image_size: int, **options) -> TorchvisionViews:
     """The torchvision pipeline of the two-view spec (what these tests check)."""
-    return torchvision_views(two_view_spec(image_size, **options))
+    return TorchvisionViews(two_view_spec(image_size, **options))
 
 
-def multi_crop_recipe(image_size: int, **options):
-    return torchvision_views(multi_crop_spec(image_size, **options))
+def multi_crop_views(image_size: int, **options) -> TorchvisionViews:
+    return TorchvisionViews(multi_crop_spec(image_size, **options))
 
 
 def _image(size: int | tuple[int, int] = 32, seed: int = 0) -> Image.Image:
@@ -66,10 +66,10 @@ def _probability_of(view: v2.Compose, kind: type) -> float | None:
 
 
 @pytest.mark.parametrize("size", [32, 96])
-def test_two_view_recipe_gives_two_float_views(size):
-    recipe = two_view_recipe(size)
-    views = recipe(_image((size + 13, size + 7)))
-    assert recipe.num_views == recipe.num_global_views == 2
+def test_two_view_spec_gives_two_float_views(size):
+    make_views = two_views(size)
+    views = make_views(_image((size + 13, size + 7)))
+    assert make_views.num_views == make_views.num_global_views == 2
     assert len(views) == 2
     for view in views:
         assert view.shape == (3, size, size)
@@ -78,7 +78,7 @@ def test_two_view_recipe_gives_two_float_views(size):
 
 
 def test_two_view_defaults_follow_public_recipes():
-    small, large = two_view_recipe(32), two_view_recipe(224)
+    small, large = two_views(32), two_views(224)
     assert small.transforms[0].transforms[0].scale == (0.2, 1.0)
     assert large.transforms[0].transforms[0].scale == (0.08, 1.0)
     # no blur at 32 px; blur p = 1.0 / 0.1 and solarisation p = 0 / 0.2 otherwise
@@ -96,13 +96,13 @@ def test_two_view_defaults_follow_public_recipes():
 
 
 def test_two_view_options_are_applied():
-    recipe = two_view_recipe(
+    make_views = two_views(
         32, min_scale=0.5, blur=True, blur_prob=0.3, solarize_prob=0.0, mean=(0, 0, 0), std=(1, 1, 1)
     )
-    assert recipe.transforms[0].transforms[0].scale == (0.5, 1.0)
-    assert _probability_of(recipe.transforms[1], v2.GaussianBlur) == 0.3
-    assert all(v2.RandomSolarize not in _steps(view) for view in recipe.transforms)
-    views = recipe(_image())
+    assert make_views.transforms[0].transforms[0].scale == (0.5, 1.0)
+    assert _probability_of(make_views.transforms[1], v2.GaussianBlur) == 0.3
+    assert all(v2.RandomSolarize not in _steps(view) for view in make_views.transforms)
+    views = make_views(_image())
     assert all(0.0 <= float(v.min()) and float(v.max()) <= 1.0 for v in views)
 
 
@@ -110,39 +110,39 @@ def test_two_view_options_are_applied():
     ("size", "count", "local"), [(32, 4, 16), (96, 6, 48), (224, 6, 96)]
 )
 def test_multi_crop_default_counts_and_sizes(size, count, local):
-    recipe = multi_crop_recipe(size)
-    views = recipe(_image(size))
-    assert recipe.num_global_views == 2
-    assert len(views) == recipe.num_views == 2 + count
+    make_views = multi_crop_views(size)
+    views = make_views(_image(size))
+    assert make_views.num_global_views == 2
+    assert len(views) == make_views.num_views == 2 + count
     assert [tuple(v.shape) for v in views] == [(3, size, size)] * 2 + [(3, local, local)] * count
     assert all(v.dtype == torch.float32 for v in views)
 
 
 def test_multi_crop_scales_and_options():
-    small = multi_crop_recipe(32)
+    small = multi_crop_views(32)
     assert small.transforms[0].transforms[0].scale == (0.14, 1.0)
     assert small.transforms[2].transforms[0].scale == (0.05, 0.14)
-    large = multi_crop_recipe(224)
+    large = multi_crop_views(224)
     assert large.transforms[0].transforms[0].scale == (0.4, 1.0)
     assert large.transforms[2].transforms[0].scale == (0.05, 0.4)
     assert _probability_of(large.transforms[2], v2.GaussianBlur) == 0.5
     assert _probability_of(large.transforms[2], v2.RandomSolarize) is None
 
-    custom = multi_crop_recipe(32, num_local_crops=2, local_size=24, local_scale=(0.1, 0.3))
+    custom = multi_crop_views(32, num_local_crops=2, local_size=24, local_scale=(0.1, 0.3))
     shapes = [tuple(v.shape) for v in custom(_image())]
     assert shapes == [(3, 32, 32)] * 2 + [(3, 24, 24)] * 2
-    assert len(multi_crop_recipe(32, num_local_crops=0)(_image())) == 2
+    assert len(multi_crop_views(32, num_local_crops=0)(_image())) == 2
 
 
-@pytest.mark.parametrize("make", [lambda: two_view_recipe(32), lambda: multi_crop_recipe(96)])
+@pytest.mark.parametrize("make", [lambda: two_views(32), lambda: multi_crop_views(96)])
 def test_views_are_deterministic_under_manual_seed(make):
-    recipe, image = make(), _image(96)
+    make_views, image = make(), _image(96)
     torch.manual_seed(0)
-    first = recipe(image)
+    first = make_views(image)
     torch.manual_seed(0)
-    second = recipe(image)
+    second = make_views(image)
     torch.manual_seed(1)
-    third = recipe(image)
+    third = make_views(image)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert not all(torch.equal(a, c) for a, c in zip(first, third, strict=True))
     assert not torch.equal(first[0], first[1])  # the two views differ
@@ -160,31 +160,31 @@ def test_eval_transform_is_deterministic_and_sized():
     assert eval_transform(96).transforms[0].size == [96]
 
 
-def test_build_view_recipe_picks_multi_crop_for_dino_only():
-    assert build_view_recipe("dino", 32).num_views == 6
+def test_build_view_spec_picks_multi_crop_for_dino_only():
+    assert TorchvisionViews(build_view_spec("dino", 32)).num_views == 6
     for method in ("byol", "mocov2", "mocov3"):
-        assert build_view_recipe(method, 32).num_views == 2
-    assert build_view_recipe("mocov3", 32, multi_crop=True, num_local_crops=2).num_views == 4
-    assert build_view_recipe("dino", 32, multi_crop=False).num_views == 2
-    assert build_view_recipe("byol", 32, min_scale=0.3).transforms[0].transforms[0].scale == (0.3, 1.0)
+        assert TorchvisionViews(build_view_spec(method, 32)).num_views == 2
+    assert TorchvisionViews(build_view_spec("mocov3", 32, multi_crop=True, num_local_crops=2)).num_views == 4
+    assert TorchvisionViews(build_view_spec("dino", 32, multi_crop=False)).num_views == 2
+    assert TorchvisionViews(build_view_spec("byol", 32, min_scale=0.3)).transforms[0].transforms[0].scale == (0.3, 1.0)
 
 
 @pytest.mark.parametrize(
     ("call", "named"),
     [
-        (lambda: build_view_recipe("simclr", 32), "method='simclr'"),
-        (lambda: build_view_recipe("byol", 32, num_local_crops=2), "'num_local_crops'"),
-        (lambda: build_view_recipe("dino", 32, min_scale=0.2), "'min_scale'"),
-        (lambda: build_view_recipe("byol", 32, multi_crop="yes"), "multi_crop='yes'"),
-        (lambda: two_view_recipe(0), "image_size=0"),
-        (lambda: two_view_recipe(32, min_scale=1.5), "(min_scale, max_scale)=(1.5, 1.0)"),
-        (lambda: two_view_recipe(32, hue=0.7), "hue=0.7"),
-        (lambda: two_view_recipe(32, blur_prob=(1.0, 0.5, 0.1)), "blur_prob=(1.0, 0.5, 0.1)"),
-        (lambda: two_view_recipe(32, solarize_prob=2), "solarize_prob=2"),
-        (lambda: two_view_recipe(32, std=(0, 1, 1)), "std=(0, 1, 1)"),
-        (lambda: two_view_recipe(32, interpolation="cubic"), "interpolation='cubic'"),
-        (lambda: multi_crop_recipe(32, num_local_crops=-1), "num_local_crops=-1"),
-        (lambda: multi_crop_recipe(32, local_scale=(0.5, 0.1)), "local_scale=(0.5, 0.1)"),
+        (lambda: TorchvisionViews(build_view_spec("simclr", 32)), "method='simclr'"),
+        (lambda: TorchvisionViews(build_view_spec("byol", 32, num_local_crops=2)), "'num_local_crops'"),
+        (lambda: TorchvisionViews(build_view_spec("dino", 32, min_scale=0.2)), "'min_scale'"),
+        (lambda: TorchvisionViews(build_view_spec("byol", 32, multi_crop="yes")), "multi_crop='yes'"),
+        (lambda: two_views(0), "image_size=0"),
+        (lambda: two_views(32, min_scale=1.5), "(min_scale, max_scale)=(1.5, 1.0)"),
+        (lambda: two_views(32, hue=0.7), "hue=0.7"),
+        (lambda: two_views(32, blur_prob=(1.0, 0.5, 0.1)), "blur_prob=(1.0, 0.5, 0.1)"),
+        (lambda: two_views(32, solarize_prob=2), "solarize_prob=2"),
+        (lambda: two_views(32, std=(0, 1, 1)), "std=(0, 1, 1)"),
+        (lambda: two_views(32, interpolation="cubic"), "interpolation='cubic'"),
+        (lambda: multi_crop_views(32, num_local_crops=-1), "num_local_crops=-1"),
+        (lambda: multi_crop_views(32, local_scale=(0.5, 0.1)), "local_scale=(0.5, 0.1)"),
         (lambda: eval_transform(32, crop_fraction=1.5), "crop_fraction=1.5"),
     ],
 )
@@ -195,8 +195,8 @@ def test_invalid_view_options_name_the_setting(call, named):
 
 
 def test_multi_view_dataset_collates_into_view_batches():
-    recipe = multi_crop_recipe(32, num_local_crops=2)
-    dataset = MultiViewDataset(_Images(5, 32), recipe)
+    make_views = multi_crop_views(32, num_local_crops=2)
+    dataset = MultiViewDataset(_Images(5, 32), make_views)
     assert len(dataset) == 5
     views, labels = next(iter(DataLoader(dataset, batch_size=4)))
     assert [tuple(v.shape) for v in views] == [(4, 3, 32, 32)] * 2 + [(4, 3, 16, 16)] * 2
@@ -211,8 +211,8 @@ def test_eval_dataset_returns_tensor_and_label():
     assert batch.shape == (3, 3, 32, 32) and labels.tolist() == [0, 1, 2]
 
 
-def test_recipe_repr_groups_local_crops():
-    text = repr(multi_crop_recipe(32))
+def test_torchvision_views_repr_groups_local_crops():
+    text = repr(multi_crop_views(32))
     assert "views 2-5" in text and "num_views=6" in text
 
 

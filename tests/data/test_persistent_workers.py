@@ -1,33 +1,35 @@
-"""Training loaders keep their workers between epochs, and that changes no batch.
+"""The train loader keeps its workers between epochs, and that changes no batch.
 
-Both train loaders (``seeded_train_loader``: torchvision views made in the workers;
-``batched_train_loader``: images decoded in the workers, views made on the device from the
-batch's seed) must give, with two kept workers, the batches of the same loader without
-workers: over several epochs, after an epoch left part-way (an interrupt) and from a
-mid-epoch start (a resume).
+With either pipeline (``torchvision``: views made in the workers; ``batched``: images
+decoded in the workers, views made on the device from the batch's seed),
+``build_train_loader`` must give, with two kept workers, the batches of the same loader
+without workers: over several epochs, after an epoch left part-way (an interrupt) and from
+a mid-epoch start (a resume).
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from resmo.data.batched.train_loader import batched_train_loader
-from resmo.data.sampling import seeded_train_loader
+from resmo.data import build_train_loader, two_view_spec
 
 
-class RandomDrawWithPid(Dataset):
-    """``(index, a draw of torch's global RNG, the process id)``: the draw shows which RNG
-    state made the sample (as a torchvision view would), the pid which process did."""
+class PicturesWithPid(Dataset):
+    """``(PIL image, the process id)``: a different gradient per index, so that every random
+    crop, flip and colour draw shows in the views; the pid (as the label) says which process
+    made the sample."""
 
     def __len__(self) -> int:
         return 48
 
     def __getitem__(self, index):
-        return index, float(torch.rand(())), os.getpid()
+        pixels = (np.arange(10 * 12 * 3).reshape(10, 12, 3) * (index + 1)) % 256
+        return Image.fromarray(pixels.astype(np.uint8)), os.getpid()
 
 
 class Pictures(Dataset):
@@ -54,22 +56,27 @@ def epochs(loader, plan):
 PLAN = [(0, 0, None), (1, 0, 2), (1, 0, None), (2, 3, None), (3, 0, None)]
 
 
+def loader(dataset, pipeline, workers, batch_size, seed):
+    return build_train_loader(dataset, two_view_spec(8), pipeline=pipeline, batch_size=batch_size, seed=seed,
+                              workers=workers)
+
+
 def test_kept_workers_give_the_torchvision_loaders_batches():
-    kept = seeded_train_loader(RandomDrawWithPid(), batch_size=8, seed=7, workers=2)
-    fresh_each_time = seeded_train_loader(RandomDrawWithPid(), batch_size=8, seed=7, workers=0)
+    kept = loader(PicturesWithPid(), "torchvision", 2, batch_size=8, seed=7)
+    fresh_each_time = loader(PicturesWithPid(), "torchvision", 0, batch_size=8, seed=7)
     assert kept.persistent_workers and not fresh_each_time.persistent_workers
     ours, expected = epochs(kept, PLAN), epochs(fresh_each_time, PLAN)
     assert len(ours) == len(expected) == 6 + 2 + 6 + 3 + 6
-    for batch, reference in zip(ours, expected, strict=True):
-        assert batch[0].tolist() == reference[0].tolist()
-        assert batch[1].tolist() == reference[1].tolist()  # the same random draws
-    pids = {pid for batch in ours for pid in batch[2].tolist()}
+    for (views, _), (views_0, _) in zip(ours, expected, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(views, views_0, strict=True))  # the same draws
+    assert not torch.equal(ours[0][0][0], ours[6][0][0])  # another epoch: other images, other draws
+    pids = {pid for _, labels in ours for pid in labels.tolist()}
     assert len(pids) == 2 and os.getpid() not in pids  # the same two workers for every epoch
 
 
 def test_kept_workers_give_the_batched_loaders_batches_and_leave_the_global_rng_alone():
-    kept = batched_train_loader(Pictures(), image_size=8, batch_size=4, seed=3, workers=2)
-    fresh_each_time = batched_train_loader(Pictures(), image_size=8, batch_size=4, seed=3, workers=0)
+    kept = loader(Pictures(), "batched", 2, batch_size=4, seed=3)
+    fresh_each_time = loader(Pictures(), "batched", 0, batch_size=4, seed=3)
     assert kept.persistent_workers
     state = torch.get_rng_state()
     ours, expected = epochs(kept, PLAN), epochs(fresh_each_time, PLAN)

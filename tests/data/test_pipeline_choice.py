@@ -1,4 +1,4 @@
-"""``data.pipeline: auto`` decided by the training device and the dataset (resmo.data.batched.device_views)."""
+"""``data.pipeline: auto`` decided by the training device and the dataset (resmo.data.train_loader)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from resmo.config import load_config
-from resmo.data.batched.device_views import chosen_pipeline
+from resmo.data.train_loader import chosen_pipeline
 from resmo.train.pretrain import prepare_run
 from tests.pretrain_helpers import tiny_overrides
 
@@ -65,3 +65,10 @@ def test_a_run_decides_auto_on_the_device_it_trains_on(tmp_path, global_flags_ke
     run = prepare_run(load_config(None, [*overrides, "out=" + str(tmp_path / "run2"), "train.accelerator=cpu"]))
     assert run.fabric.device.type == "cpu" and run.config.data.pipeline == "batched"
     assert run.loop.device_views is not None
+
+
+def test_an_unknown_pipeline_is_refused_by_the_train_loader():
+    from resmo.data import build_train_loader, two_view_spec
+
+    with pytest.raises(ValueError, match="pipeline='dali' is not valid; allowed values: batched, torchvision"):
+        build_train_loader([], two_view_spec(8), pipeline="dali", batch_size=2, seed=0, workers=0)

@@ -52,7 +52,7 @@ def test_eval_commands_cap_num_workers_before_extracting(monkeypatch, capsys):
     monkeypatch.setattr(runs, "load_run", lambda run, config=None: "run")
     monkeypatch.setattr(features, "build_eval_data", lambda run, data, **kwargs: "data")
     args = argparse.Namespace(device="cpu", run="r", config=None, data=None, max_train=None, max_val=None,
-                              num_workers=8, batch_size=4, no_cache=False)
+                              num_workers=8, batch_size=4, no_cache=False, split="test")
     assert common.load(args) == ("run", "data")
     assert common.extract_options(args)["num_workers"] == 2
     assert capsys.readouterr().out == "# note: --num-workers=8 capped to the 2 CPU cores of this machine\n"

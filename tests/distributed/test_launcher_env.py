@@ -13,7 +13,7 @@ from resmo.distributed.launcher_env import (
     slurm_world,
     torchrun_world,
 )
-from resmo.launch import launcher_notes
+from resmo.train.plan import plan_run
 
 #: What `torchrun --nnodes 2 --nproc-per-node 4` sets in the process of rank 5.
 TORCHRUN_2x4 = {"TORCHELASTIC_RUN_ID": "job7", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4",
@@ -62,9 +62,13 @@ def test_reconcile_keeps_agreeing_settings_and_adopts_the_launchers_otherwise():
     assert reconcile(2, 1, None) == Layout(2, 1, None)
 
 
-def test_launcher_notes_change_the_recipe_so_config_yaml_records_the_world():
-    config = load_config(None, ["train.accelerator=cpu"])
-    notes = launcher_notes(config, env=SLURM_2x2)
-    assert (config.train.devices, config.train.num_nodes) == (2, 2)
-    assert len(notes) == 1 and notes[0].startswith("SLURM started 4 processes (2 nodes x 2)")
-    assert launcher_notes(config, env=SLURM_2x2) == []  # now they agree
+def test_the_plan_adopts_the_launchers_world_so_config_yaml_records_it(tmp_path):
+    config = load_config(None, ["train.accelerator=cpu", f"out={tmp_path / 'run'}"])
+    plan = plan_run(config, env=SLURM_2x2)
+    assert (plan.config.train.devices, plan.config.train.num_nodes, plan.processes) == (2, 2, 4)
+    assert (config.train.devices, config.train.num_nodes) == (1, 1)  # the read recipe is not changed
+    slurm = [note for note in plan.notes if note.startswith("SLURM")]
+    assert len(slurm) == 1 and slurm[0].startswith("SLURM started 4 processes (2 nodes x 2)")
+    again = plan_run(plan.config, env=SLURM_2x2)  # now they agree
+    assert not [note for note in again.notes if note.startswith("SLURM")]
+    assert not (tmp_path / "run").exists()  # planning writes nothing

@@ -57,14 +57,27 @@ def test_resmo_pairs_same_views():
 
 def test_resmo_settings_defaults_and_warmup():
     default = ResMoSettings()
-    assert (default.weight, default.level, default.distance, default.warmup_steps) == (
-        1.0, "output", "cosine", 0
+    assert (default.weight, default.level, default.distance, default.warmup_epochs) == (
+        1.0, "output", "cosine", 0.0
     )
     assert default.enabled and default.weight_at(0) == 1.0
-    ramp = ResMoSettings(weight=2.0, warmup_steps=4)
+    ramp = ResMoSettings(weight=2.0, warmup_epochs=4)  # 1 step per epoch: a 4-step ramp
     assert [ramp.weight_at(step) for step in range(7)] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
-    off = ResMoSettings(weight=0.0, warmup_steps=4)
+    # 0.5 epochs of 6 steps: round(3.0) = 3 steps
+    assert [ResMoSettings(weight=3.0, warmup_epochs=0.5).weight_at(s, 6) for s in range(5)] == [0, 1, 2, 3, 3]
+    off = ResMoSettings(weight=0.0, warmup_epochs=4)
     assert not off.enabled and off.weight_at(10) == 0.0
+
+
+def test_one_resmo_settings_type_for_recipe_and_method():
+    """The recipe's ``resmo`` section is the type the methods take, frozen."""
+    from resmo.config.loader import load_config
+
+    config = load_config(None, ["resmo.weight=0.3", "resmo.warmup_epochs=2"])
+    assert type(config.resmo) is ResMoSettings
+    assert config.resmo == ResMoSettings(weight=0.3, warmup_epochs=2)
+    with pytest.raises(ValueError, match="frozen"):
+        config.resmo.weight = 1.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -145,7 +158,7 @@ def test_resmo_weight_zero_is_bitwise_the_method_without_resmo(method_name, make
     plain_loss.backward()
 
     # ResMo enabled but its warm-up puts lambda at 0 on step 0: the term is computed, not added
-    ramp = make_method(method_name, seed=8, resmo=ResMoSettings(weight=1.0, warmup_steps=5))
+    ramp = make_method(method_name, seed=8, resmo=ResMoSettings(weight=1.0, warmup_epochs=5))
     ramp.load_state_dict(state)
     on = make_method(method_name, seed=9, resmo=ResMoSettings(weight=1.0))
     on.load_state_dict(state)
@@ -174,7 +187,7 @@ def test_resmo_weight_zero_is_bitwise_the_method_without_resmo(method_name, make
 
 def test_resmo_weight_warmup_in_method(make_method, make_views):
     views = make_views(2)
-    method = make_method("byol", resmo=ResMoSettings(weight=2.0, warmup_steps=4))
+    method = make_method("byol", resmo=ResMoSettings(weight=2.0, warmup_epochs=4))
     for step, weight in ((0, 0.0), (1, 0.5), (3, 1.5), (4, 2.0), (9, 2.0)):
         result = method(views, step=step)
         assert result.terms["resmo_weight"].item() == weight

@@ -244,7 +244,7 @@ def test_resmo_weight_zero_is_bitwise_plain_densecl(make_method, make_views):
     state = plain.state_dict()
     results, grads = {}, {}
     for label, resmo in (("plain", ResMoSettings(weight=0.0)),
-                         ("ramp", ResMoSettings(weight=1.0, warmup_steps=3)),  # lambda(0) = 0
+                         ("ramp", ResMoSettings(weight=1.0, warmup_epochs=3)),  # lambda(0) = 0
                          ("on", ResMoSettings(weight=1.0))):
         method = plain if label == "plain" else make_method("densecl", seed=5, resmo=resmo)
         method.load_state_dict(state)

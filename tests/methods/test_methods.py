@@ -164,8 +164,9 @@ def test_mocov2_pairs_every_student_view(make_method, make_views):
 def test_dino_loss_uses_centre_and_teacher_temperature_warmup(make_method, make_views):
     method = make_method(
         "dino", teacher_temperature=0.07, warmup_teacher_temperature=0.04,
-        teacher_temperature_warmup_steps=3,
+        teacher_temperature_warmup_epochs=1.5, steps_per_epoch=2,  # round(1.5 x 2) = 3 steps
     )
+    assert method.teacher_temperature_warmup_steps == 3
     assert [method.teacher_temperature_at(s) for s in (0, 3, 10)] == [0.04, 0.07, 0.07]
     student, teacher = _outputs(method, make_views(2))
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """The batched pipeline's data side and its place in training (resmo.data.batched.loader,
-resmo.data.batched.device_views): uint8 loaders, seeded device views, backbone settings, a run."""
+resmo.data.train_loader, resmo.data.batched.views.DeviceViews): uint8 loaders, seeded
+device views, backbone settings, a run."""
 
 from __future__ import annotations
 
@@ -13,24 +14,24 @@ from PIL import Image
 from resmo import create_backbone, create_method
 from resmo.builder import apply_backbone_settings
 from resmo.config import load_config
+from resmo.data import build_view_spec, two_view_spec
 from resmo.data.batched import (
+    BatchedViews,
     DecodedImages,
+    DeviceViews,
     TensorImages,
-    build_batched_view_recipe,
     in_memory_images,
-    uint8_batch_loader,
 )
-from resmo.data.batched.device_views import DeviceViews
 from resmo.data.batched.loader import decode_to_size
-from resmo.data.batched.train_loader import (
-    SeededUint8Samples,
-    batched_train_loader,
-    collate_uint8,
-    is_uint8_batch,
-)
 from resmo.data.images import ImageFiles
 from resmo.data.sampling import sample_seed
 from resmo.data.textures import SyntheticTextures
+from resmo.data.train_loader import (
+    SeededUint8Samples,
+    build_train_loader,
+    collate_uint8,
+    is_uint8_batch,
+)
 from resmo.train.pretrain import execute_run, prepare_run
 from resmo.train.stopping import RunStopped
 from tests.pretrain_helpers import ON_CPU, SignalAt, tiny_overrides
@@ -74,14 +75,19 @@ def test_in_memory_datasets_become_uint8_tensors():
     assert in_memory_images(object()) is None
 
 
-def test_uint8_batch_loader_gathers_whole_batches():
-    loader = uint8_batch_loader(CifarLike(10), image_size=8, batch_size=4, shuffle=False)
+def batched_train_loader(dataset, image_size: int, **options):
+    return build_train_loader(dataset, two_view_spec(image_size), pipeline="batched", **options)
+
+
+def test_batched_train_loader_gathers_whole_batches():
+    loader = batched_train_loader(CifarLike(10), 8, batch_size=4, seed=0, workers=0)
     batches = list(loader)
     assert len(batches) == 2  # drop_last
-    images, labels = batches[1]
+    images, labels, seed = batches[1]
+    order = loader.sampler.order(0)[4:8]
     assert images.dtype == torch.uint8 and images.shape == (4, 3, 8, 8)
-    assert labels.tolist() == [4, 5, 6, 7]
-    expected = torch.from_numpy(CifarLike().data[4:8]).permute(0, 3, 1, 2)
+    assert labels.tolist() == order and seed == sample_seed(0, 0, order[0])
+    expected = torch.from_numpy(CifarLike().data[order]).permute(0, 3, 1, 2)
     assert torch.equal(images, expected)
 
 
@@ -119,22 +125,22 @@ def test_seeded_samples_gather_equals_one_by_one(image_folder):
 
 
 def test_batched_train_loader_for_memory_and_folders(image_folder):
-    loader = batched_train_loader(SyntheticTextures("val", num_samples=24, image_size=16), image_size=16,
+    loader = batched_train_loader(SyntheticTextures("val", num_samples=24, image_size=16), 16,
                                   batch_size=8, seed=1, workers=2)
     assert loader.num_workers == 0  # in memory: one gather per batch in the main process
     first = list(loader)
-    again = list(batched_train_loader(SyntheticTextures("val", num_samples=24, image_size=16), image_size=16,
+    again = list(batched_train_loader(SyntheticTextures("val", num_samples=24, image_size=16), 16,
                                       batch_size=8, seed=1, workers=0))
     assert len(first) == 3 and all(is_uint8_batch(batch) for batch in first)
     for a, b in zip(first, again, strict=True):  # a pure function of the seed
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
     assert len({batch[2] for batch in first}) == 3  # each batch its own seed
-    folder = list(batched_train_loader(image_folder, image_size=12, batch_size=3, seed=0, workers=0))
+    folder = list(batched_train_loader(image_folder, 12, batch_size=3, seed=0, workers=0))
     assert [tuple(batch[0].shape) for batch in folder] == [(3, 3, 12, 12)] * 2
 
 
 def test_device_views_are_a_function_of_the_batch_seed():
-    make = DeviceViews(build_batched_view_recipe("mocov3", 16))
+    make = DeviceViews(BatchedViews(build_view_spec("mocov3", 16)))
     images, labels = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8), torch.arange(4)
     a, labels_out = make((images, labels, 11))
     b, _ = make((images, labels, 11))
@@ -145,10 +151,10 @@ def test_device_views_are_a_function_of_the_batch_seed():
 
 
 def test_device_views_are_made_channels_last_with_the_same_values():
-    recipe = build_batched_view_recipe("mocov3", 16)
+    views = BatchedViews(build_view_spec("mocov3", 16))
     images, labels = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8), torch.arange(4)
-    plain, _ = DeviceViews(recipe)((images, labels, 5))
-    last, _ = DeviceViews(recipe, channels_last=True)((images, labels, 5))
+    plain, _ = DeviceViews(views)((images, labels, 5))
+    last, _ = DeviceViews(views, channels_last=True)((images, labels, 5))
     assert all(view.is_contiguous() for view in plain)
     assert all(view.is_contiguous(memory_format=torch.channels_last) for view in last)
     assert all(torch.equal(a, b) for a, b in zip(plain, last, strict=True))

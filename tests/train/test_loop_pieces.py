@@ -11,9 +11,9 @@ import torch
 
 from resmo.optim.optimizers import build_lr_scheduler, warmup_cosine_factor
 from resmo.train.epoch_stats import EpochMeans, Throughput
-from resmo.train.loop import StepCheck
 from resmo.train.metrics_log import MetricsLog
 from resmo.train.non_finite import NonFiniteBudget, NonFiniteStep
+from resmo.train.step_check import StepCheck, scaler_skips, step_flags
 
 
 def test_warmup_then_cosine_to_the_minimum():
@@ -90,6 +90,17 @@ def test_a_step_is_applied_unless_bad_or_skipped_by_the_scaler():
     assert StepCheck().applied and StepCheck(stop=True).applied
     assert not StepCheck(scaler_skipped=True).applied
     assert not StepCheck(bad=NonFiniteStep(0, 0, 0, "loss", float("nan"))).applied
+
+
+def test_the_step_flags_and_who_skips_an_overflow():
+    finite, overflowed = torch.tensor(True), [torch.ones(2), torch.tensor([1.0, float("inf")])]
+    assert step_flags(finite, [torch.ones(2)], stop_requested=False).tolist() == [0.0, 0.0, 0.0]
+    assert step_flags(finite, overflowed, stop_requested=True).tolist() == [0.0, 1.0, 1.0]
+    assert step_flags(torch.tensor(False), [torch.ones(2)], stop_requested=False).tolist() == [1.0, 0.0, 0.0]
+    # the fp16 scaler skips an overflow from finite terms; a term that is not finite is a bad step
+    assert scaler_skips(False, True, "16-mixed") and scaler_skips(False, True, "16")
+    assert not scaler_skips(True, True, "16-mixed") and not scaler_skips(False, False, "16-mixed")
+    assert not scaler_skips(False, True, "bf16-mixed") and not scaler_skips(False, True, "32-true")
 
 
 def rows(path):

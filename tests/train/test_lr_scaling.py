@@ -45,8 +45,8 @@ def test_optimizer_and_schedule_use_the_effective_lr(tmp_path):
                                 "optimizer.lr=0.3", "optimizer.lr_scaling=sqrt", "optimizer.lr_reference_batch=8"])
     run = prepare_run(config)
     expected = 0.3 * math.sqrt(32 / 8)
-    assert run.global_batch == 32 and run.effective_lr == pytest.approx(expected, rel=1e-15)
+    assert run.plan.global_batch == 32 and run.plan.effective_lr == pytest.approx(expected, rel=1e-15)
     groups = run.loop.optimizer.param_groups
-    assert [group["initial_lr"] for group in groups] == [run.effective_lr] * len(groups)
+    assert [group["initial_lr"] for group in groups] == [run.plan.effective_lr] * len(groups)
     assert "global batch 32 (32 per process x 1 process); learning rate 0.6 = optimizer.lr 0.3 x sqrt(32/8)" \
         in run.notes[-1]

@@ -17,7 +17,7 @@ TINY = ["data.synthetic.num_samples=64", "data.synthetic.val_num_samples=32", "t
     "args, fragments",
     [
         (["backbone_options.vit_small={x: &a [*a]}"], ["backbone_options.vit_small.x.0", "refers to itself"]),
-        (["method_options.mocov3.hidden_dim=abc"], ["hidden_dim='abc'", "integer >= 1"]),
+        (["method_options.mocov3.hidden_dim=abc"], ["'method_options.mocov3.hidden_dim' expects an integer, got 'abc'"]),
         (["method_options.mocov3.hidden_dim=0"], ["hidden_dim=0"]),
         (["optimizer.name=adam"], ["optimizer.name='adam'", "adamw"]),
         (["optimizer.lr=nan"], ["optimizer.lr=nan", ">= 0"]),
@@ -73,8 +73,11 @@ def test_resume_auto_without_a_checkpoint_starts_with_a_note(tmp_path, capsys, m
 
 
 @pytest.mark.parametrize("typo, fragment", [
-    ("method_options.mocov3.hiden_dim=8", "method 'mocov3' has no option 'hiden_dim'"),
-    ("backbone_options.resnet_small.widht=4", "backbone 'resnet_small' has no option 'widht'"),
+    ("method_options.mocov3.hiden_dim=8",
+     r"^unknown key 'method_options.mocov3.hiden_dim' \(did you mean method_options.mocov3.hidden_dim\?\)"),
+    ("method_options.mocov3.hidden_dim=abc", r"^'method_options.mocov3.hidden_dim' expects an integer, got 'abc'$"),
+    ("method_options.mocov3.temperature=true", r"^'method_options.mocov3.temperature' expects a number, got True$"),
+    ("backbone_options.resnet_small.widht=4", r"^unknown key 'backbone_options.resnet_small.widht' \(did you mean backbone_options.resnet_small.width\?\)"),
 ])
 def test_an_option_typo_stops_before_any_process_is_launched(tmp_path, monkeypatch, typo, fragment):
     from resmo.config import load_config

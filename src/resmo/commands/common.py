@@ -51,6 +51,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train", type=positive_int, metavar="N", help="use a fixed random subset of N training images")
     parser.add_argument("--max-val", type=positive_int, metavar="N", help="use a fixed random subset of N validation images")
     parser.add_argument("--no-cache", action="store_true", help="recompute features instead of using eval/cache/")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="evaluate on the data's test split (default) or on the training images "
+                        "the run held out (val: runs trained with data.val_fraction)")
 
 
 def extract_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -69,7 +72,7 @@ def load(args: argparse.Namespace):
 
     resolve_device(args.device)  # fail on a bad device before any work
     run = load_run(args.run, config=args.config)
-    data = build_eval_data(run, args.data, max_train=args.max_train, max_val=args.max_val)
+    data = build_eval_data(run, args.data, max_train=args.max_train, max_val=args.max_val, split=args.split)
     args.num_workers, note = capped_workers(args.num_workers, name="--num-workers")
     if note:
         print(f"# note: {note}", flush=True)

@@ -5,7 +5,8 @@ A recipe is a YAML file given by path or a shipped recipe given by name
 
 The schema (:mod:`resmo.config.schema`, pydantic) checks every key and value; its errors
 become :class:`ConfigError` (a ``ValueError``) with one line naming the source (file,
-recipe or command line), the dotted key and the offending value, e.g.::
+recipe or command line), the dotted key and the offending value
+(:func:`resmo.settings.describe_error`), e.g.::
 
     my_recipe.yaml: unknown key 'train.epoch'; valid keys in 'train': accelerator, ...
     command line: 'train.epochs' expects an integer, got 'abc'
@@ -18,17 +19,16 @@ built-in entry as a whole, while a dotted override sets one option.
 
 from __future__ import annotations
 
-import difflib
-import types
 import typing
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from resmo.config.schema import PretrainConfig
 from resmo.recipes import find_recipe, read_recipe, recipe_names, suggest_recipe
+from resmo.settings import describe_error
 from resmo.validation import one_line
 
 
@@ -150,7 +150,7 @@ def apply_mapping(
     try:
         return PretrainConfig.model_validate(merged)
     except ValidationError as error:
-        raise ConfigError(describe_error(error, source, data)) from None
+        raise ConfigError(describe_error(error, source, data, root=PretrainConfig)) from None
 
 
 def _merge(current: dict[str, Any], data: dict[str, Any], model: type[BaseModel], replace_entries: bool) -> None:
@@ -178,111 +178,6 @@ def _merge(current: dict[str, Any], data: dict[str, Any], model: type[BaseModel]
 def _is_nested_options(annotation: Any) -> bool:
     args = typing.get_args(annotation)
     return typing.get_origin(annotation) is dict and len(args) == 2 and typing.get_origin(args[1]) is dict
-
-
-def describe_error(error: ValidationError, source: str, data: dict[str, Any]) -> str:
-    """The first of pydantic's errors as one line: ``SOURCE: unknown key 'train.epoch' (did you
-    mean train.epochs?); valid keys in 'train': ...``, ``SOURCE: train.epochs=0 is not valid;
-    allowed values: an integer >= 1`` or ``SOURCE: 'train.epochs' expects an integer, got 'abc'``."""
-    first = error.errors()[0]
-    location = [part for part in first["loc"] if not isinstance(part, int) or first["type"] != "model_type"]
-    model, field, parents = _field_at(location)
-    dotted = ".".join(str(part) for part in location)
-    value = first.get("input")
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        section = f"'{'.'.join(str(p) for p in location[:-1])}'" if len(location) > 1 else "the top level"
-        guess = suggest_key(model, location[-1], value)
-        prefix = "".join(f"{p}." for p in location[:-1])
-        hint = f" (did you mean {prefix}{guess}?)" if guess else ""
-        return f"{source}: unknown key '{dotted}'{hint}; valid keys in {section}: {', '.join(sorted(model.model_fields))}"
-    if kind in ("model_type", "model_attributes_type"):
-        return f"{source}: '{dotted}' is a section and expects a mapping, got {value!r}"
-    if kind == "value_error":  # a field validator's own message (precision, devices)
-        message = str(first["ctx"]["error"])
-        if message.startswith("is not valid"):
-            return f"{source}: {dotted}={value!r} {message}"
-        return f"{source}: {message}" if dotted in message else f"{source}: '{dotted}' {message}, got {value!r}"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than") and field is not None:
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        allowed = extra.get("allowed") or first["msg"]
-        if isinstance(value, int) and not isinstance(value, bool) and "integer" not in allowed:
-            value = float(value)  # a number field shows the number it was read as
-        if parents and isinstance(parents[-1], int):  # an item of a tuple: name its index
-            dotted = f"{'.'.join(str(p) for p in location[:-1])}[{parents[-1]}]"
-        return f"{source}: {dotted}={value!r} is not valid; allowed values: {allowed}"
-    if kind == "literal_error":
-        return f"{source}: {dotted}={value!r} is not valid; allowed values: {first['ctx']['expected']}"
-    return f"{source}: '{_without_indices(location)}' expects {_describe(field)}, got {value!r}"
-
-
-def _field_at(location: list[Any]) -> tuple[type[BaseModel], Any, list[Any]]:
-    """The model holding the last named key of ``location``, that key's field (None when it is
-    not a field) and the parts after that key (tuple indices)."""
-    model: type[BaseModel] = PretrainConfig
-    field = None
-    for index, part in enumerate(location):
-        if not isinstance(part, str) or part not in model.model_fields:
-            return model, field if index and not isinstance(part, str) else None, list(location[index:])
-        field = model.model_fields[part]
-        annotation = field.annotation
-        if index + 1 < len(location) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-    return model, field, []
-
-
-def _without_indices(location: list[Any]) -> str:
-    return ".".join(str(part) for part in location if isinstance(part, str))
-
-
-def suggest_key(model: type[BaseModel], key: Any, value: Any) -> str | None:
-    """The dotted key, below ``model``, that the unknown ``key`` (set to ``value``) most
-    likely means: ``trian`` with ``{epoch: 2}`` gives ``train.epochs``.
-
-    Each level is the closest field name (:func:`difflib.get_close_matches`); inside a
-    section, a ``value`` of one key is followed (as a ``key.sub=value`` override gives it)
-    as far as its names can be matched; names inside free-form option maps are kept as
-    given. ``None`` when no field is close to ``key``."""
-    names = list(model.model_fields)
-    matches = [key] if key in names else difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-    if not matches:
-        return None
-    match = matches[0]
-    annotation = model.model_fields[match].annotation
-    if not isinstance(value, dict) or len(value) != 1:
-        return match
-    ((sub, sub_value),) = value.items()
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        below = suggest_key(annotation, sub, sub_value)
-        return match if below is None else f"{match}.{below}"
-    if typing.get_origin(annotation) is dict:  # free-form options (data.views, method_options.<name>): kept as given
-        below = str(sub)
-        while isinstance(sub_value, dict) and len(sub_value) == 1:
-            ((sub, sub_value),) = sub_value.items()
-            below += f".{sub}"
-        return f"{match}.{below}"
-    return match
-
-
-def _describe(field: Any) -> str:
-    """What a field takes, in words: ``an integer``, ``a number or null``, ``a list of 2 values``."""
-    return _describe_annotation(field.annotation) if field is not None else "a valid value"
-
-
-def _describe_annotation(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe_annotation(a) for a in typing.get_args(annotation))
-    if origin is typing.Annotated:
-        return _describe_annotation(typing.get_args(annotation)[0])
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
-    if annotation in names:
-        return names[annotation]
-    if origin is dict:
-        return "a mapping"
-    if origin is tuple:
-        return f"a list of {len(typing.get_args(annotation))} values"
-    return str(annotation)
 
 
 def config_to_dict(config: PretrainConfig) -> dict[str, Any]:

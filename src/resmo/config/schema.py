@@ -5,9 +5,11 @@ ResNet on the generated offline dataset, sized to finish in minutes on two CPU c
 The shipped recipes (``src/resmo/recipes/<dataset>/<method>.yaml``, ``resmo recipes``)
 override them per dataset and method.
 
-Sections are pydantic models: every field's type and allowed values live on the field
-(:func:`setting`), an unknown key or a bad value fails when the recipe is read, and an
-assignment (``config.train.epochs = 0``) is checked the same way.
+Sections are frozen pydantic models (:class:`resmo.settings.Section`): every field's type
+and allowed values live on the field (:func:`~resmo.settings.setting`), an unknown key or a
+bad value fails when the recipe is read, and a read recipe is never changed (what a run
+decides is a new config: :mod:`resmo.train.plan`). The ``resmo`` section is the loss's own
+settings type, :class:`resmo.losses.resmo.ResMoSettings`.
 :mod:`resmo.config.loader` turns pydantic's errors into one line naming the source, the
 key, the value and what is allowed. :meth:`PretrainConfig.resolve` converts every
 epoch-based setting into steps, once.
@@ -16,21 +18,13 @@ epoch-based setting into steps, once.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-)
+from pydantic import AfterValidator, Field
 
-from resmo.losses.resmo import DISTANCES, LEVELS, ResMoSettings
+from resmo.losses.resmo import ResMoSettings
+from resmo.settings import FiniteNumber, Flag, Integer, Number, Section, Text, one_of, setting
 
 OPTIMIZER_NAMES = ("sgd", "lars", "adamw")
 PIPELINES = ("auto", "torchvision", "batched")
@@ -42,59 +36,6 @@ PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
 HALF_WEIGHTS = ("bf16-true", "16-true")
 MAX_SEED = 2**32 - 1
 """NumPy's seed range, which ``seed_everything`` uses for every generator."""
-
-
-def _number(value: Any) -> Any:
-    """Numbers as YAML gives them: ints and floats (not booleans); ``1e-6`` (read as a
-    string by YAML 1.1) too."""
-    if isinstance(value, bool):
-        raise ValueError("expects a number")  # noqa: TRY004 (pydantic wants ValueError)
-    if isinstance(value, int):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return value
-
-
-def _text(value: Any) -> Any:
-    """Strings; a number given where a string is expected (``out=123``) becomes its text."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("expects a finite number")
-    return value
-
-
-Integer = StrictInt
-Number = Annotated[float, BeforeValidator(_number)]
-FiniteNumber = Annotated[float, BeforeValidator(_number), AfterValidator(_finite)]
-Flag = StrictBool
-Text = Annotated[str, BeforeValidator(_text)]
-
-
-def setting(default: Any, allowed: str, **constraints: Any) -> Any:
-    """A field with its constraints (``ge``, ``gt``, ``le``, ``lt``) and the text of its
-    allowed values, used by the one-line error (``key=value is not valid; allowed values: ...``)."""
-    return Field(default, json_schema_extra={"allowed": allowed}, **constraints)
-
-
-def one_of(names: tuple[str, ...]) -> Any:
-    """A string type whose allowed values are ``names``."""
-    allowed = ", ".join(sorted(names))
-
-    def check(value: str) -> str:
-        if value not in names:
-            raise ValueError(f"is not valid; allowed values: {allowed}")
-        return value
-
-    return Annotated[str, BeforeValidator(_text), AfterValidator(check)]
 
 
 def _precision(value: str) -> str:
@@ -115,12 +56,6 @@ def _devices(value: Any) -> Any:
     raise ValueError("is not valid; allowed values: auto or an integer >= 1")
 
 
-class Section(BaseModel):
-    """A recipe section: unknown keys refused, assignments checked."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 # Small heads per method for the quickstart; paper-size heads are the method defaults
 # (see resmo.nn.heads) and the shipped recipes (resmo.recipes) set their own.
 SMALL_HEADS: dict[str, dict[str, Any]] = {
@@ -132,17 +67,6 @@ SMALL_HEADS: dict[str, dict[str, Any]] = {
 }
 
 
-class ResMoSection(Section):
-    """The ResMo term (see resmo.losses.resmo): ``weight`` 0 gives the plain method;
-    :meth:`PretrainConfig.resolve` turns it into the method's ``ResMoSettings`` (steps)."""
-
-    weight: FiniteNumber = setting(1.0, "a number >= 0", ge=0)
-    level: one_of(LEVELS) = "output"
-    distance: one_of(DISTANCES) = "cosine"
-    temperature: FiniteNumber = setting(0.1, "a number > 0", gt=0)
-    warmup_epochs: FiniteNumber = setting(0.0, "a number >= 0", ge=0)
-
-
 class DataSection(Section):
     """Where images come from and how views are made.
 
@@ -152,7 +76,13 @@ class DataSection(Section):
     ``max_images``: null (default) trains on every training image; N keeps N of them, a
     class-balanced pick (as equal a count per class as possible; uniform without labels)
     seeded by ``seed`` (see resmo.data.subset); more than the data has keeps all, with a note.
-    ``views``: options of :func:`resmo.data.build_view_recipe`; ``synthetic``: options of
+    ``val_fraction``: null (default) gives the kNN monitor the dataset's own evaluation split
+    (test, or a folder's ``val/`` / ``test/``); a number in (0, 1) holds out that fraction of
+    each class of the training images (rounded, at least 1 of a class of 2 or more), seeded by
+    ``seed`` (see resmo.data.holdout): they leave pretraining and the monitor's memory bank
+    and are its validation set, so training reads no test image. It is carved before
+    ``max_images`` caps the rest, so it does not depend on ``max_images``.
+    ``views``: options of :func:`resmo.data.build_view_spec`; ``synthetic``: options of
     :class:`resmo.data.textures.SyntheticTextures`.
     ``on_bad_image``: what an image file that cannot be read does (zero bytes, truncated,
     not an image, deleted during the run): ``skip`` (default: the next readable image takes
@@ -160,7 +90,7 @@ class DataSection(Section):
     with a one-line error naming the file).
     ``pipeline``: how training views are made: ``torchvision`` (the reference: per-image
     transforms in DataLoader workers), ``batched`` (uint8 batches, views made on the
-    training device for the whole batch at once; see resmo.data.batched.device_views) or ``auto``
+    training device for the whole batch at once; see resmo.data.train_loader) or ``auto``
     (default): ``batched`` when training on CUDA (per-image views in workers cannot keep a
     large GPU busy) and for the in-memory ``synthetic`` dataset (no files to decode, so
     worker processes would only compete with training for the cores), ``torchvision`` for
@@ -170,6 +100,7 @@ class DataSection(Section):
     name: Text = "synthetic"
     image_size: Integer | None = setting(None, "null or an integer >= 1", ge=1)
     max_images: Integer | None = setting(None, "null or an integer >= 1", ge=1)
+    val_fraction: FiniteNumber | None = setting(None, "null or a number in (0, 1)", gt=0, lt=1)
     cache_dir: Text | None = None
     num_workers: Integer = setting(2, "an integer >= 0", ge=0)
     views: dict[str, Any] = Field(default_factory=dict)
@@ -283,37 +214,29 @@ class PretrainConfig(Section):
     out: Text | None = None
     method_options: dict[str, dict[str, Any]] = Field(default_factory=lambda: copy.deepcopy(SMALL_HEADS))
     backbone_options: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"resnet_small": {"width": 8}})
-    resmo: ResMoSection = Field(default_factory=ResMoSection)
+    resmo: ResMoSettings = Field(default_factory=ResMoSettings)
     data: DataSection = Field(default_factory=DataSection)
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     train: TrainSection = Field(default_factory=TrainSection)
     monitor: MonitorSection = Field(default_factory=MonitorSection)
 
     def resolve(self, steps_per_epoch: int) -> StepSchedule:
-        """Every epoch-based setting in optimizer steps, with ``steps_per_epoch`` steps per
-        epoch (the one place epochs become steps)."""
+        """The optimizer's schedule in steps, with ``steps_per_epoch`` steps per epoch (the
+        methods turn their own epoch-based settings into steps: ResMo's and DINO's warm-ups)."""
         total = max(1, self.train.epochs * steps_per_epoch)
-        section = self.resmo
-        resmo = ResMoSettings(
-            weight=section.weight, level=section.level, distance=section.distance,
-            temperature=section.temperature, warmup_steps=round(section.warmup_epochs * steps_per_epoch),
-        )
-        options = dict(self.method_options.get(self.method, {}))
-        fraction = options.pop("teacher_temperature_warmup_epochs", None)
-        if fraction is not None:
-            options["teacher_temperature_warmup_steps"] = round(float(fraction) * steps_per_epoch)
         lr_warmup = max(0, min(total - 1, round(self.optimizer.warmup_epochs * steps_per_epoch)))
-        return StepSchedule(steps_per_epoch, total, lr_warmup, resmo, options)
+        return StepSchedule(steps_per_epoch, total, lr_warmup)
+
+    def chosen_method_options(self) -> dict[str, Any]:
+        """``method_options`` of the chosen method (``{}`` when the recipe sets none)."""
+        return dict(self.method_options.get(self.method, {}))
 
 
 @dataclass(frozen=True)
 class StepSchedule:
-    """A recipe's epoch-based settings in steps (:meth:`PretrainConfig.resolve`):
-    ``lr_warmup_steps`` of the optimizer's schedule, the ResMo settings with their warm-up
-    in steps, and the method's options (DINO's teacher-temperature warm-up in steps)."""
+    """The optimizer's schedule in steps (:meth:`PretrainConfig.resolve`): steps per epoch,
+    total steps and the learning-rate warm-up."""
 
     steps_per_epoch: int
     total_steps: int
     lr_warmup_steps: int
-    resmo: ResMoSettings
-    method_options: dict[str, Any]

@@ -12,9 +12,14 @@
 :mod:`resmo.data.subset`); the kNN monitor's memory bank is that pick too where it is the
 training set itself (everything but STL-10). Evaluation images are never subsampled.
 
-View recipes are applied later, by wrapping ``train`` in
-:class:`~resmo.data.views.MultiViewDataset` and the evaluation sets in
-:class:`~resmo.data.views.EvalDataset`.
+``val_fraction`` holds out a seeded, class-balanced fraction of the training images (see
+:mod:`resmo.data.holdout`) as ``val``, in place of the dataset's own evaluation split: they
+leave ``train`` and ``eval_train``. For STL-10 they are drawn from the 5 000 labelled images
+(``eval_train``, the first 5 000 of ``train+unlabeled``). They are carved from the full
+training split first; ``max_images`` then caps the images that remain.
+
+Views are applied later, by the train loader (:mod:`resmo.data.train_loader`) and by
+wrapping the evaluation sets in :class:`~resmo.data.views.EvalDataset`.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from resmo.data.folders import load_image_folder
+from resmo.data.holdout import check_fraction, holdout_indices
 from resmo.data.images import SkippedFiles
 from resmo.data.sizing import FALLBACK_IMAGE_SIZE, folder_image_size
 from resmo.data.subset import dataset_labels, pick_indices, subset_of
@@ -48,15 +55,18 @@ class DataSplits:
     """Base datasets of ``(PIL RGB image, int label)`` and what the trainer needs to know.
 
     - ``train``: pretraining images (labels only feed monitors; ``-1`` = unlabelled);
-    - ``val``: labelled evaluation images, or ``None``;
+    - ``val``: labelled evaluation images, or ``None`` (with ``val_fraction`` on unlabelled
+      images: the held-out, unlabelled images);
+    - ``val_split``: where ``val`` comes from: ``"test"`` (the dataset's own evaluation
+      split) or ``"held-out 10% of train"`` (``val_fraction``);
     - ``eval_train``: labelled images for the kNN memory bank / linear probe; ``train``
       itself unless it holds unlabelled images (STL-10), ``None`` without labels;
     - ``num_classes`` / ``classes``: ``None`` / ``[]`` without labels;
     - ``has_labels``: whether the images carry class labels (kNN / linear evaluation also
       needs ``val``);
     - ``image_size``: the side views should have;
-    - ``view_defaults``: view-recipe options that suit this data (a recipe's
-      ``data.views`` overrides them);
+    - ``view_defaults``: options of :func:`~resmo.data.view_spec.build_view_spec` that
+      suit this data (a recipe's ``data.views`` overrides them);
     - ``notes``: one-line facts worth printing at the start of a run (defaults chosen,
       evaluation turned off, ...).
     """
@@ -71,10 +81,18 @@ class DataSplits:
     classes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     view_defaults: dict = field(default_factory=dict)
+    val_split: str = "test"
 
     def __post_init__(self) -> None:
         if self.eval_train is None and self.has_labels:
             self.eval_train = self.train
+
+    def val_summary(self) -> dict[str, Any]:
+        """For ``summary.json``: ``val_images`` (``None`` without ``val``) and ``monitor_split``,
+        the ``val_split`` the kNN monitor reads (``None`` when it is off: no labels or ``val``)."""
+        monitored = self.has_labels and self.val is not None and self.eval_train is not None
+        return {"val_images": None if self.val is None else len(self.val),  # type: ignore[arg-type]
+                "monitor_split": self.val_split if monitored else None}
 
     def skipped_files(self) -> SkippedFiles:
         """Unreadable files skipped so far across all splits (see ``SkippedFiles.message``)."""
@@ -97,6 +115,7 @@ def build_datasets(
     seed: int = 0,
     synthetic_options: dict | None = None,
     max_images: int | None = None,
+    val_fraction: float | None = None,
 ) -> DataSplits:
     """Build the base datasets for ``data`` (see the module docstring).
 
@@ -106,14 +125,20 @@ def build_datasets(
     ``synthetic_options`` only affect the synthetic data: ``num_samples`` (train),
     ``val_num_samples`` and any other keyword of ``SyntheticTextures``. ``max_images``
     (``None``: all) keeps that many training images, picked with ``seed`` (see
-    :func:`keep_max_images`). Errors: :class:`~resmo.data.errors.DataError` for missing or
+    :func:`keep_max_images`). ``val_fraction`` (``None``: the dataset's own evaluation split)
+    holds out that fraction of the training images as ``val`` (see :func:`hold_out_val`),
+    before ``max_images``. Errors: :class:`~resmo.data.errors.DataError` for missing or
     unreadable data, ``ValueError`` for invalid settings.
     """
     if image_size is not None:
         check_positive_int("image_size", image_size)
     if max_images is not None:
         check_positive_int("max_images", max_images)
+    if val_fraction is not None:
+        check_fraction("val_fraction", val_fraction)
     splits = _build(data, image_size, cache_dir, seed, synthetic_options)
+    if val_fraction is not None:
+        splits = hold_out_val(splits, val_fraction, seed)
     return splits if max_images is None else keep_max_images(splits, max_images, seed)
 
 
@@ -154,15 +179,65 @@ def keep_max_images(splits: DataSplits, max_images: int, seed: int) -> DataSplit
     if splits.eval_train is splits.train:
         splits.eval_train = train
     splits.train = train
-    if (labels >= 0).all():
-        per_class = np.unique(labels[chosen], return_counts=True)[1]
-        low, high = int(per_class.min()), int(per_class.max())
-        how = f"{low} per class" if low == high else f"{low} to {high} per class"
-    else:
-        how = "a uniform pick (not every image has a label)"
     splits.notes.append(f"data.max_images={max_images}: training on {max_images} of the {total} images "
-                        f"of '{splits.name}', {how}, picked with seed {seed}")
+                        f"of '{splits.name}', {_per_class(labels, chosen)}, picked with seed {seed}")
     return splits
+
+
+def _per_class(labels: np.ndarray, chosen: np.ndarray) -> str:
+    """How many images of each class in ``chosen`` it holds, for a note ("2 to 3 per class")."""
+    if not (labels >= 0).all():
+        return "a uniform pick (not every image has a label)"
+    per_class = np.unique(labels[chosen], return_counts=True)[1]
+    low, high = int(per_class.min()), int(per_class.max())
+    return f"{low} per class" if low == high else f"{low} to {high} per class"
+
+
+def hold_out_val(splits: DataSplits, fraction: float, seed: int) -> DataSplits:
+    """``splits`` with ``val`` the held-out ``fraction`` of the labelled training images
+    (:func:`resmo.data.holdout.holdout_indices`; all training images when unlabelled),
+    removed from ``train`` and ``eval_train``. Raises ``ValueError`` when no image can be
+    held out (fewer than 2 images in every class)."""
+    labelled = splits.eval_train if splits.eval_train is not None else splits.train
+    labels = dataset_labels(labelled)
+    kept, held = holdout_indices(labels, fraction, seed)
+    if held.size == 0:
+        few = "each class of its" if (labels >= 0).all() else "it has"
+        raise ValueError(f"data.val_fraction={fraction} holds out no image of '{splits.name}': {few} "
+                         f"{labels.size} training images has fewer than 2 (one stays for training)")
+    if splits.eval_train is not None and splits.eval_train is not splits.train:  # STL-10
+        head = dataset_labels(splits.train)[:labels.size]
+        if not np.array_equal(head, labels):
+            raise ValueError(f"data.val_fraction needs the labelled images of '{splits.name}' to be "
+                             "the first of its training images")
+        unlabelled = np.arange(labels.size, len(splits.train))  # type: ignore[arg-type]
+        splits.train = subset_of(splits.train, np.concatenate([kept, unlabelled]))
+        splits.eval_train = subset_of(splits.eval_train, kept)
+    else:
+        train = subset_of(splits.train, kept)
+        splits.eval_train = train if splits.eval_train is splits.train else None
+        splits.train = train
+    splits.val = subset_of(labelled, held)
+    splits.val_split = f"held-out {round(fraction * 100, 6):g}% of train"
+    splits.notes.append(f"data.val_fraction={fraction}: {held.size} of the {labels.size} training images of "
+                        f"'{splits.name}' held out for validation, {_per_class(labels, held)}, picked with seed {seed}; "
+                        "the dataset's own evaluation split is not used")
+    return splits
+
+
+def image_size_for(data: str | os.PathLike | None, image_size: int | None) -> tuple[int, str | None]:
+    """``(side, note)``: the image side a run on ``data`` trains at, decided before anything is
+    built: ``image_size`` when set, the native size of a named dataset, or for a folder the
+    side chosen from a sample of its training images (:func:`resmo.data.sizing.folder_image_size`,
+    with the note saying which)."""
+    if image_size is not None:
+        return check_positive_int("image_size", image_size), None
+    if data is None:
+        return NATIVE_IMAGE_SIZES["synthetic"], None
+    if isinstance(data, str) and data.strip().lower() in NATIVE_IMAGE_SIZES:  # names win, as in build_datasets
+        return NATIVE_IMAGE_SIZES[data.strip().lower()], None
+    choice = folder_image_size(load_image_folder(data).train)
+    return choice.size, choice.note
 
 
 def synthetic_option_names() -> list[str]:

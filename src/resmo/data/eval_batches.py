@@ -1,7 +1,11 @@
 """Evaluation batches: a dataset's images through ``eval_transform``, in a fixed order.
 
-Used by the kNN monitors of a run and by ``resmo eval`` / ``resmo gap``. Two paths give the
-same tensors:
+:func:`eval_loader` is the one way evaluation batches are made: the kNN monitors of a run
+(resmo.eval.knn_monitor), the features of ``resmo eval`` (resmo.eval.features) and
+``resmo gap`` (resmo.eval.gap_diagnostics). Training batches are another job
+(:func:`resmo.data.train_loader.build_train_loader`: seeded shuffled order, full batches
+only, random views); both read in-memory datasets through
+:func:`resmo.data.batched.loader.in_memory_images`. Two paths give the same tensors:
 
 - in-memory datasets (the synthetic textures, torchvision CIFAR-10/100 and STL-10, which
   hold their pixels as one uint8 array) read at their own size: each batch is one gather

@@ -18,16 +18,17 @@ augmentations pure functions of the seed instead:
   states instead; with an order that is a pure function of the seed, two integers and a
   sampler skip restore the same position, without another dependency.)
 
-The training loaders keep their DataLoader workers between epochs (``persistent_workers``
-when ``workers > 0``): the order is drawn by the sampler in the main process at every
-``iter``, and each sample's draws come from its own seed, never from a worker's RNG, so
-which process (new or kept) makes a sample does not change it; a worker's own seeds
+The training loader of both pipelines (:func:`resmo.data.train_loader.build_train_loader`)
+keeps its DataLoader workers between epochs (``persistent_workers`` when ``workers > 0``):
+the order is drawn by the sampler in the main process at every ``iter``, and each sample's
+draws come from its own seed, never from a worker's RNG, so which process (new or kept)
+makes a sample does not change it; a worker's own seeds
 (``base_seed + worker_id``, drawn once per kept pool instead of once per epoch) feed nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -114,7 +115,7 @@ class SeededSamples(Dataset):
     :func:`sample_seed` ``(seed, epoch, index)``; the caller's RNG state is restored after.
 
     Plain integer keys are read as epoch 0. Only torch's CPU RNG is seeded: the view
-    recipes (torchvision ``transforms.v2``) draw from it and from nothing else.
+    torchvision views (``transforms.v2``) draw from it and from nothing else.
     """
 
     def __init__(self, base: Dataset, *, seed: int = 0) -> None:
@@ -148,15 +149,3 @@ class ResumableLoader(DataLoader):
             sampler.skip(epoch, batches_done * int(self.batch_size or 1))
         return self
 
-
-def seeded_train_loader(dataset: Dataset, *, batch_size: int, seed: int, workers: int,
-                        worker_init_fn: Callable[[int], None] | None = None) -> ResumableLoader:
-    """The ``data.pipeline: torchvision`` train loader: shuffled by ``(seed, epoch)``,
-    each sample augmented under ``sample_seed(seed, epoch, index)``; worker seeds come from
-    a generator of its own, not from the global RNG; workers kept between epochs."""
-    return ResumableLoader(
-        SeededSamples(dataset, seed=seed), sampler=EpochShuffleSampler(len(dataset), seed=seed),
-        batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available(),
-        persistent_workers=workers > 0, worker_init_fn=worker_init_fn,
-        generator=torch.Generator().manual_seed(seed),
-    )

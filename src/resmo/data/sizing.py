@@ -6,7 +6,7 @@ sides and rounds it to the nearest multiple of :data:`MULTIPLE`, within
 [:data:`MIN_IMAGE_SIZE`, :data:`MAX_IMAGE_SIZE`]: CIFAR-10 saved as a folder trains at 32 px,
 STL-10 at 96, ImageNet (about 500 x 375) at 224, an 8 x 8 folder at 8.
 
-:data:`MIN_IMAGE_SIZE` is 8, the smallest side every backbone and view recipe handles: the
+:data:`MIN_IMAGE_SIZE` is 8, the smallest side every backbone and view spec handles: the
 ResNets get a CIFAR stem up to 64 px and halve the side three times (8 -> 1 px), DINO's
 local crops (half the side) still have 4 px, and the ViTs' 4-pixel patches tile it. Smaller
 images are trained at 8 px (upscaled), and the note says so.

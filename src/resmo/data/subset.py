@@ -60,10 +60,22 @@ def balanced_counts(class_sizes: Sequence[int], total: int) -> list[int]:
     return taken
 
 
+def seeded_permutation(members: np.ndarray, seed: int, *stream: int) -> np.ndarray:
+    """``members`` permuted by ``numpy.random.default_rng([seed, *stream])``."""
+    return np.random.default_rng([seed, *stream]).permutation(members)
+
+
+def class_members(labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The classes of ``labels`` (sorted) and the indices of each one's images, in dataset order."""
+    order = np.argsort(labels, kind="stable")  # by class, each class in dataset order
+    classes, starts, sizes = np.unique(labels[order], return_index=True, return_counts=True)
+    return classes, [order[start:start + size] for start, size in zip(starts, sizes, strict=True)]
+
+
 def _first(members: np.ndarray, count: int, seed: int | None, stream: int) -> np.ndarray:
     if seed is None:
         return members[:count]
-    return np.random.default_rng([seed, stream]).permutation(members)[:count]
+    return seeded_permutation(members, seed, stream)[:count]
 
 
 def pick_indices(labels: Sequence[int] | np.ndarray, total: int, seed: int | None) -> np.ndarray:
@@ -74,10 +86,8 @@ def pick_indices(labels: Sequence[int] | np.ndarray, total: int, seed: int | Non
     labels = np.asarray(labels, dtype=np.int64)
     if (labels < 0).any():
         return np.sort(_first(np.arange(labels.size), total, seed, 0))
-    order = np.argsort(labels, kind="stable")  # by class, each class in dataset order
-    classes, starts, sizes = np.unique(labels[order], return_index=True, return_counts=True)
-    members = [order[start:start + size] for start, size in zip(starts, sizes, strict=True)]
-    counts = balanced_counts(sizes.tolist(), total)
+    classes, members = class_members(labels)
+    counts = balanced_counts([m.size for m in members], total)
     chosen = [_first(m, count, seed, int(label)) for m, count, label in zip(members, counts, classes, strict=True)]
     return np.sort(np.concatenate(chosen)) if chosen else np.arange(0)
 

@@ -1,8 +1,9 @@
-"""The declarative view spec: what each view of a recipe does, as plain values.
+"""The declarative view spec: what each view of a method does, as plain values.
 
-Both view pipelines are built from it and nothing else: the torchvision per-image pipeline
-(:func:`resmo.data.views.torchvision_views`) and the batched one on the training device
-(:class:`resmo.data.batched.BatchedViewRecipe`). Neither reads settings back off the
+A :class:`ViewSpecs` is the one description of a method's views (crops, sizes, augmentation
+options). Both view pipelines are built from it and nothing else: the torchvision per-image
+pipeline (:class:`resmo.data.views.TorchvisionViews`) and the batched one on the training
+device (:class:`resmo.data.batched.BatchedViews`). Neither reads settings back off the
 other's objects, so the two cannot drift apart.
 
 - :func:`two_view_spec`: the asymmetric pair of BYOL (Grill et al. 2020, Table 6) and
@@ -112,7 +113,7 @@ class ViewSpec:
 
 @dataclass(frozen=True)
 class ViewSpecs:
-    """The views of one recipe, in order; the first ``num_global_views`` are global crops
+    """The views of one method, in order; the first ``num_global_views`` are global crops
     (pass it as a method's ``num_teacher_views``)."""
 
     views: tuple[ViewSpec, ...]
@@ -150,7 +151,7 @@ def _common(
     std: Sequence[float],
     interpolation: str,
 ) -> tuple[dict, bool]:
-    """Validate the options every recipe shares; return ``_view`` keywords and ``blur``."""
+    """Validate the options every spec function shares; return ``_view`` keywords and ``blur``."""
     check_positive_int("image_size", image_size)
     blur = check_optional_bool("blur", blur)
     if blur_kernel is not None and (check_positive_int("blur_kernel", blur_kernel) % 2 == 0):
@@ -283,9 +284,9 @@ def multi_crop_spec(
     return ViewSpecs(global_views + (local_view,) * num_local_crops, num_global_views=2)
 
 
-def view_options(recipe: Callable[..., ViewSpecs]) -> list[str]:
+def view_options(spec_function: Callable[..., ViewSpecs]) -> list[str]:
     """The keyword options a spec function accepts (besides ``image_size``)."""
-    parameters = inspect.signature(recipe).parameters.values()
+    parameters = inspect.signature(spec_function).parameters.values()
     return sorted(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
@@ -300,12 +301,12 @@ def build_view_spec(method: str, image_size: int, *, multi_crop: bool | None = N
     multi_crop = check_optional_bool("multi_crop", multi_crop)
     if multi_crop is None:
         multi_crop = method in MULTI_CROP_METHODS
-    recipe = multi_crop_spec if multi_crop else two_view_spec
-    allowed = view_options(recipe)
+    spec_function = multi_crop_spec if multi_crop else two_view_spec
+    allowed = view_options(spec_function)
     for name in sorted(options):
         if name not in allowed:
             raise ValueError(
-                f"view option {name!r} is not valid for {recipe.__name__} (method {method!r}); "
+                f"view option {name!r} is not valid for {spec_function.__name__} (method {method!r}); "
                 f"allowed options: {', '.join(allowed)}"
             )
-    return recipe(image_size, **options)
+    return spec_function(image_size, **options)

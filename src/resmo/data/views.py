@@ -1,13 +1,14 @@
 """The torchvision view pipeline: PIL image -> list of augmented, normalised tensors.
 
-Built from a declarative :class:`~resmo.data.view_spec.ViewSpecs` (the recipes' options and
+Built from a declarative :class:`~resmo.data.view_spec.ViewSpecs` (the views' options and
 defaults live in :mod:`resmo.data.view_spec`) with torchvision ``transforms.v2`` on PIL
-images, one ``Compose`` per view; the batched pipeline (:mod:`resmo.data.batched`) is built
-from the same spec.
+images, one ``Compose`` per view; the batched pipeline
+(:class:`resmo.data.batched.BatchedViews`) is built from the same spec.
 
-- :func:`torchvision_views`: a spec's views as a :class:`ViewRecipe`;
-- :func:`build_view_recipe`: the views of a method (multi-crop for DINO, two otherwise);
-- :func:`eval_transform`: deterministic resize (+ centre crop) for kNN / linear probes.
+- :class:`TorchvisionViews`: a spec's views, made per image (in DataLoader workers);
+- :class:`MultiViewDataset`: a dataset of ``(PIL image, label)`` through those views;
+- :func:`eval_transform` and :class:`EvalDataset`: deterministic resize (+ centre crop)
+  for kNN / linear probes.
 """
 
 from __future__ import annotations
@@ -26,26 +27,24 @@ from resmo.data.view_spec import (
     INTERPOLATIONS,
     ViewSpec,
     ViewSpecs,
-    build_view_spec,
 )
 from resmo.validation import check_choice, check_positive_int
 
 
-class ViewRecipe:
-    """Callable ``image -> list[Tensor]``: applies one transform per view, in order.
+class TorchvisionViews:
+    """Callable ``image -> list[Tensor]``: the views of ``spec``, one torchvision ``Compose``
+    per view, applied in order (views with equal specs, such as DINO's local crops, share
+    one object).
 
-    ``num_global_views`` is how many leading views are global crops (all of them for a
-    two-view recipe); pass it as a method's ``num_teacher_views``. ``spec`` is the
-    declarative spec the transforms were built from (:func:`torchvision_views`), ``None`` for
-    hand-made transforms; the batched pipeline is built from it.
+    ``num_global_views`` is how many leading views are global crops (the spec's); pass it
+    as a method's ``num_teacher_views``.
     """
 
-    def __init__(
-        self, transforms: Sequence[Callable], *, num_global_views: int | None = None, spec: ViewSpecs | None = None
-    ):
-        self.transforms = list(transforms)
-        self.num_global_views = len(self.transforms) if num_global_views is None else num_global_views
+    def __init__(self, spec: ViewSpecs) -> None:
         self.spec = spec
+        self.num_global_views = spec.num_global_views
+        composed: dict[ViewSpec, v2.Compose] = {}
+        self.transforms = [composed.setdefault(view, _compose(view)) for view in spec.views]
 
     @property
     def num_views(self) -> int:
@@ -62,7 +61,7 @@ class ViewRecipe:
                 lines.append(f"  {label}: {self.transforms[start]}")
                 start = end
         views = "\n".join(lines)
-        return f"ViewRecipe(num_views={self.num_views}, num_global_views={self.num_global_views})\n{views}"
+        return f"TorchvisionViews(num_views={self.num_views}, num_global_views={self.num_global_views})\n{views}"
 
 
 def _compose(view: ViewSpec) -> v2.Compose:
@@ -85,14 +84,6 @@ def _compose(view: ViewSpec) -> v2.Compose:
 
 def _to_normalised_tensor(mean: Sequence[float], std: Sequence[float]) -> list[Callable]:
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
-
-
-def torchvision_views(spec: ViewSpecs) -> ViewRecipe:
-    """The per-image pipeline of ``spec``: one ``Compose`` per view (views with equal specs,
-    such as DINO's local crops, share one object)."""
-    composed: dict[ViewSpec, v2.Compose] = {}
-    transforms = [composed.setdefault(view, _compose(view)) for view in spec.views]
-    return ViewRecipe(transforms, num_global_views=spec.num_global_views, spec=spec)
 
 
 def eval_resize_side(image_size: int, crop_fraction: float | None = None) -> int:
@@ -128,29 +119,22 @@ def eval_transform(
     return v2.Compose(steps + _to_normalised_tensor(mean, std))
 
 
-def build_view_recipe(
-    method: str, image_size: int, *, multi_crop: bool | None = None, **options: object
-) -> ViewRecipe:
-    """The torchvision pipeline of :func:`resmo.data.view_spec.build_view_spec` (same arguments)."""
-    return torchvision_views(build_view_spec(method, image_size, multi_crop=multi_crop, **options))
-
-
 class MultiViewDataset(Dataset):
     """Wraps a dataset of ``(PIL image, label)`` into ``(list of view tensors, label)``.
 
     The default collate turns a batch into ``(list of [B, 3, H, W], [B] labels)``.
     """
 
-    def __init__(self, base: Dataset, recipe: Callable[[Image.Image], list[torch.Tensor]]):
+    def __init__(self, base: Dataset, views: Callable[[Image.Image], list[torch.Tensor]]):
         self.base = base
-        self.recipe = recipe
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[list[torch.Tensor], int]:
         image, label = self.base[index]
-        return self.recipe(image), int(label)
+        return self.views(image), int(label)
 
 
 class EvalDataset(Dataset):

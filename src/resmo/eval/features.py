@@ -25,9 +25,11 @@ from resmo.data.eval_batches import eval_loader
 from resmo.eval.knn import extract_features
 from resmo.eval.runs import LoadedRun
 from resmo.files import atomic_torch_save
-from resmo.validation import check_positive_int
+from resmo.validation import check_choice, check_positive_int
 
 SPLITS = ("train", "val")
+#: ``--split``: the data's own evaluation split, or the images the run held out (data.val_fraction).
+EVAL_SPLITS = ("test", "val")
 
 
 @dataclass
@@ -64,11 +66,15 @@ def _subset(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
 
 
 def build_eval_data(
-    run: LoadedRun, data: str | None = None, *, max_train: int | None = None, max_val: int | None = None
+    run: LoadedRun, data: str | None = None, *, max_train: int | None = None, max_val: int | None = None,
+    split: str = "test",
 ) -> EvalData:
     """The labelled splits of ``data`` (default: the run's own data) at the run's image size.
 
     ``max_train`` / ``max_val`` keep a fixed random subset (seeded by the run's seed).
+    ``split``: ``test`` evaluates on the data's own evaluation split; ``val`` on the images
+    the run held out (``data.val_fraction`` and ``seed`` of its config.yaml: the same images,
+    also left out of the memory bank / probe training set; see resmo.data.holdout).
     Raises ``ValueError`` when the data has no labelled validation split.
     """
     config = run.config
@@ -76,15 +82,20 @@ def build_eval_data(
     for setting, value in (("max_train", max_train), ("max_val", max_val)):
         if value is not None:
             check_positive_int(setting, value)
+    fraction = None if check_choice("split", split, EVAL_SPLITS) == "test" else config.data.val_fraction
+    if split == "val" and fraction is None:
+        raise ValueError("--split val needs a run trained with data.val_fraction (its config.yaml has "
+                         "data.val_fraction: null); use --split test")
     splits = build_datasets(
         name, image_size=run.image_size, cache_dir=config.data.cache_dir, seed=config.seed,
-        synthetic_options=config.data.synthetic,
+        synthetic_options=config.data.synthetic, val_fraction=fraction,
     )
     if not splits.has_labels or splits.val is None or splits.eval_train is None:
         raise ValueError(f"data '{name}' has no labelled validation split; kNN, linear and gap evaluation need one")
     train = _subset(splits.eval_train, max_train, config.seed)
     val = _subset(splits.val, max_val, config.seed)
     tag = data_tag(name, run.image_size, (len(train), len(val)))  # type: ignore[arg-type]
+    tag += "" if fraction is None else f"-heldout{fraction:g}"
     return EvalData(name, tag, train, val, int(splits.num_classes or 0), run.image_size)
 
 

@@ -71,7 +71,7 @@ def expand_encoders(choice: str) -> list[str]:
 
 
 def run_image_size(config: PretrainConfig) -> int:
-    """The image side the run trained on, as ``prepare_run`` resolves it:
+    """The image side the run trained on, as the run plan decides it (resmo.train.plan):
     ``data.image_size``, else the dataset's native size (folders: 224)."""
     if config.data.image_size:
         return int(config.data.image_size)

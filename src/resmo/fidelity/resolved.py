@@ -54,7 +54,7 @@ def built_method_settings(config: PretrainConfig, image_size: int) -> dict[str, 
     method takes ``projector_layers`` (its default depends on the backbone)."""
     with torch.device("meta"):
         method, _ = rebuild_method(config, image_size)
-    values = {f"method.{name}": getattr(method, name) for name in METHOD_ATTRIBUTES}
+    values = {f"method.{name}": getattr(method, name, 0) for name in METHOD_ATTRIBUTES}  # 0: no such step
     if "projector_layers" in inspect.signature(METHODS.get(config.method)).parameters:
         linears = [m for m in method.student.projector.modules() if isinstance(m, nn.Linear)]
         values["method.projector_layers"] = len(linears)

@@ -26,7 +26,7 @@ from torch import nn
 
 from resmo.distributed import all_reduce_mean
 from resmo.precision import at_least_float32, autocast_off
-from resmo.validation import check_positive, check_unit_interval
+from resmo.validation import check_unit_interval
 
 
 def dino_cross_entropy(
@@ -37,9 +37,8 @@ def dino_cross_entropy(
     student_temperature: float,
     teacher_temperature: float,
 ) -> torch.Tensor:
-    """DINO loss averaged over all (teacher view, other student view) pairs."""
-    check_positive("student_temperature", student_temperature)
-    check_positive("teacher_temperature", teacher_temperature)
+    """DINO loss averaged over all (teacher view, other student view) pairs; the
+    temperatures (> 0) are checked where they are read (resmo.methods.dino)."""
     with autocast_off(center.device):
         center = at_least_float32(center)
         targets = [

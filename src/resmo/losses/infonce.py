@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from resmo.precision import at_least_float32, autocast_off
-from resmo.validation import check_positive
 
 
 def info_nce(
@@ -35,9 +34,9 @@ def info_nce(
 
     ``normalize_queue=False`` uses ``queue`` as it is: its rows must then be unit vectors,
     which :class:`~resmo.losses.queue.MoCoQueue` guarantees (it stores normalised keys),
-    and no ``K x D`` normalisation runs at each step.
+    and no ``K x D`` normalisation runs at each step. ``temperature`` > 0 is checked where
+    the setting is read (the method's constructor).
     """
-    check_positive("temperature", temperature)
     with autocast_off(query.device):
         q = F.normalize(at_least_float32(query), dim=1)
         k = F.normalize(at_least_float32(key), dim=1)

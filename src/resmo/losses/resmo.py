@@ -14,26 +14,21 @@ with the distance ``d``:
 
 ``sg`` is stop-gradient: the teacher tensors are detached, so only the student learns. The
 total loss is ``L_ssl + weight(step) * L_resmo`` where ``weight`` ramps linearly from 0 over
-``warmup_steps`` when that is set. ``d`` is computed in float32 even under autocast
+``warmup_epochs`` when that is set (:class:`ResMoSettings`). ``d`` is computed in float32 even under autocast
 (:mod:`resmo.precision`): ``2 - 2 cos`` near 0 is below bfloat16's resolution.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from resmo.momentum.schedule import linear_warmup
 from resmo.precision import at_least_float32, autocast_off
-from resmo.validation import (
-    check_choice,
-    check_non_negative,
-    check_non_negative_int,
-    check_positive,
-)
+from resmo.settings import FiniteNumber, Section, one_of, setting
 
 LEVELS = ("output", "projection", "features")
 DISTANCES = ("cosine", "mse", "kd")
@@ -46,9 +41,8 @@ def residual_momentum_loss(
     distance: str = "cosine",
     temperature: float = 0.1,
 ) -> torch.Tensor:
-    """The ResMo term for same-view lists ``student[v]`` and ``teacher[v]`` (see module doc)."""
-    check_choice("resmo.distance", distance, DISTANCES)
-    check_positive("resmo.temperature", temperature)
+    """The ResMo term for same-view lists ``student[v]`` and ``teacher[v]`` (see module doc);
+    ``distance`` and ``temperature`` are checked where they are read (:class:`ResMoSettings`)."""
     if len(student) != len(teacher) or not student:
         raise ValueError(
             f"ResMo pairs views one to one: got {len(student)} student and {len(teacher)} teacher views"
@@ -66,47 +60,54 @@ def _distance(student: torch.Tensor, teacher: torch.Tensor, distance: str, tempe
             return (2.0 - 2.0 * F.cosine_similarity(student, teacher, dim=-1)).mean()
         if distance == "mse":
             return F.mse_loss(F.normalize(student, dim=-1), F.normalize(teacher, dim=-1))
-        return kd_cross_entropy(student, teacher=teacher, temperature=temperature)
+        if distance == "kd":
+            return kd_cross_entropy(student, teacher=teacher, temperature=temperature)
+    allowed = ", ".join(sorted(DISTANCES))
+    raise ValueError(f"resmo.distance={distance!r} is not valid; allowed values: {allowed}")
 
 
 def kd_cross_entropy(
     student_logits: torch.Tensor, *, teacher: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """Knowledge distillation (Hinton et al. 2015): ``-sum softmax(t/T) log_softmax(s/T)``."""
-    check_positive("temperature", temperature)
+    """Knowledge distillation (Hinton et al. 2015): ``-sum softmax(t/T) log_softmax(s/T)``,
+    ``T > 0``."""
     target = F.softmax(teacher.detach() / temperature, dim=-1)
     return -(target * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
 
 
-@dataclass(frozen=True)
-class ResMoSettings:
-    """How a method adds the ResMo term. ``weight=0`` turns it off.
+class ResMoSettings(Section):
+    """How a method adds the ResMo term: the recipe's ``resmo:`` section and the methods'
+    ``resmo=`` argument (one type). ``weight=0`` turns it off.
 
     - ``weight``: lambda, >= 0 (default 1.0);
     - ``level``: which same-view tensors are compared: ``"output"`` (what the SSL loss
       compares: the student's prediction or prototypes vs the teacher's projection or
       prototypes), ``"projection"`` or ``"features"`` (backbone);
     - ``distance``: ``"cosine"``, ``"mse"`` or ``"kd"``; ``temperature`` is used by ``"kd"``;
-    - ``warmup_steps``: linear ramp of lambda from 0 (0 = no ramp).
+    - ``warmup_epochs``: linear ramp of lambda from 0 over this many epochs (0 = no ramp),
+      ``round(warmup_epochs x steps_per_epoch)`` optimizer steps (:meth:`weight_at`).
+
+    Frozen; a bad value raises one ``ValueError`` line (``resmo.weight=-1.0 is not valid;
+    allowed values: a number >= 0``).
     """
 
-    weight: float = 1.0
-    level: str = "output"
-    distance: str = "cosine"
-    temperature: float = 0.1
-    warmup_steps: int = 0
+    key_prefix: ClassVar[str] = "resmo"
 
-    def __post_init__(self) -> None:
-        check_non_negative("resmo.weight", self.weight)
-        check_choice("resmo.level", self.level, LEVELS)
-        check_choice("resmo.distance", self.distance, DISTANCES)
-        check_positive("resmo.temperature", self.temperature)
-        check_non_negative_int("resmo.warmup_steps", self.warmup_steps)
+    weight: FiniteNumber = setting(1.0, "a number >= 0", ge=0)
+    level: one_of(LEVELS) = "output"
+    distance: one_of(DISTANCES) = "cosine"
+    temperature: FiniteNumber = setting(0.1, "a number > 0", gt=0)
+    warmup_epochs: FiniteNumber = setting(0.0, "a number >= 0", ge=0)
 
     @property
     def enabled(self) -> bool:
         return self.weight > 0
 
-    def weight_at(self, step: int) -> float:
-        """lambda at optimizer step ``step`` (0-based)."""
-        return linear_warmup(step, warmup_steps=self.warmup_steps, start=0.0, end=self.weight)
+    def warmup_steps(self, steps_per_epoch: int) -> int:
+        """The ramp's length in optimizer steps: ``round(warmup_epochs x steps_per_epoch)``."""
+        return round(self.warmup_epochs * steps_per_epoch)
+
+    def weight_at(self, step: int, steps_per_epoch: int = 1) -> float:
+        """lambda at optimizer step ``step`` (0-based) of a run with ``steps_per_epoch`` steps
+        per epoch: ``weight x min(1, step / warmup_steps)`` (``weight`` without a ramp)."""
+        return linear_warmup(step, warmup_steps=self.warmup_steps(steps_per_epoch), start=0.0, end=self.weight)

@@ -19,8 +19,8 @@ One training step (the same for every method):
    (queue, centre), then the teacher by EMA with ``momentum = cosine_momentum(step)``.
 
 A subclass defines ``ssl_loss`` and, when it has state, ``update_state``; for the loop-side
-steps of item 2 it sets ``gradient_clip_norm`` / ``freeze_last_layer_epochs`` and
-overrides ``last_layer_parameters`` / ``weight_decay_at``. A method whose SSL loss has named
+steps of item 2 it sets ``gradient_clip_norm`` and overrides ``weight_decay_at`` or
+``before_optimizer_step`` (DINO's frozen last layer lives in resmo.methods.dino). A method whose SSL loss has named
 parts (DenseCL: global and dense) overrides ``ssl_loss_and_parts``; one whose ResMo term
 compares more than one tensor per view (DenseCL: also the dense grids) overrides
 ``residual_loss``. ResMo and the gaps pair the first ``min(student views, teacher views)``
@@ -41,8 +41,6 @@ from resmo.momentum.ema import EMATeacher
 from resmo.momentum.schedule import cosine_momentum
 from resmo.nn.encoder import Encoder
 from resmo.validation import (
-    check_non_negative_int,
-    check_positive,
     check_positive_int,
     check_unit_interval,
 )
@@ -78,9 +76,6 @@ class MomentumMethod(nn.Module):
     #: Per-parameter gradient-norm threshold of :meth:`before_optimizer_step` (DINO's
     #: ``--clip_grad``; see :func:`clip_gradients_per_parameter`); 0 = no clipping.
     gradient_clip_norm: float = 0.0
-    #: Epochs (from 0) during which :meth:`before_optimizer_step` cancels the gradients of
-    #: :meth:`last_layer_parameters` (DINO's ``--freeze_last_layer``); 0 = never.
-    freeze_last_layer_epochs: int = 0
 
     def __init__(
         self,
@@ -92,6 +87,7 @@ class MomentumMethod(nn.Module):
         final_momentum: float = 1.0,
         buffer_policy: str = "own",
         num_teacher_views: int = 2,
+        steps_per_epoch: int = 1,
     ) -> None:
         super().__init__()
         self.student = student
@@ -101,6 +97,8 @@ class MomentumMethod(nn.Module):
         self.base_momentum = check_unit_interval("momentum", momentum)
         self.final_momentum = check_unit_interval("final_momentum", final_momentum)
         self.num_teacher_views = check_positive_int("num_teacher_views", num_teacher_views)
+        #: Optimizer steps per epoch of the run: the length of ResMo's epoch-based warm-up.
+        self.steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
 
     # -- the pieces a subclass defines -------------------------------------------------
     def ssl_loss(self, student: ViewOutputs, teacher: ViewOutputs, *, step: int) -> torch.Tensor:
@@ -123,20 +121,14 @@ class MomentumMethod(nn.Module):
             params += list(self.predictor.parameters())
         return [p for p in params if p.requires_grad]
 
-    def last_layer_parameters(self) -> list[nn.Parameter]:
-        """Parameters frozen during the first ``freeze_last_layer_epochs``. Default: none."""
-        return []
-
     @torch.no_grad()
     def before_optimizer_step(self, *, step: int, epoch: int) -> None:
         """Gradient edits between backward and the optimizer step (item 2 of the module
-        docstring), in the order of DINO's ``train_one_epoch`` (facebookresearch/dino
-        ``main_dino.py``): ``clip_gradients`` on every student parameter, then
-        ``cancel_gradients_last_layer``. ``step`` is the global optimizer step, ``epoch``
-        the epoch from 0."""
+        docstring): DINO's ``clip_gradients`` on every student parameter when
+        ``gradient_clip_norm`` > 0 (facebookresearch/dino ``train_one_epoch``). ``step`` is the
+        global optimizer step, ``epoch`` the epoch from 0."""
         if self.gradient_clip_norm > 0:
             clip_gradients_per_parameter(self.student_parameters(), self.gradient_clip_norm)
-        cancel_last_layer_gradients(self, epoch)
 
     def weight_decay_at(self, step: int, *, total_steps: int) -> float | None:
         """Weight decay of the regularised parameter group at ``step``; ``None`` (default)
@@ -182,7 +174,7 @@ class MomentumMethod(nn.Module):
         teacher = self.encode_teacher(views)
         ssl, parts = self.ssl_loss_and_parts(student, teacher, step=step)
         loss, terms = ssl, {"ssl": ssl.detach(), **{name: part.detach() for name, part in parts.items()}}
-        weight = self.resmo.weight_at(step)
+        weight = self.resmo.weight_at(step, self.steps_per_epoch)
         if self.resmo.enabled:
             residual = self.residual_loss(student, teacher)
             if weight > 0:
@@ -245,9 +237,9 @@ def clip_gradients_per_parameter(
     ``torch._foreach_norm``, the coefficients one vector computation on the stacked norms
     (per device and dtype), the scaling one ``torch._foreach_mul_``; the values are those of
     the per-parameter loop, bit for bit. Returns the gradient norms before clipping (device
-    tensors; DINO returns them as floats for logging).
+    tensors; DINO returns them as floats for logging). ``max_norm`` > 0: the method
+    calls this only for a positive ``gradient_clip_norm``, checked when it was built.
     """
-    check_positive("gradient_clip_norm", max_norm)
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return []
@@ -259,16 +251,3 @@ def clip_gradients_per_parameter(
         coefficients = (max_norm / (torch.stack([norms[i] for i in part]) + CLIP_EPSILON)).clamp(max=1.0)
         torch._foreach_mul_([grads[i] for i in part], coefficients.unbind(0))
     return list(norms)
-
-
-def cancel_last_layer_gradients(method: MomentumMethod, epoch: int) -> None:
-    """DINO's ``cancel_gradients_last_layer(epoch, model, freeze_last_layer)``
-    (facebookresearch/dino ``utils.py``): while ``epoch < method.freeze_last_layer_epochs``
-    the gradients of ``method.last_layer_parameters()`` (DINO's ``last_layer``: here the
-    prototype layer) are set to ``None``, so the optimizer skips those parameters
-    entirely (no update, no weight decay, no momentum) in the first epochs."""
-    check_non_negative_int("epoch", epoch)
-    if epoch >= method.freeze_last_layer_epochs:
-        return
-    for parameter in method.last_layer_parameters():
-        parameter.grad = None

@@ -6,7 +6,7 @@ Student: backbone -> DINO head on every crop; teacher: EMA copy on the global cr
 with the running centre and a teacher temperature warmed up linearly
 
     tau_t(step) = warmup_teacher_temperature -> teacher_temperature over
-                  ``teacher_temperature_warmup_steps``
+                  ``teacher_temperature_warmup_epochs`` (x ``steps_per_epoch`` steps)
 
 The defaults are ``main_dino.py``'s: ``--teacher_temp 0.04``, ``--warmup_teacher_temp 0.04``,
 ``--warmup_teacher_temp_epochs 0`` (no warm-up), ``--student_temp 0.1``,
@@ -20,7 +20,7 @@ the training loop (see :mod:`resmo.methods.base`, item 2):
   :func:`~resmo.methods.base.clip_gradients_per_parameter`), 0 disables;
 - ``freeze_last_layer_epochs`` (``--freeze_last_layer 1``): during the first epochs the
   prototype layer's gradients are cancelled (``utils.cancel_gradients_last_layer``,
-  :func:`~resmo.methods.base.cancel_last_layer_gradients`);
+  :func:`cancel_last_layer_gradients`);
 - ``weight_decay_start`` -> ``weight_decay_end`` (``--weight_decay 0.04``,
   ``--weight_decay_end 0.4``): the weight decay of the regularised group follows
   ``wd(step) = end + (start - end) (1 + cos(pi step / total_steps)) / 2`` per iteration
@@ -59,7 +59,7 @@ class DINO(MomentumMethod):
         student_temperature: float,
         teacher_temperature: float,
         warmup_teacher_temperature: float,
-        teacher_temperature_warmup_steps: int,
+        teacher_temperature_warmup_epochs: float,
         center_momentum: float,
         gradient_clip_norm: float = 0.0,
         freeze_last_layer_epochs: int = 0,
@@ -73,8 +73,8 @@ class DINO(MomentumMethod):
         self.warmup_teacher_temperature = check_positive(
             "warmup_teacher_temperature", warmup_teacher_temperature
         )
-        self.teacher_temperature_warmup_steps = check_non_negative_int(
-            "teacher_temperature_warmup_steps", teacher_temperature_warmup_steps
+        self.teacher_temperature_warmup_epochs = check_non_negative(
+            "teacher_temperature_warmup_epochs", teacher_temperature_warmup_epochs
         )
         self.center = DinoCenter(num_prototypes, center_momentum)
         self.gradient_clip_norm = check_non_negative("gradient_clip_norm", gradient_clip_norm)
@@ -87,6 +87,11 @@ class DINO(MomentumMethod):
         )
         self.weight_decay_end = check_non_negative("weight_decay_end", weight_decay_end)
 
+    @property
+    def teacher_temperature_warmup_steps(self) -> int:
+        """The teacher-temperature ramp in optimizer steps: ``round(epochs x steps_per_epoch)``."""
+        return round(self.teacher_temperature_warmup_epochs * self.steps_per_epoch)
+
     def teacher_temperature_at(self, step: int) -> float:
         return linear_warmup(
             step,
@@ -95,8 +100,16 @@ class DINO(MomentumMethod):
             end=self.teacher_temperature,
         )
 
+    @torch.no_grad()
+    def before_optimizer_step(self, *, step: int, epoch: int) -> None:
+        """In the order of DINO's ``train_one_epoch``: ``clip_gradients`` (the base class),
+        then ``cancel_gradients_last_layer`` (:func:`cancel_last_layer_gradients`)."""
+        super().before_optimizer_step(step=step, epoch=epoch)
+        cancel_last_layer_gradients(self, epoch)
+
     def last_layer_parameters(self) -> list[nn.Parameter]:
-        """The student's prototype layer (DINO's ``last_layer``)."""
+        """The student's prototype layer (DINO's ``last_layer``), frozen during the first
+        ``freeze_last_layer_epochs``."""
         return list(self.student.projector.prototypes.parameters())
 
     def weight_decay_at(self, step: int, *, total_steps: int) -> float | None:
@@ -130,7 +143,7 @@ def dino(
     student_temperature: float = 0.1,
     teacher_temperature: float = 0.04,
     warmup_teacher_temperature: float = 0.04,
-    teacher_temperature_warmup_steps: int = 0,
+    teacher_temperature_warmup_epochs: float = 0.0,
     center_momentum: float = 0.9,
     gradient_clip_norm: float = 3.0,
     freeze_last_layer_epochs: int = 1,
@@ -148,7 +161,7 @@ def dino(
         student_temperature=student_temperature,
         teacher_temperature=teacher_temperature,
         warmup_teacher_temperature=warmup_teacher_temperature,
-        teacher_temperature_warmup_steps=teacher_temperature_warmup_steps,
+        teacher_temperature_warmup_epochs=teacher_temperature_warmup_epochs,
         center_momentum=center_momentum,
         gradient_clip_norm=gradient_clip_norm,
         freeze_last_layer_epochs=freeze_last_layer_epochs,
@@ -158,3 +171,15 @@ def dino(
         momentum=momentum,
         **base_options,
     )
+
+
+def cancel_last_layer_gradients(method: DINO, epoch: int) -> None:
+    """DINO's ``cancel_gradients_last_layer(epoch, model, freeze_last_layer)``
+    (facebookresearch/dino ``utils.py``): while ``epoch < method.freeze_last_layer_epochs``
+    the gradients of ``method.last_layer_parameters()`` (DINO's ``last_layer``: here the
+    prototype layer) are set to ``None``, so the optimizer skips those parameters
+    entirely (no update, no weight decay, no momentum) in the first epochs."""
+    if epoch >= method.freeze_last_layer_epochs:
+        return
+    for parameter in method.last_layer_parameters():
+        parameter.grad = None

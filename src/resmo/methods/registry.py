@@ -2,51 +2,44 @@
 
 from __future__ import annotations
 
-import inspect
-
 from torch import nn
 
 from resmo.losses.resmo import ResMoSettings
 from resmo.methods.base import MomentumMethod
+from resmo.methods.options import method_options_model, typed_method_options
 from resmo.registry import Registry
 
 METHODS: Registry[MomentumMethod] = Registry("method")
 
 
 def create_method(
-    name: str, backbone: nn.Module, *, resmo: ResMoSettings | dict | None = None, **options: object
+    name: str, backbone: nn.Module, *, resmo: ResMoSettings | dict | None = None, steps_per_epoch: int = 1,
+    **options: object,
 ) -> MomentumMethod:
     """Build method ``name`` around ``backbone`` (needs ``backbone.feature_dim``).
 
-    ``resmo`` is a :class:`ResMoSettings` or a dict of its fields; other ``options`` are the
-    method's own (head sizes, temperatures, ``momentum``, ...). Unknown names raise
+    ``resmo`` is a :class:`ResMoSettings` or a dict of its fields; ``steps_per_epoch`` the
+    run's optimizer steps per epoch (ResMo's ``warmup_epochs`` in steps); other ``options``
+    are the method's own (head sizes, temperatures, ``momentum``, ...). Unknown names raise
     ``ValueError`` listing the valid ones.
     """
     factory = METHODS.get(name)
-    check_method_options(name, options)
+    options = typed_method_options(factory, name, options)
     if isinstance(resmo, dict):
         resmo = ResMoSettings(**resmo)
-    return factory(backbone, resmo=resmo, **options)
+    return factory(backbone, resmo=resmo, steps_per_epoch=steps_per_epoch, **options)
 
 
-def check_method_options(name: str, options: object) -> None:
-    """``ValueError`` naming the first of ``options`` (names) that method ``name`` does not take."""
-    allowed = method_options(name)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"method {name!r} has no option {unknown[0]!r}; allowed options: {', '.join(allowed)}"
-        )
+def check_method_options(name: str, options: dict[str, object]) -> None:
+    """``ValueError`` (one line) for the first of ``options`` that method ``name`` does not
+    take or whose value has the wrong type (:mod:`resmo.methods.options`)."""
+    typed_method_options(METHODS.get(name), name, options)
 
 
 def method_options(name: str) -> list[str]:
-    """Keyword options that ``create_method(name, ...)`` accepts besides ``resmo``."""
-    own = inspect.signature(METHODS.get(name)).parameters
-    shared = inspect.signature(MomentumMethod.__init__).parameters
-    keyword = (inspect.Parameter.KEYWORD_ONLY,)
-    names = {n for n, p in own.items() if p.kind in keyword}
-    names |= {n for n, p in shared.items() if p.kind in keyword and n != "predictor"}
-    return sorted(names - {"resmo"})
+    """Keyword options that ``create_method(name, ...)`` accepts besides ``resmo`` and
+    ``steps_per_epoch`` (the recipe's ``method_options.<name>``)."""
+    return sorted(method_options_model(METHODS.get(name), name).model_fields)
 
 
 def method_names() -> list[str]:

@@ -23,7 +23,7 @@ import copy
 import torch
 from torch import nn
 
-from resmo.validation import check_choice, check_unit_interval
+from resmo.validation import check_choice
 
 BUFFER_POLICIES = ("own", "ema", "copy")
 
@@ -44,8 +44,8 @@ class EMATeacher(nn.Module):
 
     @torch.no_grad()
     def update(self, student: nn.Module, *, momentum: float) -> None:
-        """Move the teacher toward ``student``: ``t <- m t + (1 - m) s``."""
-        check_unit_interval("momentum", momentum)
+        """Move the teacher toward ``student``: ``t <- m t + (1 - m) s``, ``m`` in [0, 1]
+        (the method's momentum schedule, from settings checked when it was built)."""
         teacher_params = list(self.module.parameters())
         student_params = [p.detach() for p in student.parameters()]
         if len(teacher_params) != len(student_params):

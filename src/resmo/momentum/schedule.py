@@ -6,22 +6,18 @@ Cosine schedule (BYOL, Grill et al. 2020, Sec. 3.2, with steps counted from 0):
 
 so ``m(0) = base`` and ``m(total_steps - 1) = final``; steps past the end keep ``final``.
 Being a function of the step, the value after a resume is the value an uninterrupted run
-would use: nothing to save, nothing to drift.
+would use: nothing to save, nothing to drift. The arguments are used as given: the
+settings behind them are checked where they are read (the method's constructor,
+resmo.config), and ``step`` is the training loop's own counter.
 """
 
 from __future__ import annotations
 
 import math
 
-from resmo.validation import check_non_negative_int, check_positive_int, check_unit_interval
-
 
 def cosine_momentum(step: int, *, total_steps: int, base: float, final: float = 1.0) -> float:
     """Momentum for optimizer step ``step`` (0-based) of ``total_steps``."""
-    check_non_negative_int("step", step)
-    check_positive_int("total_steps", total_steps)
-    check_unit_interval("momentum", base)
-    check_unit_interval("final_momentum", final)
     if total_steps == 1:
         return final
     progress = min(step, total_steps - 1) / (total_steps - 1)
@@ -30,8 +26,6 @@ def cosine_momentum(step: int, *, total_steps: int, base: float, final: float = 
 
 def linear_warmup(step: int, *, warmup_steps: int, start: float, end: float) -> float:
     """Linear ramp from ``start`` at step 0 to ``end`` at ``warmup_steps``, then ``end``."""
-    check_non_negative_int("step", step)
-    check_non_negative_int("warmup_steps", warmup_steps)
     if warmup_steps == 0 or step >= warmup_steps:
         return end
     return start + (end - start) * step / warmup_steps
@@ -48,7 +42,5 @@ def cosine_schedule(step: int, total_steps: int, start: float, end: float) -> fl
     unlike :func:`cosine_momentum`): the last step ``total_steps - 1`` is just short of
     ``end``, exactly as the reference array. Steps from ``total_steps`` on keep ``end``.
     """
-    check_non_negative_int("step", step)
-    check_positive_int("total_steps", total_steps)
     progress = min(step, total_steps) / total_steps
     return end + (start - end) * (1.0 + math.cos(math.pi * progress)) / 2.0

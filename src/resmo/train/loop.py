@@ -9,8 +9,9 @@ DINO's ``train_one_epoch``: :meth:`TrainingLoop.fit` runs the epochs,
 2. a BatchNorm-statistics copy, then ``method(views, step)`` under autocast
    (resmo.methods.base): loss terms, intra gaps, a device flag "every term is finite";
 3. backward (scaled under ``16-mixed``; DDP all-reduces), gradients unscaled;
-4. the step's **one host synchronisation**: "term not finite", "gradient not finite",
-   "stop requested" (resmo.train.interrupt), max-reduced over processes, read once;
+4. the step's **one host synchronisation** (:meth:`~TrainingLoop._check`): "term not
+   finite", "gradient not finite", "stop requested" (resmo.train.step_check), max-reduced
+   over processes, read once;
 5. a bad step clears its gradients and restores the BatchNorm statistics (under
    ``16-mixed`` an overflow with finite terms is left to the scaler); an applied step gets
    the method's gradient edits (``before_optimizer_step``) and weight decay;
@@ -18,41 +19,34 @@ DINO's ``train_one_epoch``: :meth:`TrainingLoop.fit` runs the epochs,
 7. applied steps only: ``after_optimizer_step`` (queue / centre, then the EMA teacher);
 8. logging every ``train.log_every_n_steps`` (one read) and the epoch sums (on the device);
 9. at the batch boundary, the non-finite budget (resmo.train.non_finite) and the stop
-   request: either writes ``checkpoints/last.ckpt`` and raises ``RunStopped``.
+   request (resmo.train.interrupt): either writes ``checkpoints/last.ckpt`` and raises
+   ``RunStopped``.
 
 Each epoch end: epoch means, images/s, unreadable images, the kNN monitor (rank 0), a
-``metrics.csv`` row, ``checkpoints/last.ckpt`` (atomic: resmo.files) holding the position
-``(epoch, batches done)`` from which :meth:`TrainingLoop.load` continues exactly.
+``metrics.csv`` row, ``checkpoints/last.ckpt`` (atomic: resmo.files; its contents:
+resmo.train.checkpoint_state) holding the position ``(epoch, batches done)`` from which
+:meth:`TrainingLoop.load` continues exactly.
 ``hooks``: objects with any of ``on_start``, ``on_batch_start``, ``on_batch_end``,
 ``on_epoch_end`` (called with the loop); ``loop.should_stop`` ends after the epoch.
 """
 
 from __future__ import annotations
 
-import copy
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from lightning.fabric import Fabric
 
-from resmo.config.schema import StepSchedule
-from resmo.data.bad_images import BadImages
-from resmo.data.batched.device_views import DeviceViews
-from resmo.data.sampling import ResumableLoader
 from resmo.distributed import all_reduce_max
-from resmo.eval.knn_monitor import KnnMonitor
 from resmo.files import write_checkpoint
-from resmo.methods.base import MomentumMethod
 from resmo.optim.optimizers import set_weight_decay
+from resmo.train.checkpoint_state import restore_training_state, training_state
 from resmo.train.epoch_stats import EpochMeans, Throughput
 from resmo.train.interrupt import StopSignals
-from resmo.train.metrics_log import MetricsLog
 from resmo.train.non_finite import (
     EXIT_CODE,
     BatchNormSnapshot,
-    NonFiniteBudget,
     NonFiniteStep,
     all_finite,
     clear_gradients,
@@ -60,46 +54,34 @@ from resmo.train.non_finite import (
     tensors_finite,
 )
 from resmo.train.progress import EpochProgress
-from resmo.train.resume import CHECKPOINT_FORMAT, CheckpointInfo, describe_position
-from resmo.train.rng import restore_rng_states, rng_states
+from resmo.train.resume import describe_position
+from resmo.train.step_check import StepCheck, scaler_skips, step_flags
 from resmo.train.stopping import RunStopped
 
-#: Precisions whose gradient scaler skips steps with non-finite gradients by itself.
-SCALED_PRECISIONS = ("16-mixed", "16")
+if TYPE_CHECKING:
+    from lightning.fabric import Fabric
 
-
-@dataclass
-class StepCheck:
-    """What the step's one synchronisation decided (the same on every process)."""
-
-    bad: NonFiniteStep | None = None  # a term or gradient was not finite
-    scaler_skipped: bool = False  # the fp16 gradient scaler skipped the step (overflow)
-    stop: bool = False  # some process asked to stop after this step (a signal)
-
-    @property
-    def applied(self) -> bool:
-        return self.bad is None and not self.scaler_skipped
+    from resmo.methods.base import StepResult
+    from resmo.train.loop_parts import LoopParts, LoopSettings
+    from resmo.train.resume import CheckpointInfo
 
 
 class TrainingLoop:
-    def __init__(self, fabric: Fabric, method: MomentumMethod, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, loader: ResumableLoader, *,
-                 schedule: StepSchedule, epochs: int, checkpoint: Path, log: MetricsLog,
-                 log_every: int, budget: NonFiniteBudget, bad_images: BadImages,
-                 knn: KnnMonitor | None = None, device_views: DeviceViews | None = None,
-                 channels_last: bool = False, progress_bar: bool = False) -> None:
-        self.fabric, self.method, self.loader = fabric, method, loader
-        self.model, self.optimizer = fabric.setup(method, optimizer)  # DDP-wrapped, on the device
-        self.raw_optimizer, self.scheduler = optimizer, scheduler
-        self.schedule, self.epochs, self.steps_per_epoch = schedule, epochs, len(loader)
-        self.checkpoint, self.log, self.log_every = checkpoint, log, log_every
-        self.budget, self.bad_images, self.knn = budget, bad_images, knn
-        self.device_views, self.channels_last = device_views, channels_last
+    """``TrainingLoop(fabric, parts, settings)``; the parts are kept by name (``loop.method``,
+    ``loop.knn``, ...: hooks, the checkpoint and the run summary read them there)."""
+
+    def __init__(self, fabric: Fabric, parts: LoopParts, settings: LoopSettings) -> None:
+        self.fabric, self.settings = fabric, settings
+        self.method, self.raw_optimizer, self.scheduler = parts.method, parts.optimizer, parts.scheduler
+        self.model, self.optimizer = fabric.setup(parts.method, parts.optimizer)  # DDP-wrapped, on the device
+        self.loader, self.device_views, self.knn = parts.loader, parts.device_views, parts.knn
+        self.log, self.budget, self.bad_images = parts.log, parts.budget, parts.bad_images
+        self.steps_per_epoch = len(parts.loader)
         self.means, self.throughput = EpochMeans(), Throughput()
-        self.progress = EpochProgress(enabled=progress_bar and fabric.is_global_zero, epochs=epochs,
-                                      steps_per_epoch=self.steps_per_epoch)
+        self.progress = EpochProgress(enabled=settings.progress_bar and fabric.is_global_zero,
+                                      epochs=settings.epochs, steps_per_epoch=self.steps_per_epoch)
         self.signals = StopSignals()
-        self.batch_norm = BatchNormSnapshot(method)  # after setup: on the device
+        self.batch_norm = BatchNormSnapshot(parts.method)  # after setup: on the device
         self.step, self.epoch, self.batches_done = 0, 0, 0  # the position
         self.hooks: list[object] = []
         self.should_stop = False
@@ -111,26 +93,35 @@ class TrainingLoop:
             self.load(resume)
         try:
             with self.signals:
-                # one process: a signal now stops at once; several: recorded, and all ranks stop
-                # together at the first epoch's start (rank 0 alone runs the kNN; raising there
-                # would leave the others waiting in a collective)
-                at_once = self.signals.at_once if self.fabric.world_size == 1 else nullcontext
-                with at_once("before the first training step"):
-                    self._call("on_start")
-                    if self.knn is not None and self.step == 0 and self.knn.random_init_top1 is None:
-                        self.knn.measure_random_init(self.method.backbone, self.fabric.device,
-                                                     self.fabric.is_global_zero)
-                while self.epoch < self.epochs and not self.should_stop:
-                    if self._any_rank(self.signals.received is not None):  # came between batches
-                        raise self.signals.stopped(f"before epoch {self.epoch + 1}", step=self.step,
-                                                   checkpoint=self.checkpoint if self.checkpoint.is_file() else None)
+                self._start()
+                while self.epoch < self.settings.epochs and not self.should_stop:
+                    self._stop_if_signalled_between_epochs()
                     self.train_one_epoch()
         except BaseException:
-            self.progress.close()
-            self.log.close("failed")
+            self._close("failed")
             raise
+        self._close("success")
+
+    def _start(self) -> None:
+        """The ``on_start`` hooks and the random-init kNN. Nothing is saved yet: one process
+        stops at once on a signal; several record it and all stop together at the first
+        epoch's start (rank 0 alone runs the kNN: raising there would leave the others
+        waiting in a collective)."""
+        at_once = self.signals.at_once if self.fabric.world_size == 1 else nullcontext
+        with at_once("before the first training step"):
+            self._call("on_start")
+            if self.knn is not None and self.step == 0 and self.knn.random_init_top1 is None:
+                self.knn.measure_random_init(self.method.backbone, self.fabric.device, self.fabric.is_global_zero)
+
+    def _stop_if_signalled_between_epochs(self) -> None:
+        if self._any_rank(self.signals.received is not None):
+            checkpoint = self.settings.checkpoint  # the epoch-end one holds this position
+            raise self.signals.stopped(f"before epoch {self.epoch + 1}", step=self.step,
+                                       checkpoint=checkpoint if checkpoint.is_file() else None)
+
+    def _close(self, status: str) -> None:
         self.progress.close()
-        self.log.close("success")
+        self.log.close(status)
 
     def train_one_epoch(self) -> None:
         epoch, start = self.epoch, self.batches_done
@@ -161,51 +152,64 @@ class TrainingLoop:
         self.fabric.backward(result.loss)
         self.fabric.strategy.precision.unscale_gradients(self.raw_optimizer)
         check = self._check(terms_finite, result.terms, batch_index)
-        if check.bad is not None:
-            clear_gradients(p for group in self.raw_optimizer.param_groups for p in group["params"])
-        if not check.applied:
-            self.batch_norm.restore()
+        if check.applied:
+            self._before_update()
         else:
-            self.method.before_optimizer_step(step=self.step, epoch=self.epoch)
-            weight_decay = self.method.weight_decay_at(self.step, total_steps=self.schedule.total_steps)
-            if weight_decay is not None:
-                set_weight_decay(self.raw_optimizer, weight_decay)
+            self._undo(check)
         learning_rate = self.raw_optimizer.param_groups[0]["lr"]  # this step's (logged)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        momentum = None
         if check.applied:
-            momentum = self.method.after_optimizer_step(result, step=self.step,
-                                                        total_steps=self.schedule.total_steps)
-            values = {**{f"train/{name}": value.detach() for name, value in result.terms.items()},
-                      **{f"gap/{level}": value.detach() for level, value in result.gaps.items()}}
-            self.means.add(values)
-            if (self.step + 1) % self.log_every == 0:
-                self._log_step(values, momentum, learning_rate)
+            self._after_update(result, learning_rate)
         self.step += 1
         return check, views[0].shape[0]
 
     def _views(self, batch) -> list[torch.Tensor]:
         batch = self.fabric.to_device(batch)
         views = self.device_views(batch)[0] if self.device_views is not None else batch[0]
-        if self.channels_last:
+        if self.settings.channels_last:
             views = [view.contiguous(memory_format=torch.channels_last) for view in views]
         return views
 
     def _check(self, terms_finite: torch.Tensor, terms: dict[str, torch.Tensor], batch_index: int) -> StepCheck:
-        """The step's one host synchronisation (item 4)."""
+        """The step's one host synchronisation (item 4), then, for a bad step only, the
+        further reads that name its term or gradient."""
         gradients = [p.grad for p in self.method.parameters() if p.grad is not None]
-        stop = torch.full((), self.signals.received is not None, dtype=torch.bool, device=terms_finite.device)
-        flags = torch.stack([~terms_finite, ~all_finite(gradients), stop]).float()
-        bad_terms, bad_gradients, stop_requested = (bool(flag) for flag in all_reduce_max(flags).tolist())
-        check = StepCheck(stop=stop_requested)
-        if bad_gradients and not bad_terms and self.fabric.strategy.precision.precision in SCALED_PRECISIONS:
-            check.scaler_skipped = True
-        elif bad_terms or bad_gradients:
-            check.bad = find_bad_step(self.step, self.epoch, batch_index, terms if bad_terms else None,
-                                      self.method.named_parameters())
-        return check
+        flags = step_flags(terms_finite, gradients, stop_requested=self.signals.received is not None)
+        bad_terms, bad_gradients, stop = (bool(flag) for flag in all_reduce_max(flags).tolist())
+        if scaler_skips(bad_terms, bad_gradients, self.fabric.strategy.precision.precision):
+            return StepCheck(scaler_skipped=True, stop=stop)
+        if bad_terms or bad_gradients:
+            bad = find_bad_step(self.step, self.epoch, batch_index, terms if bad_terms else None,
+                                self.method.named_parameters())
+            return StepCheck(bad=bad, stop=stop)
+        return StepCheck(stop=stop)
+
+    def _undo(self, check: StepCheck) -> None:
+        """A step not applied: a bad step's gradients are cleared (the optimizer then leaves
+        every parameter alone; a scaler skip keeps them, for the scaler to see the overflow),
+        and the BatchNorm statistics its forward pass moved are restored."""
+        if check.bad is not None:
+            clear_gradients(p for group in self.raw_optimizer.param_groups for p in group["params"])
+        self.batch_norm.restore()
+
+    def _before_update(self) -> None:
+        """An applied step's gradient edits (DINO's clipping, frozen last layer) and weight decay."""
+        self.method.before_optimizer_step(step=self.step, epoch=self.epoch)
+        weight_decay = self.method.weight_decay_at(self.step, total_steps=self.settings.schedule.total_steps)
+        if weight_decay is not None:
+            set_weight_decay(self.raw_optimizer, weight_decay)
+
+    def _after_update(self, result: StepResult, learning_rate: float) -> None:
+        """An applied step's queue / centre and EMA-teacher updates, epoch sums and log row."""
+        momentum = self.method.after_optimizer_step(result, step=self.step,
+                                                    total_steps=self.settings.schedule.total_steps)
+        values = {**{f"train/{name}": value.detach() for name, value in result.terms.items()},
+                  **{f"gap/{level}": value.detach() for level, value in result.gaps.items()}}
+        self.means.add(values)
+        if (self.step + 1) % self.settings.log_every_n_steps == 0:
+            self._log_step(values, momentum, learning_rate)
 
     def _log_step(self, values: dict[str, torch.Tensor], momentum: float | None, learning_rate: float) -> None:
         names = list(values)
@@ -220,20 +224,25 @@ class TrainingLoop:
     # --- stopping at a batch boundary ------------------------------------------------
     def _stop_if_asked(self, check: StepCheck) -> None:
         """Item 9: the non-finite budget, then the stop request (not after the last step)."""
+        if self._count_non_finite(check):
+            raise self._stop_non_finite(check.bad)
+        if check.stop and self.step < self.settings.schedule.total_steps:
+            self.save()
+            position = describe_position(self.step, self.steps_per_epoch)
+            raise self.signals.stopped(f"after {position}", checkpoint=self.settings.checkpoint, step=self.step)
+
+    def _count_non_finite(self, check: StepCheck) -> bool:
+        """The step in the non-finite budget (and, if not applied, the counts in
+        ``metrics.csv``); ``True`` when the run must stop."""
         over_budget = self.budget.after_step(check.bad, check.scaler_skipped, warn=self.fabric.is_global_zero)
-        if check.bad is not None or check.scaler_skipped:
+        if not check.applied:
             self.log.write({"train/skipped_steps": float(len(self.budget.bad_steps)),
                             "train/scaler_skipped_steps": float(self.budget.scaler_skipped_steps)},
                            step=self.step - 1, epoch=self.epoch)
-        if over_budget:
-            raise self._stop_non_finite(check.bad)
-        if check.stop and self.step < self.schedule.total_steps:
-            self.save()
-            position = describe_position(self.step, self.steps_per_epoch)
-            raise self.signals.stopped(f"after {position}", checkpoint=self.checkpoint, step=self.step)
+        return over_budget
 
     def _stop_non_finite(self, bad: NonFiniteStep | None) -> RunStopped:
-        checkpoint: Path | None = self.checkpoint
+        checkpoint: Path | None = self.settings.checkpoint
         if bad is None:
             self.save()
             kept = f"checkpoint of the last applied step: {checkpoint}"
@@ -257,7 +266,7 @@ class TrainingLoop:
         skipped = self.bad_images.end_epoch(epoch, warn=rank_zero)
         if skipped is not None:
             row["data/skipped_images"] = float(skipped)
-        if self.knn is not None and rank_zero and self.knn.due(epoch + 1, last=epoch + 1 == self.epochs):
+        if self.knn is not None and rank_zero and self.knn.due(epoch + 1, last=epoch + 1 == self.settings.epochs):
             measured = self.knn.measure(epoch + 1, self.method.backbone, self.method.teacher.module.backbone,
                                         self.fabric.device)
             row.update({"knn/student_top1": measured["knn_top1_student"],
@@ -272,37 +281,14 @@ class TrainingLoop:
         """The full training state at this batch boundary into ``checkpoints/last.ckpt``
         (rank 0 writes; every rank must call this)."""
         if self.fabric.is_global_zero:
-            write_checkpoint({
-                "format": CHECKPOINT_FORMAT, "global_step": self.step, "epoch": self.epoch,
-                "batches_done": self.batches_done, "steps_per_epoch": self.steps_per_epoch,
-                "state_dict": {f"method.{k}": v for k, v in self.method.state_dict().items()},
-                "optimizer": self.raw_optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "precision": self.fabric.strategy.precision.state_dict(),
-                "loop": {"non_finite": self.budget.state_dict(), "epoch_means": self.means.state_dict(),
-                         "throughput": self.throughput.state_dict(), "bad_images": self.bad_images.state_dict(),
-                         "knn": self.knn.state_dict() if self.knn is not None else None, "rng": rng_states()},
-            }, self.checkpoint)
+            write_checkpoint(training_state(self), self.settings.checkpoint)
         self.fabric.barrier()
 
     def load(self, checkpoint: CheckpointInfo) -> None:
         """Continue from ``checkpoint`` (written by :meth:`save`, read by resmo.train.resume).
         Its memory-mapped contents are copied in and then dropped (``checkpoint.state`` is
         emptied), so no tensor of the run keeps the file mapped."""
-        state = checkpoint.state
-        self.method.load_state_dict({k.removeprefix("method."): v for k, v in state["state_dict"].items()})
-        # the optimizer would keep same-device tensors as they are: copy them off the mapping
-        self.raw_optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.fabric.strategy.precision.load_state_dict(state["precision"])
-        self.step, self.epoch, self.batches_done = state["global_step"], state["epoch"], state["batches_done"]
-        loop = state["loop"]
-        self.budget.load_state_dict(loop["non_finite"])
-        self.means.load_state_dict(loop["epoch_means"])
-        self.throughput.load_state_dict(loop["throughput"])
-        self.bad_images.load_state_dict(loop["bad_images"])
-        if self.knn is not None and loop["knn"] is not None:
-            self.knn.load_state_dict(loop["knn"])
-        restore_rng_states(loop["rng"])
+        restore_training_state(self, checkpoint.state)
         checkpoint.state.clear()
 
     # --- helpers ---------------------------------------------------------------------

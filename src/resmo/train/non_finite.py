@@ -167,15 +167,15 @@ class NonFiniteBudget:
                 f"stopped: the fp16 gradient scaler skipped {self.scaler_skips_in_a_row} steps in a row "
                 f"(gradients overflow at every loss scale; more than "
                 f"train.max_scaler_skips_in_a_row={self.max_scaler_skips_in_a_row}) at step {step}; "
-                f"{kept}. Use --precision bf16-mixed or 32-true, or lower optimizer.lr, then continue "
-                "with --resume auto"
+                f"{kept}. Start a new run (--out NEW) with --precision bf16-mixed or 32-true, or a lower "
+                "optimizer.lr (a resume keeps the run's settings)"
             )
         budget = (f"more than train.max_bad_steps={self.max_bad_steps} bad steps"
                   if self.max_bad_steps else "train.max_bad_steps=0")
         return (
             f"stopped: {bad.describe()} ({budget}); {kept}; the bad step was not applied. "
-            "Lower optimizer.lr, check the data, or set train.max_bad_steps=N to skip up to N "
-            "such steps, then continue with --resume auto"
+            "Set train.max_bad_steps=N to skip up to N such steps and continue with --resume auto, "
+            "or check the data, or lower optimizer.lr in a new run (--out NEW)"
         )
 
     def state_dict(self) -> dict:

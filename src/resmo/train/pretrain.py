@@ -19,55 +19,58 @@ from typing import Any
 import torch
 from lightning.fabric import Fabric, seed_everything
 
-from resmo.backbones import backbone_names
 from resmo.builder import (
     apply_backbone_settings,
     build_method,
-    check_chosen_options,
-    resolve_backbone_options,
 )
 from resmo.config.schema import PretrainConfig
-from resmo.data import DataSplits, MultiViewDataset, build_datasets, build_view_recipe
+from resmo.data import DataSplits, build_datasets, build_view_spec
 from resmo.data.bad_images import BadImages
-from resmo.data.batched import BatchedViewRecipe
-from resmo.data.batched.device_views import DeviceViews, chosen_pipeline
-from resmo.data.batched.train_loader import batched_train_loader
-from resmo.data.sampling import seeded_train_loader
-from resmo.data.workers import capped_workers
+from resmo.data.batched import BatchedViews, DeviceViews
+from resmo.data.train_loader import build_train_loader
 from resmo.distributed.process_group import end_process_group, lost_process
 from resmo.distributed.rank_check import RankCheck, check_ranks
 from resmo.eval.knn_monitor import knn_monitor_for
 from resmo.export import save_backbone
-from resmo.launch import build_fabric, launcher_notes, process_notes
-from resmo.methods import method_names
+from resmo.launch import build_fabric
 from resmo.methods.base import MomentumMethod
-from resmo.optim.optimizers import build_lr_scheduler, effective_lr, lr_note, optimizer_from
+from resmo.optim.optimizers import build_lr_scheduler, optimizer_from
 from resmo.train.gpu_settings import apply_tf32
 from resmo.train.interrupt import worker_ignores_stop_signals
 from resmo.train.loop import TrainingLoop
+from resmo.train.loop_parts import LoopParts, LoopSettings
 from resmo.train.metrics_log import MetricsLog
 from resmo.train.non_finite import NonFiniteBudget
-from resmo.train.resume import CHECKPOINT_FOLDER, CheckpointInfo, resolve_resume
-from resmo.train.run_folder import default_out_dir, write_config, write_summary
+from resmo.train.plan import RunPlan, plan_run
+from resmo.train.resume import CHECKPOINT_FOLDER, CheckpointInfo
+from resmo.train.run_folder import write_config, write_summary
 from resmo.train.stopping import RunStopped
-from resmo.validation import check_choice
 
 
 @dataclass
 class PreparedRun:
-    config: PretrainConfig
-    out: Path
-    splits: DataSplits
-    image_size: int
+    """A launched run, built from its :class:`~resmo.train.plan.RunPlan`: Fabric, the data,
+    the method and the loop (``ranks`` is set by :func:`execute_run`)."""
+
+    plan: RunPlan
     fabric: Fabric
+    splits: DataSplits
     method: MomentumMethod
     loop: TrainingLoop
-    backbone_options: dict[str, Any]
-    resume: CheckpointInfo | None
     notes: list[str] = field(default_factory=list)
-    global_batch: int = 0  # train.batch_size x processes
-    effective_lr: float = 0.0  # optimizer.lr after optimizer.lr_scaling
-    ranks: RankCheck | None = None  # set by execute_run
+    ranks: RankCheck | None = None
+
+    @property
+    def config(self) -> PretrainConfig:
+        return self.plan.config
+
+    @property
+    def out(self) -> Path:
+        return self.plan.out
+
+    @property
+    def resume(self) -> CheckpointInfo | None:
+        return self.plan.resume
 
 
 def _set_bad_image_policy(splits: DataSplits, policy: str) -> None:
@@ -77,114 +80,83 @@ def _set_bad_image_policy(splits: DataSplits, policy: str) -> None:
 
 
 def prepare_run(config: PretrainConfig, *, resume: str | None = None) -> PreparedRun:
-    """Check ``config``, launch the processes, build data, method and loop. Raises ``ValueError``.
+    """Plan the run (:func:`~resmo.train.plan.plan_run`: every check, before any process
+    starts), launch the processes, build data, method and loop. Raises ``ValueError``.
 
     A failure after the launch ends the process group (no barrier: the other processes
     may not get there) before it propagates."""
-    check_choice("method", config.method, method_names())
-    check_choice("backbone", config.backbone, backbone_names())
-    check_chosen_options(config)
-    out = Path(config.out) if config.out else default_out_dir(config)
-    auto_without_out = resume == "auto" and not config.out
-    resume_argument = resume
-    resume, notes = resolve_resume(resume, out)
-    config.data.num_workers, workers_note = capped_workers(config.data.num_workers)
-    if workers_note:
-        notes.append(workers_note)
-    notes += launcher_notes(config)
-    notes += process_notes(config)
-    if auto_without_out:
-        notes.append("--resume auto without --out looks in a new, timestamped run folder; "
-                     "pass --out RUN to continue an earlier run")
-    fabric = build_fabric(config)  # several processes: the others start here, running this command again
+    plan = plan_run(config, resume=resume)
+    fabric = build_fabric(plan.config)  # several processes: the others start here, running this command again
     try:
-        return _prepare_launched(config, fabric, out, resume, notes, resume_argument=resume_argument)
+        return build_run(plan, fabric)
     except BaseException:
         end_process_group(barrier=False)
         raise
 
 
-def _prepare_launched(config: PretrainConfig, fabric: Fabric, out: Path, resume: CheckpointInfo | None,
-                      notes: list[str], *, resume_argument: str | None) -> PreparedRun:
-    """:func:`prepare_run` once the processes run: one run folder, data, method, loop."""
-    config.train.devices = fabric.world_size // config.train.num_nodes  # config.yaml: the world as run
-    if fabric.world_size > 1 and not config.out:
+def build_run(plan: RunPlan, fabric: Fabric) -> PreparedRun:
+    """The launched run of ``plan``: one run folder, data, method, optimizer and loop."""
+    plan = plan.with_processes(fabric.world_size)
+    if fabric.world_size > 1 and not plan.config.out:
         # a timestamped default folder could differ between processes started a second apart
-        agreed = Path(fabric.broadcast(str(out), src=0))
-        if agreed != out:
-            out = agreed
-            resume, _ = resolve_resume(resume_argument, out)
+        plan = plan.with_out(Path(fabric.broadcast(str(plan.out), src=0)))
+    config, out, resume = plan.config, plan.out, plan.resume
     seed_everything(config.seed, workers=True, verbose=False)
     torch.backends.cudnn.benchmark = config.train.cudnn_benchmark
     apply_tf32(config.train.tf32)
 
     splits = build_datasets(
-        config.data.name, image_size=config.data.image_size, cache_dir=config.data.cache_dir,
+        config.data.name, image_size=plan.image_size, cache_dir=config.data.cache_dir,
         seed=config.seed, synthetic_options=config.data.synthetic, max_images=config.data.max_images,
+        val_fraction=config.data.val_fraction,
     )
     _set_bad_image_policy(splits, config.data.on_bad_image)
-    image_size = config.data.image_size or splits.image_size
-    # config.yaml records the side the run trains on (a folder's is chosen from its images),
-    # so `resmo eval` / `gap` / `export` rebuild the same backbone without looking at the data
-    config.data.image_size = image_size
-    config.data.pipeline = chosen_pipeline(config.data.pipeline, str(config.data.name), fabric.device.type)  # "auto" decided
-    recipe = build_view_recipe(config.method, image_size, **{**splits.view_defaults, **config.data.views})
-    processes = fabric.world_size  # as launched (the estimate above decided the notes)
-    global_batch = config.train.batch_size * processes
-    if len(splits.train) < global_batch:
+    views = build_view_spec(config.method, plan.image_size, **{**splits.view_defaults, **config.data.views})
+    if len(splits.train) < plan.global_batch:
         raise ValueError(
-            f"train.batch_size={config.train.batch_size} (x {processes} processes) is larger "
+            f"train.batch_size={config.train.batch_size} (x {plan.processes} processes) is larger "
             f"than the {len(splits.train)} training images of '{config.data.name}'; use a smaller --batch-size"
         )
-    steps_per_epoch = len(splits.train) // global_batch
+    steps_per_epoch = len(splits.train) // plan.global_batch
     schedule = config.resolve(steps_per_epoch)
-    backbone_options = resolve_backbone_options(config, image_size)
-    method = build_method(config, backbone_options, steps_per_epoch)
-    recipe_views = getattr(recipe, "num_global_views", 2)
-    if method.num_teacher_views != recipe_views:
+    method = build_method(config, plan.backbone_options, steps_per_epoch)
+    if method.num_teacher_views != views.num_global_views:
         raise ValueError(
             f"method_options.{config.method}.num_teacher_views={method.num_teacher_views} does not match "
-            f"the {recipe_views} global views of the view recipe"
+            f"the {views.num_global_views} global views of data.views"
         )
     apply_backbone_settings(method, channels_last=config.train.channels_last, compile=config.train.compile)
     if config.train.sync_batchnorm:
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
-    batched = config.data.pipeline == "batched"  # views made on the device (DeviceViews)
-    if batched:
-        train_loader = batched_train_loader(
-            splits.train, image_size=image_size, batch_size=config.train.batch_size,
-            seed=config.seed, workers=config.data.num_workers, worker_init_fn=worker_ignores_stop_signals,
-        )
-    else:
-        train_loader = seeded_train_loader(
-            MultiViewDataset(splits.train, recipe), batch_size=config.train.batch_size, seed=config.seed,
-            workers=config.data.num_workers, worker_init_fn=worker_ignores_stop_signals)
-    lr = effective_lr(config.optimizer, global_batch)
-    notes.append(lr_note(config.optimizer, global_batch, processes))
-    optimizer = optimizer_from(config.optimizer, method.student_parameters(), lr=lr)
+    train_loader = build_train_loader(
+        splits.train, views, pipeline=config.data.pipeline, batch_size=config.train.batch_size,
+        seed=config.seed, workers=config.data.num_workers, worker_init_fn=worker_ignores_stop_signals)
+    optimizer = optimizer_from(config.optimizer, method.student_parameters(), lr=plan.effective_lr)
+    notes = list(plan.notes)
     if resume and resume.steps_per_epoch and resume.steps_per_epoch != steps_per_epoch:
         notes.append(f"the checkpoint's run had {resume.steps_per_epoch} steps per epoch, this one has "
-                     f"{steps_per_epoch} (other batch size, data or number of processes): it continues "
+                     f"{steps_per_epoch} (another number of processes): it continues "
                      "from the same step with another data order and learning-rate schedule")
-    loop = TrainingLoop(
-        fabric, method, optimizer, build_lr_scheduler(
+    batched = config.data.pipeline == "batched"  # views made on the device (DeviceViews)
+    loop = TrainingLoop(fabric, LoopParts(
+        method, optimizer, build_lr_scheduler(
             optimizer, total_steps=schedule.total_steps, warmup_steps=schedule.lr_warmup_steps,
-            lr=lr, min_lr=config.optimizer.min_lr),
-        train_loader, schedule=schedule, epochs=config.train.epochs,
-        checkpoint=out / CHECKPOINT_FOLDER / "last.ckpt",
+            lr=plan.effective_lr, min_lr=config.optimizer.min_lr),
+        train_loader,
         log=MetricsLog(out, keep_before_step=resume.global_step if resume else None,
                        enabled=fabric.is_global_zero),
-        log_every=config.train.log_every_n_steps,
         budget=NonFiniteBudget(max_bad_steps=config.train.max_bad_steps,
                                max_scaler_skips_in_a_row=config.train.max_scaler_skips_in_a_row),
         bad_images=BadImages([splits.train, splits.eval_train, splits.val]),
-        knn=knn_monitor_for(config, splits, image_size, worker_init_fn=worker_ignores_stop_signals),
-        device_views=DeviceViews(BatchedViewRecipe.from_view_recipe(recipe),
+        knn=knn_monitor_for(config, splits, plan.image_size, worker_init_fn=worker_ignores_stop_signals),
+        device_views=DeviceViews(BatchedViews(views),
                                  channels_last=config.train.channels_last) if batched else None,
+    ), LoopSettings(
+        schedule=schedule, epochs=config.train.epochs, checkpoint=out / CHECKPOINT_FOLDER / "last.ckpt",
+        log_every_n_steps=config.train.log_every_n_steps,
         channels_last=config.train.channels_last, progress_bar=config.train.progress_bar,
-    )
-    return PreparedRun(config, out, splits, image_size, fabric, method, loop, backbone_options, resume,
-                       notes=notes, global_batch=global_batch, effective_lr=lr)
+    ))
+    return PreparedRun(plan, fabric, splits, method, loop, notes=notes)
 
 
 def execute_run(run: PreparedRun) -> dict[str, Any]:
@@ -236,9 +208,9 @@ def _train_and_write(run: PreparedRun) -> dict[str, Any]:
         if skipped:
             warnings.warn(skipped.message(), stacklevel=2)
         save_backbone(run.out / "student_backbone.pt", run.method.backbone,
-                        name=config.backbone, options=run.backbone_options)
+                        name=config.backbone, options=run.plan.backbone_options)
         save_backbone(run.out / "teacher_backbone.pt", run.method.teacher.module.backbone,
-                        name=config.backbone, options=run.backbone_options)
+                        name=config.backbone, options=run.plan.backbone_options)
         write_summary(run.out, summary)
     return summary
 
@@ -252,6 +224,7 @@ def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
         "method": config.method, "backbone": config.backbone, "data": str(config.data.name),
         "epochs": config.train.epochs, "batch_size": config.train.batch_size, "seed": config.seed,
         "train_images": len(run.splits.train),
+        **run.splits.val_summary(),
         "resmo_weight": config.resmo.weight,
         "knn_top1_student": last_knn.get("knn_top1_student"),
         "knn_top1_teacher": last_knn.get("knn_top1_teacher"),
@@ -263,7 +236,8 @@ def _summary(run: PreparedRun, wall_seconds: float) -> dict[str, Any]:
         "images_per_second": sum(rates) / len(rates) if rates else None, "wall_seconds": wall_seconds,
         "skipped_files": skipped.count, "skipped_examples": list(skipped.examples),
         "skipped_steps": list(loop.budget.bad_steps), "scaler_skipped_steps": loop.budget.scaler_skipped_steps,
-        "world_size": run.fabric.world_size, "global_batch": run.global_batch, "effective_lr": run.effective_lr,
+        "world_size": run.fabric.world_size, "global_batch": run.plan.global_batch,
+        "effective_lr": run.plan.effective_lr,
         "ranks_consistent": run.ranks.consistent if run.ranks else None,
         "rank_fingerprints": run.ranks.fingerprints if run.ranks else {},
     }

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
+from resmo.train.checkpoint_state import CHECKPOINT_FORMAT
+
 CHECKPOINT_FOLDER = "checkpoints"
-#: The ``format`` key of the checkpoints that resmo.train.loop writes and resumes.
-CHECKPOINT_FORMAT = "resmo-training/2"
 
 
 def describe_position(global_step: int, steps_per_epoch: int | None) -> str:

@@ -17,8 +17,8 @@ A factor of 1 (0 for hue) leaves a sample unchanged (up to float rounding for hu
 once over the whole batch, with no gather or scatter.
 
 Each op has an in-place form (``adjust_hue_`` ...) that the view pipeline uses, with
-temporaries taken from a :class:`Scratch` that lives as long as the recipe; the plain
-forms copy their input first. Why: on CPU, where this path must beat per-image torchvision
+temporaries taken from a :class:`Scratch` that lives as long as its
+:class:`~resmo.data.batched.views.BatchedViews`; the plain forms copy their input first. Why: on CPU, where this path must beat per-image torchvision
 with its worker processes, a fresh multi-megabyte tensor per step costs page faults (glibc
 returns large blocks to the system on free), which took more than half of the time.
 Element-wise selections are written as arithmetic (``lerp`` with 0/1 weights, steps from

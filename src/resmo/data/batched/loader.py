@@ -1,4 +1,4 @@
-"""uint8 image batches for the batched view path: ``(uint8 [B, 3, H, W], int64 [B] labels)``.
+"""uint8 images for the batched pipeline, read by :func:`resmo.data.train_loader.build_train_loader`.
 
 - In-memory datasets (the built-in synthetic textures, torchvision CIFAR-10/100 and
   STL-10, which hold their decoded pixels as one uint8 array) become a
@@ -6,16 +6,11 @@
   gather in the main process (``__getitems__``), no workers, no per-image Python.
 - Any other dataset of ``(PIL image, label)`` (image folders) is wrapped in
   :class:`DecodedImages`: DataLoader workers decode each image, resize its short side to
-  ``size`` and centre-crop it to ``size x size`` uint8; the default collate stacks them.
+  ``size`` and centre-crop it to ``size x size`` uint8.
 
-Both go through a plain ``torch.utils.data.DataLoader``, so Lightning swaps in a
-``DistributedSampler`` under DDP exactly as for the torchvision path, and shuffling draws
-from the same global RNG (which the run's checkpoints save and restore).
-
-Folder images are decoded to ``size x size`` (the view size by default), so random crops
+Folder images are decoded to ``size x size`` (the global view size), so random crops
 resample from that image rather than from the full-resolution file: crops only upsample,
-and the edges a centre crop cuts off non-square images are never seen. Pass a larger
-``decode_size`` to :func:`uint8_batch_loader` to keep more detail for small crops.
+and the edges a centre crop cuts off non-square images are never seen.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ from functools import partial
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from resmo.data.views import EvalDataset
 
@@ -51,11 +46,6 @@ class TensorImages(Dataset):
         """A whole batch in one gather (DataLoader calls this with the batch's indices)."""
         index = torch.as_tensor(indices, dtype=torch.int64)
         return self.images[index], self.labels[index]
-
-
-def keep_batch(batch):
-    """``collate_fn`` for :class:`TensorImages`: the batch is already stacked."""
-    return batch
 
 
 def _as_tensor(array) -> torch.Tensor:
@@ -107,31 +97,3 @@ class DecodedImages(EvalDataset):
         super().__init__(base, partial(decode_to_size, size=size))  # a partial: workers can pickle it
         self.size = size
 
-
-def uint8_batch_loader(
-    dataset: Dataset,
-    *,
-    image_size: int,
-    batch_size: int,
-    shuffle: bool = True,
-    drop_last: bool = True,
-    workers: int = 0,
-    pin_memory: bool = False,
-    decode_size: int | None = None,
-) -> DataLoader:
-    """A DataLoader of ``(uint8 [B, 3, H, W], labels)`` for ``dataset`` (see the module doc).
-
-    In-memory datasets keep their own size ``H x W`` (the view recipe crops from it, as the
-    torchvision path does) and ignore ``workers``; other datasets are decoded by
-    ``workers`` processes (kept between epochs) to ``decode_size`` (default ``image_size``) squares.
-    """
-    images = in_memory_images(dataset)
-    if images is not None:
-        return DataLoader(
-            images, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=0,
-            collate_fn=keep_batch, pin_memory=pin_memory,
-        )
-    return DataLoader(
-        DecodedImages(dataset, decode_size or image_size), batch_size=batch_size, shuffle=shuffle,
-        drop_last=drop_last, num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
-    )

@@ -1,12 +1,12 @@
-"""BatchedViewRecipe: the views of a whole uint8 batch at once, on the batch's device.
+"""BatchedViews: the views of a whole uint8 batch at once, on the batch's device.
 
 It is built from the declarative :class:`~resmo.data.view_spec.ViewSpecs` that the
-torchvision reference pipeline (:mod:`resmo.data.views`) is built from too, so the two
-paths share one set of option names and defaults (``two_view_spec``, ``multi_crop_spec``,
-``build_view_spec``) and cannot drift apart::
+torchvision reference pipeline (:class:`resmo.data.views.TorchvisionViews`) is built from
+too, so the two paths share one set of option names and defaults (``two_view_spec``,
+``multi_crop_spec``, ``build_view_spec``) and cannot drift apart::
 
-    recipe = BatchedViewRecipe(build_view_spec("mocov3", 32))
-    views = recipe(images)   # images: uint8 [B, 3, H, W]; views: list of float [B, 3, S, S]
+    make_views = BatchedViews(build_view_spec("mocov3", 32))
+    views = make_views(images)   # images: uint8 [B, 3, H, W]; views: list of float [B, 3, S, S]
 
 Per view, in torchvision's order and with per-sample randomness: random resized crop and
 horizontal flip (:mod:`.geometry`), colour jitter with probability ``jitter_prob``,
@@ -67,12 +67,14 @@ class ViewParams:
     solarize: torch.Tensor
 
 
-class BatchedViewRecipe:
-    """Callable ``uint8 [B, 3, H, W] -> list of float [B, 3, S, S]`` views (see module doc)."""
+class BatchedViews:
+    """Callable ``uint8 [B, 3, H, W] -> list of float [B, 3, S, S]``: the views of ``spec``
+    (see the module doc)."""
 
     def __init__(self, spec: ViewSpecs) -> None:
         if not spec.views:
-            raise ValueError("a batched view recipe needs at least one view")
+            raise ValueError("batched views need at least one view spec")
+        self.spec = spec
         self.specs = list(spec.views)
         self.num_global_views = spec.num_global_views
         groups: dict[ViewSpec, list[int]] = {}
@@ -81,22 +83,13 @@ class BatchedViewRecipe:
         self.groups = list(groups.values())
         self.scratch = [Scratch() for _ in self.groups]  # reused temporaries, one set per group
 
-    @classmethod
-    def from_view_recipe(cls, recipe) -> BatchedViewRecipe:
-        """The batched twin of a torchvision :class:`~resmo.data.views.ViewRecipe`: built from
-        the spec the recipe was built from (hand-made transforms have none: ``ValueError``)."""
-        if recipe.spec is None:
-            raise ValueError("the batched view path needs a recipe built from a view spec "
-                             "(resmo.data.views.torchvision_views); this one has hand-made transforms")
-        return cls(recipe.spec)
-
     @property
     def num_views(self) -> int:
         return len(self.specs)
 
     def __repr__(self) -> str:
         views = "\n".join(f"  view {i}: {spec}" for i, spec in enumerate(self.specs))
-        return f"BatchedViewRecipe(num_views={self.num_views}, num_global_views={self.num_global_views})\n{views}"
+        return f"BatchedViews(num_views={self.num_views}, num_global_views={self.num_global_views})\n{views}"
 
     @torch.no_grad()
     def __call__(
@@ -211,3 +204,29 @@ def _make_group(
             solarize=solar[part],
         ))
     return outputs, drawn
+
+
+class DeviceViews:
+    """``(uint8 images, labels, seed)`` on the device -> ``(views, labels)``, made there.
+
+    The batches come from :func:`resmo.data.train_loader.build_train_loader` (``pipeline=
+    "batched"``), which the loop moves to the device first. The random draws of a batch come
+    from a generator seeded with its ``seed`` (``sample_seed(seed, epoch, first index)``):
+    the views are a pure function of the seed and the batch, not of the global RNG, as in
+    the torchvision pipeline. With ``channels_last`` the views are written in channels-last
+    memory by the last op, the memory format the backbones use (no copy afterwards).
+    """
+
+    def __init__(self, views: BatchedViews, *, channels_last: bool = False) -> None:
+        self.views = views
+        self.channels_last = channels_last
+
+    def __call__(self, batch) -> tuple[list[torch.Tensor], torch.Tensor]:
+        images, labels, seed = batch
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        generator = torch.Generator(device=images.device).manual_seed(int(seed))
+        host = generator if images.device.type == "cpu" else torch.Generator().manual_seed(int(seed))
+        with torch.autocast(images.device.type, enabled=False):  # views in float32
+            views = self.views(images, generator=generator, host_generator=host,
+                               memory_format=memory_format)
+        return views, labels
