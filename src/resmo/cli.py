@@ -25,10 +25,9 @@ before the first heavy import on, for the ``resmo`` script and ``python -m resmo
 from __future__ import annotations
 
 import argparse
-import difflib
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from resmo import __version__, ctrl_c
 from resmo.commands import (
@@ -39,6 +38,7 @@ from resmo.commands import (
     report_command,
     transfer_command,
 )
+from resmo.commands.parser import OneLineParser, chosen_parser, deferred_help
 from resmo.validation import one_line
 
 #: Subcommands defined in resmo.commands: name -> module with add_parser() and run().
@@ -61,77 +61,6 @@ FLAG_KEYS = {
 }
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line (no usage dump) with exit code 2.
-
-    Flags must be spelled out (``allow_abbrev=False``: ``--epoch 2`` is an error, not
-    ``--epochs 2``), and an unknown flag gets the closest known ones (``did you mean --epochs?``).
-    Subparsers made through ``add_subparsers(parser_class=OneLineParser)`` inherit both.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        if message.startswith("the following arguments are required"):  # --encodr for --encoder
-            message += flag_hint(self, getattr(self, "_arguments", ()), name_flags=True)
-        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
-
-    def format_help(self) -> str:
-        for action in self._actions:  # help texts made when help is shown: see deferred_help
-            text = getattr(action, "help_text", None)
-            if text is not None:
-                action.help = text()
-        return super().format_help()
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        self._arguments = list(sys.argv[1:] if args is None else args)  # for error()
-        return super().parse_known_args(args, namespace)
-
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
-        namespace, extras = self.parse_known_args(args, namespace)
-        parser = chosen_parser(self, namespace)
-        if extras and isinstance(getattr(namespace, "overrides", None), list):
-            # argparse fills a nargs="*" positional at its first run of values only:
-            # `a=1 --epochs 2 b=2` leaves b=2 over; keep such key=value tokens, in order
-            kept = [token for token in extras if "=" in token and not token.startswith("-")]
-            namespace.overrides.extend(kept)
-            extras = [token for token in extras if token not in kept]
-        if extras:
-            parser.error(f"unrecognized arguments: {' '.join(extras)}{flag_hint(parser, extras)}")
-        return namespace
-
-
-def chosen_parser(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> argparse.ArgumentParser:
-    """The innermost (sub)parser that ``namespace`` was parsed with (``resmo eval knn``)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            name = getattr(namespace, action.dest, None)
-            if name in action.choices:
-                return chosen_parser(action.choices[name], namespace)
-    return parser
-
-
-def flag_hint(parser: argparse.ArgumentParser, tokens: Sequence[str], *, name_flags: bool = False) -> str:
-    """``"; did you mean --epochs?"`` for the unknown flags among ``tokens`` that are close
-    to a flag of ``parser`` (``""`` when none is); with several such flags, or
-    ``name_flags``, each hint starts with its flag (``"; --epohcs: did you mean --epochs?"``)."""
-    known = [option for option in parser._option_string_actions if option.startswith("--")]
-    hints = []
-    for token in tokens:
-        if token == "--":  # the rest are positional values
-            break
-        flag = token.split("=", 1)[0]
-        if flag.startswith("--") and flag not in known:
-            matches = difflib.get_close_matches(flag, known, n=2, cutoff=0.6)
-            if matches:
-                hints.append((flag, f"did you mean {' or '.join(matches)}?"))
-    if len(hints) == 1 and not name_flags:
-        return f"; {hints[0][1]}"
-    return "".join(f"; {flag}: {hint}" for flag, hint in hints)
-
-
 def _error_text(error: BaseException) -> str:
     """The one-line message of ``error``; an error re-raised from a DataLoader worker
     carries the worker's traceback, whose last line is the original message."""
@@ -140,13 +69,6 @@ def _error_text(error: BaseException) -> str:
         last = [line for line in text.strip().splitlines() if line.strip()][-1]
         text = last.split(": ", 1)[1] if ": " in last else last
     return one_line(text)
-
-
-def deferred_help(action: argparse.Action, text: Callable[[], str]) -> None:
-    """Make ``action``'s help ``text()``, computed only when help is shown: the names of
-    methods and backbones come from their registries, which import torch, and parsing a
-    command line must stay fast (and interruptible by Ctrl+C with one line)."""
-    action.help_text = text  # type: ignore[attr-defined]
 
 
 def _method_help() -> str:

@@ -3,12 +3,12 @@ and a near miss gets one line with ``did you mean ...?`` and exit code 2."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import pytest
 
 from resmo.cli import build_parser
+from resmo.commands.parser import OneLineParser
 from resmo.config import ConfigError, load_config
 from tests.commands.test_cli import run_main
 from tests.eval_helpers import assert_one_line_error
@@ -29,12 +29,10 @@ def nothing_runs(monkeypatch):
         monkeypatch.setattr(module, "run", refuse)
 
 
-def all_parsers(parser: argparse.ArgumentParser):
+def all_parsers(parser: OneLineParser):
     yield parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                yield from all_parsers(sub)
+    for sub in parser.subparsers():
+        yield from all_parsers(sub)
 
 
 def test_every_parser_and_subparser_refuses_abbreviations():
