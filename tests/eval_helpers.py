@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from resmo.backbone_files import load_backbone
 from resmo.cli import main
 from resmo.config import load_config
 from resmo.data import EvalDataset, build_datasets, eval_transform
-from resmo.export import load_backbone
 from resmo.train.pretrain import execute_run, prepare_run
 from tests.pretrain_helpers import tiny_overrides
 

@@ -1,25 +1,10 @@
-"""``resmo export``: a run's student or teacher backbone as weights of the plain model.
+"""``resmo export``: a run's student or teacher backbone written as files.
 
-Formats (chosen by the run's backbone):
-
-- ``resnet18`` / ``resnet50`` -> **torchvision**: resmo's ``TorchvisionResNet`` keeps
-  torchvision's module names under ``net.``; the export strips that prefix (and has no
-  ``fc``: resmo replaces it by ``nn.Identity``), so it loads with ``strict=True`` into
-  ``torchvision.models.resnet18()`` after ``model.fc = nn.Identity()``. CIFAR-stem runs
-  (images <= 64 px) also need ``model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)`` and
-  ``model.maxpool = nn.Identity()``;
-- ``vit_tiny`` / ``vit_small`` -> **timm**: the state dict of
-  ``timm.create_model(name, num_classes=0, img_size=..., patch_size=...)``;
-- ``resnet_small`` -> **resmo**: it has no torchvision or timm twin; the file holds the
-  resmo state dict for ``resmo.create_backbone("resnet_small", **options)``.
-
-Next to ``<name>.pt`` (a plain state dict: ``torch.load(path, weights_only=True)``) a
-``<name>.json`` records the format, how to build the model, the normalisation and the
-source checkpoint.
-
-A run folder's ``student_backbone.pt`` / ``teacher_backbone.pt`` (written when training
-ends, :func:`save_backbone`) hold resmo's own backbone with what rebuilds it
-(:func:`load_backbone`); ``resmo export`` turns them into the formats above.
+``--format plain`` writes ``<name>.pt``, the state dict of the plain torchvision / timm /
+resmo model (resmo.plain_weights says which, by backbone; ``torch.load(path,
+weights_only=True)``); ``--format detectron2`` writes the ``.pkl`` and config fragment
+detectron2 reads (resmo.detectron2_export). Next to either, ``<name>.json`` records the
+format, how to build the model, the normalisation and the source checkpoint.
 """
 
 from __future__ import annotations
@@ -29,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from resmo.backbones import create_backbone
 from resmo.data import IMAGENET_MEAN, IMAGENET_STD
 from resmo.detectron2_export import (
     detectron2_config,
@@ -41,74 +24,8 @@ from resmo.detectron2_export import (
     write_detectron2_pickle,
 )
 from resmo.eval.runs import load_run
-from resmo.files import atomic_torch_save
+from resmo.plain_weights import plain_state_dict
 from resmo.validation import check_choice
-
-TORCHVISION = ("resnet18", "resnet50")
-TIMM = {"vit_tiny": "vit_tiny_patch16_224", "vit_small": "vit_small_patch16_224"}
-
-
-def cpu_state_dict(backbone: nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of ``backbone``'s state dict on the CPU (shares nothing with the module)."""
-    return {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
-
-
-def save_backbone(path: Path, backbone: nn.Module, *, name: str, options: dict[str, Any]) -> None:
-    """Save ``backbone``'s weights with what is needed to rebuild it."""
-    state = cpu_state_dict(backbone)
-    atomic_torch_save({"backbone": name, "options": dict(options), "state_dict": state}, path,
-                      keep_previous_version=False)
-
-
-def load_backbone(path: str | Path) -> nn.Module:
-    """Rebuild a backbone exported by :func:`save_backbone` (``strict=True``)."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    backbone = create_backbone(saved["backbone"], **saved["options"])
-    backbone.load_state_dict(saved["state_dict"], strict=True)
-    return backbone
-
-
-def plain_state_dict(backbone: nn.Module, name: str, options: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(state dict of the plain model, how to build it)`` for a resmo backbone."""
-    state = cpu_state_dict(backbone)
-    if name in TORCHVISION or name in TIMM:
-        if not all(key.startswith("net.") for key in state):
-            raise ValueError(f"backbone {name!r} does not keep its model under 'net.'; cannot export")
-        state = {key[len("net."):]: value for key, value in state.items()}
-    if name in TORCHVISION:
-        if any(key.startswith("fc.") for key in state):
-            raise ValueError(f"backbone {name!r} has a classifier 'fc'; resmo exports have none")
-        cifar = bool(options.get("cifar_stem", False))
-        build = {"format": "torchvision", "model": f"torchvision.models.{name}", "cifar_stem": cifar,
-                 "changes": ["fc = nn.Identity()"] + (
-                     ["conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)", "maxpool = nn.Identity()"] if cifar else [])}
-    elif name in TIMM:
-        build = {"format": "timm", "model": TIMM[name], "kwargs": {
-            "num_classes": 0, "img_size": options.get("img_size", 224), "patch_size": options.get("patch_size", 16)}}
-    else:
-        build = {"format": "resmo", "model": name, "kwargs": dict(options),
-                 "note": f"{name!r} has no torchvision/timm twin: build it with "
-                         f"resmo.create_backbone({name!r}, **kwargs) and load this state dict"}
-    return state, build
-
-
-def build_plain_model(build: dict[str, Any]) -> nn.Module:
-    """The plain (torchvision / timm / resmo) model an export's ``build`` record describes."""
-    if build["format"] == "torchvision":
-        import torchvision
-
-        model = getattr(torchvision.models, build["model"].rsplit(".", 1)[1])()
-        model.fc = nn.Identity()
-        if build["cifar_stem"]:
-            model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-            model.maxpool = nn.Identity()
-        return model
-    if build["format"] == "timm":
-        import timm
-
-        return timm.create_model(build["model"], pretrained=False, **build["kwargs"])
-    return create_backbone(build["model"], **build["kwargs"])
-
 
 EXPORT_FORMATS = ("plain", "detectron2")
 

@@ -13,8 +13,9 @@ import torch
 import torchvision
 from torch import nn
 
+from resmo.backbone_files import load_backbone
 from resmo.backbones import create_backbone
-from resmo.export import build_plain_model, load_backbone, plain_state_dict
+from resmo.plain_weights import build_plain_model, plain_state_dict
 from tests.eval_helpers import make_run, run_cli
 
 SMALL = ("data.image_size=16", "data.synthetic.val_num_samples=16", "monitor.knn_every_epochs=0")

@@ -22,7 +22,7 @@ from resmo.detectron2_export import (
     detectron2_opts,
     detectron2_weights,
 )
-from resmo.export import plain_state_dict
+from resmo.plain_weights import plain_state_dict
 
 # detectron2.modeling.backbone.resnet, written down: BasicStem holds `conv1` (a Conv2d with
 # `norm`); stages res2..res5; in every block conv1..conv3 (bottleneck) or conv1..conv2

@@ -18,9 +18,9 @@ import sys
 import pytest
 import torch
 
+from resmo.backbone_files import load_backbone
 from resmo.cli import resume_command
 from resmo.config import load_config
-from resmo.export import load_backbone
 from resmo.train.interrupt import StopSignals
 from resmo.train.pretrain import execute_run, prepare_run
 from resmo.train.stopping import RunStopped

@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
+from resmo.backbone_files import load_backbone
 from resmo.config import load_config
-from resmo.export import load_backbone
 from resmo.train.pretrain import execute_run, prepare_run
 from tests.pretrain_helpers import ON_CPU, tiny_overrides
 

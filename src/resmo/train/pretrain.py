@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from lightning.fabric import Fabric, seed_everything
 
+from resmo.backbone_files import save_backbone
 from resmo.builder import (
     apply_backbone_settings,
     build_method,
@@ -31,7 +32,6 @@ from resmo.data.train_loader import build_train_loader
 from resmo.distributed.process_group import end_process_group, lost_process
 from resmo.distributed.rank_check import RankCheck, check_ranks
 from resmo.eval.knn_monitor import knn_monitor_for
-from resmo.export import save_backbone
 from resmo.launch import build_fabric
 from resmo.methods.base import MomentumMethod
 from resmo.optim.optimizers import build_lr_scheduler, optimizer_from

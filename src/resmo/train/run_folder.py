@@ -8,7 +8,7 @@ Layout (``--out``, default ``runs/<method>-<data>-<time>``)::
     checkpoints/last.ckpt  full training state, written atomically every epoch and at
                            every early stop (SIGTERM / SIGINT, non-finite loss)
     checkpoints/last-prev.ckpt  the version before it (see resmo.files)
-    student_backbone.pt    {"backbone", "options", "state_dict"}: resmo.export.load_backbone()
+    student_backbone.pt    {"backbone", "options", "state_dict"}: resmo.backbone_files.load_backbone()
     teacher_backbone.pt
     summary.json
 """
