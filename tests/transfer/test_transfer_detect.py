@@ -21,7 +21,8 @@ from eval_helpers import assert_one_line_error, make_run, run_cli
 from resmo.eval.runs import load_run
 from resmo.transfer.detect import export_state
 from resmo.transfer.detector import build_detector, check_detection_backbone
-from resmo.transfer.train_detect import DetectSettings, evaluate, flip, learning_rate, train
+from resmo.transfer.settings import TrainingRequest, resolve_settings
+from resmo.transfer.train_detect import evaluate, flip, learning_rate, train
 from resmo.transfer.voc import VOC_CLASSES, VOCDetection, VOCError, read_classes, read_split
 
 pytest.importorskip("torchmetrics")
@@ -91,7 +92,9 @@ def test_fine_tuning_two_seeds_of_the_student_by_default_writes_ap_json_with_fin
     assert payload["settings"]["iterations"] == 2 and payload["settings"]["min_size"] == 64
     assert payload["settings"]["rois_per_image"] == 64 and payload["settings"]["proposals"] == 200
     assert payload["settings"]["train_sizes"] == [48, 64] and payload["settings"]["job"]["train_sizes"] == [48, 64]
-    assert payload["settings"]["lr"] == pytest.approx(0.02 * 2 / 16)
+    assert payload["settings"]["lr"] == pytest.approx(0.02 * 2 / 16) and payload["settings"]["log_every"] == 1
+    job = payload["settings"]["job"]  # as asked: the flat command-line options
+    assert (job["iterations"], job["epochs"], job["lr"], job["device"], job["max_size"]) == (2, None, None, "cpu", 107)
     assert [entry["seed"] for entry in payload["seeds"]] == [0, 1]
     for entry in payload["seeds"]:
         assert all(math.isfinite(entry[key]) for key in ("loss_first", "loss_last", "loss_mean"))
@@ -147,8 +150,9 @@ def test_train_sizes_are_drawn_per_training_image_and_testing_keeps_one_scale(vo
                               proposals=50)
     seen: list[tuple[int, int]] = []
     detector.transform.register_forward_hook(lambda module, inputs, output: seen.extend(output[0].image_sizes))
-    settings = DetectSettings(iterations=4, batch_size=3, min_size=56, max_size=200, train_sizes=(32, 48),
-                              rois_per_image=16, proposals=50)
+    settings = resolve_settings(TrainingRequest(iterations=4, batch_size=3, lr=0.01, min_size=56, max_size=200,
+                                                train_sizes=(32, 48), rois_per_image=16, proposals=50, device="cpu"),
+                                num_train=6)
     train(detector, VOCDetection(voc, "train", classes), settings, seed=0, log=lambda line: None)
     assert set(seen) == {(32, 32), (48, 48)}  # 64-px squares, each resized to a drawn shorter side
     seen.clear()
@@ -213,7 +217,7 @@ def test_boxes_become_0_based_xyxy_and_difficult_objects_are_ignore_regions(voc,
 
 
 def test_the_schedule_warms_up_and_steps_down():
-    settings = DetectSettings(iterations=1000, lr=0.02)
+    settings = resolve_settings(TrainingRequest(iterations=1000, lr=0.02, device="cpu"), num_train=1)
     assert learning_rate(settings, 0) == pytest.approx(0.02 * 0.001)
     assert learning_rate(settings, 100) == learning_rate(settings, 749) == pytest.approx(0.02)
     assert learning_rate(settings, 750) == pytest.approx(0.002)

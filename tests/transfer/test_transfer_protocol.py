@@ -10,9 +10,10 @@ import torch
 
 from resmo.data import IMAGENET_MEAN, IMAGENET_STD
 from resmo.transfer import protocol, train_detect
-from resmo.transfer.detect import DEFAULT_EPOCHS, DetectJob
+from resmo.transfer.detect import DetectJob
 from resmo.transfer.detector import DETECTION_BACKBONES, build_detector
 from resmo.transfer.results import KEYS
+from resmo.transfer.settings import resolve_settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "detection.md"
 
@@ -24,15 +25,16 @@ def number(value: float) -> str:
 def measured() -> dict[str, dict[str, str]]:
     """What ``resmo transfer detect`` does by default, read off the code (not off the table)."""
     job = DetectJob(run="RUN", data="DATA")
+    num_train = 16 * job.training.batch_size  # 16 iterations per epoch
+    settings = resolve_settings(job.training, num_train, log=print)  # transfer_detect's resolution
     torch.manual_seed(0)
-    detector = build_detector("resnet18", 20, state=None, min_size=job.min_size, max_size=job.max_size, norm=job.norm,
-                              rois_per_image=job.rois_per_image, proposals=job.proposals)
+    detector = build_detector("resnet18", 20, state=None, min_size=settings.min_size, max_size=settings.max_size,
+                              norm=settings.norm, rois_per_image=settings.rois_per_image, proposals=settings.proposals)
     rpn, heads, transform = detector.rpn, detector.roi_heads, detector.transform
     sizes = [size for level in rpn.anchor_generator.sizes for size in level]
     ratios = {len(level) for level in rpn.anchor_generator.aspect_ratios}
     norms = {type(m).__name__ for m in detector.backbone.body.modules() if "Norm" in type(m).__name__}
     frozen = [name for name, p in detector.backbone.body.named_parameters() if not p.requires_grad]
-    lr = 0.02 * job.batch_size / 16  # transfer_detect's default
     pre, post = rpn._pre_nms_top_n, rpn._post_nms_top_n
     return {
         "Detector": {"detector": type(detector).__name__, "backbone": type(detector.backbone).__name__,
@@ -40,16 +42,16 @@ def measured() -> dict[str, dict[str, str]]:
                      "pool": "x".join(str(s) for s in heads.box_roi_pool.output_size)},
         "Backbone": {"backbones": " or ".join(DETECTION_BACKBONES)},
         "Encoder": {"encoder": job.encoder},
-        "Normalisation layers": {"norm": job.norm, "norm_layer": "/".join(sorted(norms)),
-                                 "precise_bn": "yes" if hasattr(job, "precise_bn") else "no"},
+        "Normalisation layers": {"norm": settings.norm, "norm_layer": "/".join(sorted(norms)),
+                                 "precise_bn": "yes" if hasattr(settings, "precise_bn") else "no"},
         "Frozen stages": {"frozen": ", ".join(frozen) or "none"},
         "Input": {"mean": str(list(transform.image_mean)), "std": str(list(transform.image_std))},
         "Training scale": {"min_size": ",".join(map(str, transform.min_size)), "max_size": str(transform.max_size),
-                           "scales": "one scale" if job.train_sizes is None else "several"},
+                           "scales": "one scale" if settings.train_sizes is None else "several"},
         "Test scale": {"min_size": str(transform.min_size[-1]), "max_size": str(transform.max_size)},
         "Augmentation": {"p": number(train_detect.FLIP_PROBABILITY)},
-        "Batch, learning rate": {"batch": str(job.batch_size), "lr": number(lr)},
-        "Schedule": {"epochs": number(DEFAULT_EPOCHS), "steps": ", ".join(f"{100 * s:g} %" for s in train_detect.LR_STEPS),
+        "Batch, learning rate": {"batch": str(settings.batch_size), "lr": number(settings.lr)},
+        "Schedule": {"epochs": number(settings.iterations * settings.batch_size / num_train), "steps": ", ".join(f"{100 * s:g} %" for s in train_detect.LR_STEPS),
                      "warmup": str(train_detect.WARMUP_ITERATIONS), "warmup_factor": number(train_detect.WARMUP_FACTOR)},
         "Optimizer": {"momentum": number(train_detect.MOMENTUM), "weight_decay": f"{train_detect.WEIGHT_DECAY:.4f}"},
         "RPN": {"anchors": f"{min(sizes)}-{max(sizes)}", "ratios": "/".join(map(str, sorted(ratios))),

@@ -67,6 +67,9 @@ def positive_float(value: str) -> float:
 
 
 def add_parser(commands) -> None:
+    from resmo.transfer.settings import BASE_BATCH, BASE_LR, DEFAULT_EPOCHS, TrainingRequest
+
+    defaults = TrainingRequest()
     parser = commands.add_parser(
         "transfer", help="transfer a run's backbone to a downstream task (detect: Faster R-CNN on VOC)",
         description="Fine-tune on a downstream task with a run's exported backbone; results go to <run>/transfer/.",
@@ -94,28 +97,29 @@ def add_parser(commands) -> None:
     detect.add_argument("--eval-split", help="split to evaluate on (default: test if the folder has it, else val)")
     detect.add_argument("--classes", metavar="a,b,c", help="class names (default: <data>/classes.txt, else VOC's 20)")
     budget = detect.add_mutually_exclusive_group()
-    budget.add_argument("--iterations", type=positive_int, help="SGD iterations (default: 12 epochs' worth)")
-    budget.add_argument("--epochs", type=positive_float, help="passes over the training split (default 12)")
-    detect.add_argument("--batch-size", type=positive_int, default=8, help="images per iteration (default 8)")
-    detect.add_argument("--lr", type=positive_float, help="base learning rate (default 0.02 x batch size / 16)")
-    detect.add_argument("--image-size", type=image_size, default=(800, 1333), metavar="MIN[,MAX]",
-                        help="the detector's resize: shorter side MIN, longer side at most MAX "
-                        "(default 800,1333; MAX defaults to MIN x 1333 / 800)")
+    budget.add_argument("--iterations", type=positive_int, help=f"SGD iterations (default: {DEFAULT_EPOCHS} epochs' worth)")
+    budget.add_argument("--epochs", type=positive_float, help=f"passes over the training split (default {DEFAULT_EPOCHS})")
+    detect.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                        help=f"images per iteration (default {defaults.batch_size})")
+    detect.add_argument("--lr", type=positive_float, help=f"base learning rate (default {BASE_LR:g} x batch size / {BASE_BATCH})")
+    detect.add_argument("--image-size", type=image_size, default=(defaults.min_size, defaults.max_size),
+                        metavar="MIN[,MAX]", help="the detector's resize: shorter side MIN, longer side at most MAX "
+                        f"(default {defaults.min_size},{defaults.max_size}; MAX defaults to MIN x 1333 / 800)")
     detect.add_argument("--train-sizes", type=size_list, metavar="S1,S2,...",
                         help="multi-scale training: the shorter side of each training image drawn from these "
                         "(MoCo's VOC protocol: 480,512,...,800); testing keeps --image-size (default: one scale)")
-    detect.add_argument("--rois-per-image", type=positive_int, default=512, metavar="N",
-                        help="proposals per training image for the box head (default 512, as detectron2; "
-                        "fewer for small images with few objects: the box head's cost grows with N)")
+    detect.add_argument("--rois-per-image", type=positive_int, default=defaults.rois_per_image, metavar="N",
+                        help=f"proposals per training image for the box head (default {defaults.rois_per_image}, "
+                        "as detectron2; fewer for small images with few objects: the box head's cost grows with N)")
     detect.add_argument("--proposals", type=positive_int, metavar="N",
                         help="region proposals kept after the RPN's NMS, training and evaluation "
                         "(default: torchvision's 2000 / 1000)")
-    detect.add_argument("--norm", choices=("batch", "frozen"), default="batch",
+    detect.add_argument("--norm", choices=("batch", "frozen"), default=defaults.norm,
                         help="batch (default): BatchNorm fine-tuned, all stages trained (MoCo's transfer); "
                         "frozen: FrozenBatchNorm, stem and layer1 frozen (torchvision's default)")
-    detect.add_argument("--device", default="auto", help="auto (default: cuda if available, else cpu), cpu, cuda or cuda:N")
-    detect.add_argument("--workers", type=non_negative_int, default=0,
-                        help="data-loading processes (default 0; at most the machine's CPU cores)")
+    detect.add_argument("--device", default=defaults.device, help="auto (default: cuda if available, else cpu), cpu, cuda or cuda:N")
+    detect.add_argument("--workers", type=non_negative_int, default=defaults.workers,
+                        help=f"data-loading processes (default {defaults.workers}; at most the machine's CPU cores)")
     detect.add_argument("--out", metavar="FILE.json", help="result file (default <run>/transfer/detect-<init>-<data>.json)")
 
 
@@ -129,17 +133,19 @@ def run(args: argparse.Namespace) -> int:
     from resmo.transfer.detect import DetectJob, transfer_detect
     from resmo.transfer.metrics import MissingPackage
     from resmo.transfer.results import format_scores
+    from resmo.transfer.settings import TrainingRequest
     from resmo.transfer.train_detect import NonFiniteLoss
 
     prog = "resmo transfer detect"
-    job = DetectJob(
-        run=args.run, data=args.data, encoder=args.encoder, random_init=args.random_init, seeds=args.seeds,
-        train_split=args.train_split, eval_split=args.eval_split, classes=args.classes,
+    training = TrainingRequest(
         iterations=args.iterations, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         min_size=args.image_size[0], max_size=args.image_size[1], train_sizes=args.train_sizes,
-        rois_per_image=args.rois_per_image,
-        proposals=args.proposals, norm=args.norm, workers=args.workers,
-        device=args.device, out=args.out, config=args.config)
+        rois_per_image=args.rois_per_image, proposals=args.proposals, norm=args.norm, workers=args.workers,
+        device=args.device)
+    job = DetectJob(
+        run=args.run, data=args.data, encoder=args.encoder, random_init=args.random_init, seeds=args.seeds,
+        train_split=args.train_split, eval_split=args.eval_split, classes=args.classes, training=training,
+        out=args.out, config=args.config)
     try:
         payload = transfer_detect(job, log=lambda line: print(line, flush=True))
     except NonFiniteLoss as error:

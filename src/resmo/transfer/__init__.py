@@ -2,6 +2,7 @@
 
 - :mod:`resmo.transfer.voc`: a Pascal VOC detection folder, read and checked;
 - :mod:`resmo.transfer.detector`: torchvision's Faster R-CNN + FPN on an exported ResNet;
+- :mod:`resmo.transfer.settings`: the fine-tuning options as asked, resolved once into the settings;
 - :mod:`resmo.transfer.train_detect`: fine-tuning for one seed, then COCO-style and VOC07 AP;
 - :mod:`resmo.transfer.metrics`: AP / AP50 / AP75 with torchmetrics (the ``detect`` extra);
 - :mod:`resmo.transfer.voc07_ap`: VOC07's 11-point AP, as detectron2 reports it on VOC;

@@ -13,19 +13,17 @@ This is not MoCo's VOC protocol (detectron2, R50-C4, synchronised BN, 24k iterat
 ``resmo export --format detectron2`` writes what MoCo's own detection code needs.
 
 Defaults: train on ``train``; evaluate on ``test`` when ``ImageSets/Main/test.txt`` exists,
-else on ``val``; 12 epochs (``iterations`` = ceil(epochs x train images / batch size)) when
-neither ``iterations`` nor ``epochs`` is given; one scale (``min_size``) unless
-``train_sizes`` lists the training scales; ``lr`` = 0.02 x batch size / 16 (detectron2's
-linear scaling rule); ``device`` ``auto`` takes CUDA when available, else the CPU (a device
-the machine lacks is refused before any work).
+else on ``val``; the training options (:class:`resmo.transfer.settings.TrainingRequest`: 12
+epochs, one scale, lr 0.02 x batch size / 16, device ``auto``, ...) are resolved once into the
+:class:`resmo.transfer.settings.DetectSettings` every seed trains with (a device the machine
+lacks is refused before any work).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +32,16 @@ import torch
 from resmo.transfer import metrics
 from resmo.transfer.detector import build_detector, check_detection_backbone
 from resmo.transfer.results import aggregate, format_scores, result_path, write_result
-from resmo.transfer.train_detect import DetectSettings, evaluate, train
+from resmo.transfer.settings import TrainingRequest, resolve_settings, usable_device
+from resmo.transfer.train_detect import evaluate, train
 from resmo.transfer.voc import VOCDetection, available_splits, read_classes
 
-DEFAULT_EPOCHS = 12
 
-
-@dataclass
+@dataclass(frozen=True)
 class DetectJob:
-    """What ``resmo transfer detect`` was asked to do (its command-line options)."""
+    """What ``resmo transfer detect`` was asked to do: which backbone of which run, on which VOC
+    folder, splits, classes and seeds, where to write, and the fine-tuning options as asked
+    (``training``, resolved by :func:`resmo.transfer.settings.resolve_settings`)."""
 
     run: str
     data: str
@@ -50,28 +49,25 @@ class DetectJob:
     random_init: bool = False
     seeds: tuple[int, ...] = (0,)
     train_split: str = "train"
-    eval_split: str | None = None
-    classes: str | None = None
-    iterations: int | None = None
-    epochs: float | None = None
-    batch_size: int = 8
-    lr: float | None = None
-    min_size: int = 800
-    max_size: int = 1333
-    train_sizes: tuple[int, ...] | None = None
-    rois_per_image: int = 512
-    proposals: int | None = None
-    norm: str = "batch"
-    workers: int = 0
-    device: str = "auto"
-    out: str | None = None
+    eval_split: str | None = None  # None: test if the folder has it, else val
+    classes: str | None = None  # None: <data>/classes.txt, else VOC's 20
+    training: TrainingRequest = field(default_factory=TrainingRequest)
+    out: str | None = None  # None: <run>/transfer/detect-<init>-<data>.json
     config: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat, the training options in the place of ``training`` (the result file's ``settings.job``)."""
+        flat: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            flat.update(asdict(value) if item.name == "training" else {item.name: value})
+        return flat
 
 
 def export_state(run, encoder: str) -> tuple[str, dict[str, torch.Tensor]]:
     """``(backbone name, torchvision state dict)`` of ``encoder``: what ``resmo export`` writes;
     raises ``ValueError`` for a backbone a detector cannot hold."""
-    from resmo.export import plain_state_dict
+    from resmo.plain_weights import plain_state_dict
 
     name = run.config.backbone
     state, build = plain_state_dict(run.encoder(encoder), name, run.backbone_options)
@@ -84,39 +80,15 @@ def default_eval_split(root: Path) -> str:
     return "test" if "test" in available_splits(root) else "val"
 
 
-def iterations_of(job: DetectJob, num_train: int) -> int:
-    if job.iterations is not None:
-        return job.iterations
-    epochs = DEFAULT_EPOCHS if job.epochs is None else job.epochs
-    return max(1, math.ceil(epochs * num_train / job.batch_size))
-
-
-def usable_device(choice: str) -> torch.device:
-    """``--device`` resolved (``auto``: CUDA when available), or ``ValueError`` when this
-    machine has no such device."""
-    from resmo.eval.features import resolve_device
-
-    device = resolve_device(choice)
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (device.index or 0) >= count:
-            raise ValueError(f"--device {choice}: this machine has {count or 'no'} CUDA device"
-                             f"{'s' * (count != 1)}; use --device auto or cpu")
-    elif device.type != "cpu":
-        raise ValueError(f"--device {choice}: only cpu and cuda[:N] are supported")
-    return device
-
-
 def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run ``job`` (see the module doc); return the payload written to the JSON file.
 
     Raises ``ValueError`` for bad input, :class:`resmo.transfer.metrics.MissingPackage`
     without torchmetrics / pycocotools, and ``NonFiniteLoss`` when training diverges."""
-    from resmo.data.workers import capped_workers
     from resmo.eval.runs import load_run
 
     backend = metrics.check_map_available()
-    device = usable_device(job.device)
+    usable_device(job.training.device)  # a device the machine lacks: refused before any work
     run = load_run(job.run, config=job.config)
     name, state = export_state(run, job.encoder)
     root = Path(job.data)
@@ -124,23 +96,14 @@ def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[
     eval_split = job.eval_split or default_eval_split(root)
     train_data = VOCDetection(root, job.train_split, classes)
     eval_data = VOCDetection(root, eval_split, classes)
-    workers, note = capped_workers(job.workers, name="--workers")
-    if note:
-        log(f"# note: {note}")
+    settings = resolve_settings(job.training, len(train_data), log=log)
     if eval_split == job.train_split:
         log(f"# note: evaluating on the training split {eval_split!r}: the AP is not a held-out measure")
-    settings = DetectSettings(
-        iterations=iterations_of(job, len(train_data)), batch_size=job.batch_size,
-        lr=job.lr if job.lr is not None else 0.02 * job.batch_size / 16, min_size=job.min_size,
-        max_size=job.max_size, train_sizes=job.train_sizes, rois_per_image=job.rois_per_image,
-        proposals=job.proposals, norm=job.norm,
-        workers=workers, device=str(device))
-    settings.log_every = max(1, settings.iterations // 10)
     init = "random_init" if job.random_init else job.encoder
     log(f"# detect: Faster R-CNN + FPN on {'a randomly initialised' if job.random_init else 'the ' + job.encoder} "
         f"{name} of {run.folder} (step {run.global_step}); {root}: {len(train_data)} {job.train_split} / "
         f"{len(eval_data)} {eval_split} images, {len(classes)} classes; {settings.iterations} iterations of "
-        f"{settings.batch_size} images, lr {settings.lr:g}, on {device}")
+        f"{settings.batch_size} images, lr {settings.lr:g}, on {settings.device}")
     per_seed = []
     for seed in job.seeds:
         started = time.perf_counter()
@@ -162,7 +125,7 @@ def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[
         "data": str(root.resolve()), "classes": list(classes), "train_split": job.train_split,
         "eval_split": eval_split, "num_train": len(train_data), "num_eval": len(eval_data),
         "num_eval_objects": eval_data.num_objects(), "ap_backend": backend,
-        "settings": {**settings.to_dict(), "seeds": list(job.seeds), "job": asdict(job)},
+        "settings": {**settings.to_dict(), "seeds": list(job.seeds), "job": job.to_dict()},
         "seeds": per_seed, "mean": mean, "std": std,
     }
     path = Path(job.out) if job.out else result_path(run.folder, init, root)

@@ -4,8 +4,9 @@ MoCo's side is ``detection/configs/pascal_voc_R_50_C4_24k_moco.yaml`` of faceboo
 (the last version, commit 132aea9da9bb995a411c915c0420be3db62052f3; with its bases ``pascal_voc_R_50_C4_24k.yaml`` and ``Base-RCNN-C4-BN.yaml``, its
 ``train_net.py`` and detectron2's defaults for what they leave unset). resmo's side is a text
 with ``{placeholders}`` filled from ``values``: the facts tests/transfer/test_transfer_protocol.py
-measures on the code (``DetectJob``'s defaults, a detector that ``build_detector`` builds, the
-schedule constants), so a default that changes without its row fails that test.
+measures on the code (``DetectJob``'s defaults resolved by ``resolve_settings``, a detector that
+``build_detector`` builds, the schedule constants), so a default that changes without its row
+fails that test.
 
 ``render_table()`` gives the Markdown table of docs/detection.md; ``python -m
 resmo.transfer.protocol docs/detection.md`` writes it between the file's two markers.

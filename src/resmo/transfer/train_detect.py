@@ -1,4 +1,5 @@
-"""Fine-tune a detector for a number of iterations, then measure its AP: one seed.
+"""Fine-tune a detector for a number of iterations, then measure its AP: one seed, with the
+resolved :class:`resmo.transfer.settings.DetectSettings`.
 
 Schedule (the shape of MoCo's VOC schedule, 24k iterations with steps at 18k and 22k): SGD
 with momentum 0.9 and weight decay 1e-4 on every parameter (detectron2 has none on norm
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from resmo.transfer import metrics
+from resmo.transfer.settings import DetectSettings
 from resmo.transfer.voc07_ap import VOC07AP
 
 MOMENTUM = 0.9
@@ -36,25 +37,6 @@ FLIP_PROBABILITY = 0.5
 
 class NonFiniteLoss(RuntimeError):
     """Training diverged (the message says at which iteration and what to try)."""
-
-
-@dataclass
-class DetectSettings:
-    iterations: int
-    batch_size: int = 8
-    lr: float = 0.01
-    min_size: int = 800
-    max_size: int = 1333
-    train_sizes: tuple[int, ...] | None = None  # shorter sides drawn per training image (None: min_size)
-    rois_per_image: int = 512
-    proposals: int | None = None
-    norm: str = "batch"
-    workers: int = 0
-    device: str = "cpu"
-    log_every: int = 20
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def collate(batch):
