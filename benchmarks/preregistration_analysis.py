@@ -71,7 +71,8 @@ def run_provenance(preregistration: Preregistration, records: dict[Path, dict]) 
     dirty, loads = [], []
     for record in records.values():
         code = record.get("code", {})
-        commits.setdefault(str(code.get("commit")), []).append(record.get("key"))
+        # the same code: its tree (commits that only added results share it), or the commit
+        commits.setdefault(str(code.get("code_tree") or code.get("commit")), []).append(record.get("key"))
         if code.get("dirty") is not False:
             dirty.append(record.get("key"))
         machine = record.get("machine", {})
@@ -85,7 +86,7 @@ def run_provenance(preregistration: Preregistration, records: dict[Path, dict]) 
                                    f"record none ({', '.join(map(str, sorted(dirty)))})")
     if preregistration.same_commit and len(commits) > 1:
         counts = ", ".join(f"{commit[:12]}: {len(keys)} runs" for commit, keys in sorted(commits.items()))
-        raise PreregistrationError(f"{where}: code.same_commit is true but the runs come from {len(commits)} commits "
+        raise PreregistrationError(f"{where}: code.same_commit is true but the runs come from {len(commits)} code versions "
                                    f"({counts})")
     if preregistration.same_threads and len(threads) > 1:
         counts = ", ".join(f"{n} threads: {count} runs" for n, count in sorted(threads.items(), key=str))

@@ -23,7 +23,10 @@ class Budget:
     train / test splits (``None``: all, 5,000 / 1,000). Views are the method's 32 px
     views (``resmo.data.build_view_spec``), made by the batched path. The optimizer
     is AdamW with linear warm-up then cosine decay; weight decay skips norms and biases.
-    The teacher momentum follows a cosine schedule from ``momentum`` to 1.
+    The teacher momentum follows a cosine schedule from ``momentum`` to ``final_momentum``
+    (1 unless set); ``constant_lr`` keeps the learning rate at ``lr`` after the warm-up.
+    ``val_fraction``: the share of the training images held out for the kNN monitor (the
+    test split is then read only by the evaluation after training).
     """
 
     width: int
@@ -43,11 +46,18 @@ class Budget:
     knn_every_epochs: int = 0
     knn_max_train: int = 2000
     knn_max_val: int = 1000
+    val_fraction: float | None = None
+    constant_lr: bool = False
+    final_momentum: float = 1.0
 
 
 #: Budget fields added after the first results, with their values then: at those values they
-#: are left out of the fingerprint, so that those results stay valid.
-LATER_BUDGET_FIELDS = {"knn_every_epochs": 0, "knn_max_train": 2000, "knn_max_val": 1000}
+#: are left out of the fingerprint, so that those results stay valid. ``val_fraction``: the kNN
+#: monitor on a held-out share of the training images (``data.val_fraction``), not the test
+#: split; ``constant_lr``: no decay after the warm-up (``optimizer.min_lr = lr``);
+#: ``final_momentum``: where the teacher momentum's cosine schedule ends.
+LATER_BUDGET_FIELDS = {"knn_every_epochs": 0, "knn_max_train": 2000, "knn_max_val": 1000,
+                       "val_fraction": None, "constant_lr": False, "final_momentum": 1.0}
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,8 @@ def pretrain_arguments(budget: Budget, arm: Arm, seed: int, data: str, out: str)
              f"method_options.{method}.out_dim={budget.out_dim}",
              f"method_options.{method}.predictor_hidden_dim={budget.hidden_dim}",
              f"method_options.{method}.momentum={budget.momentum}"]
+    if budget.final_momentum != 1.0:
+        heads.append(f"method_options.{method}.final_momentum={budget.final_momentum}")
     if method == "mocov3":
         heads.append(f"method_options.mocov3.temperature={budget.temperature}")
     return [
@@ -221,6 +233,8 @@ def pretrain_arguments(budget: Budget, arm: Arm, seed: int, data: str, out: str)
         "optimizer.name=adamw", f"optimizer.lr={budget.lr}",
         f"optimizer.weight_decay={budget.weight_decay}",
         f"optimizer.warmup_epochs={budget.warmup_epochs}",
+        *([f"optimizer.min_lr={budget.lr}"] if budget.constant_lr else []),
+        *([f"data.val_fraction={budget.val_fraction}"] if budget.val_fraction is not None else []),
         f"resmo.distance={arm.distance}", f"resmo.level={arm.level}",
         f"monitor.knn_max_train={budget.knn_max_train}", f"monitor.knn_max_val={budget.knn_max_val}",
         *([f"monitor.knn_every_epochs={budget.knn_every_epochs}"] if budget.knn_every_epochs else []),

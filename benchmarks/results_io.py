@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -19,16 +20,26 @@ def machine_info(**extra) -> dict:
     }
 
 
+#: The code a result depends on, as git pathspecs: resmo's source and the benchmarks, without
+#: the results they write (committing a result or a document does not change the code).
+CODE_PATHS = ("src", "benchmarks", ":(exclude)benchmarks/results")
+# (``code_tree`` filters benchmarks/results/ from ``git ls-tree`` itself: it takes no exclusions)
+
+
 def code_provenance() -> dict:
-    """The code a result comes from: resmo's version, the git commit of this checkout and
-    whether it had uncommitted changes to the code (``src/`` and ``benchmarks/``, leaving out
-    the results benchmarks write; ``commit`` null outside a git checkout)."""
+    """The code a result comes from: resmo's version, the git commit of this checkout,
+    ``code_tree`` (a SHA-256 of ``git ls-tree -r HEAD`` over :data:`CODE_PATHS`: equal for two
+    commits whose code is the same, e.g. one that only added a result) and whether it had
+    uncommitted changes to that code (``commit`` / ``code_tree`` null outside a git checkout)."""
     from benchmarks.provenance import git
     from resmo import __version__
 
-    status = git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",
-                 ":(exclude)benchmarks/results")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    listing = git("ls-tree", "-r", "HEAD", "--", "src", "benchmarks")  # ls-tree takes no exclude pathspec
+    tree = None if listing is None else "\n".join(
+        line for line in listing.splitlines() if not line.split("\t", 1)[-1].startswith("benchmarks/results/"))
     return {"resmo_version": __version__, "commit": git("rev-parse", "HEAD"),
+            "code_tree": hashlib.sha256(tree.encode()).hexdigest()[:16] if tree is not None else None,
             "dirty": bool(status) if status is not None else None}
 
 

@@ -131,3 +131,20 @@ def test_a_result_recorded_as_a_script_path_is_quoted_as_recorded_and_rerun_as_a
     assert "re-run `python -m benchmarks.loop_overhead --tiny`." in text
     assert render_docs.rerun("python -m benchmarks.speed_cpu --tiny") == "python -m benchmarks.speed_cpu --tiny"
     assert render_docs.rerun("resmo pretrain") == "resmo pretrain"
+
+
+def test_code_tree_ignores_results_and_follows_the_code(monkeypatch):
+    """Two commits that differ only in a result share ``code_tree``; a code change does not."""
+    import benchmarks.provenance as provenance
+    from benchmarks.results_io import code_provenance
+
+    def tree(src_blob: str, result_blob: str):
+        listing = (f"100644 blob {src_blob}\tsrc/resmo/a.py\n100644 blob 11\tbenchmarks/protocol.py\n"
+                   f"100644 blob {result_blob}\tbenchmarks/results/quality/full/runs/x.json")
+        return lambda *args: {"ls-tree": listing, "rev-parse": "c0ffee", "status": ""}[args[0]]
+
+    trees = []
+    for src_blob, result_blob in (("aa", "r1"), ("aa", "r2"), ("ab", "r2")):
+        monkeypatch.setattr(provenance, "git", tree(src_blob, result_blob))
+        trees.append(code_provenance()["code_tree"])
+    assert trees[0] == trees[1] != trees[2]

@@ -206,7 +206,7 @@ def test_analysis_pairs_by_seed_and_adjusts_over_the_family(tmp_path):
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"byol-w0-s103": {"code": {"commit": "b" * 40, "dirty": False}}}, "come from 2 commits (aaaaaaaaaaaa: 19 runs, bbbbbbbbbbbb: 1 runs)"),
+    ({"byol-w0-s103": {"code": {"commit": "b" * 40, "dirty": False}}}, "come from 2 code versions (aaaaaaaaaaaa: 19 runs, bbbbbbbbbbbb: 1 runs)"),
     ({"byol-w0-s103": {"machine": {"torch_threads": 2}}}, "used 2 thread counts (1 threads: 19 runs, 2 threads: 1 runs)"),
     ({"byol-w0-s103": {"code": {"commit": "a" * 40, "dirty": True}}}, "code.clean is true but 1 runs"),
     ({"byol-w0-s103": {"fingerprint": "0000"}}, "settings other than their protocol's current ones (smoke/byol-w0-s103)"),
