@@ -56,6 +56,10 @@ def analyse(path: Path, out: Path | None) -> int:
         low, high = h["ci95"]
         print(f"{h['id']}: n={h['n']} mean difference {h['mean_difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
               f"p={h['p']:.4f} p_holm={h['p_holm']:.4f} -> {'confirmed' if h['confirmed'] else 'not confirmed'}")
+        check = result["manipulation_checks"][h["id"]]
+        low, high = check["ci95"]
+        print(f"  manipulation check, {check['arm']}: teacher - student {check['mean_difference']:+.3f} "
+              f"[{low:+.3f}, {high:+.3f}]")
     print(f"written: {out}")
     return 0
 

@@ -18,6 +18,7 @@ raw p only, marked exploratory.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
@@ -132,6 +133,20 @@ def paired(preregistration: Preregistration, records: dict[Path, dict], hypothes
             **paired_test(treatment, control)}
 
 
+def teacher_minus_student(preregistration: Preregistration, records: dict[Path, dict],
+                          hypothesis: Hypothesis) -> dict:
+    """The manipulation check of ``hypothesis``: in its control arm (the plain method), the
+    teacher's primary-endpoint value minus the student's, paired within each run (ResMo's
+    premise is a teacher that leads: an interval above 0). Reported, never part of the family."""
+    files = preregistration.run_files(hypothesis)
+    primary = preregistration.primary
+    values = {encoder: metric_values(records, files, hypothesis.arm_control, hypothesis.seeds,
+                                     dataclasses.replace(primary, encoder=encoder))
+              for encoder in ("teacher", "student")}
+    return {"arm": hypothesis.arm_control, "seeds": list(hypothesis.seeds), **values,
+            **paired_test(values["teacher"], values["student"])}
+
+
 def analyse(preregistration: Preregistration) -> dict:
     """The confirmatory result of ``preregistration`` (see the module docstring)."""
     records = load_runs(preregistration)
@@ -146,6 +161,8 @@ def analyse(preregistration: Preregistration) -> dict:
             "expects": hypothesis.expects, **test, "p_holm": p_holm,
             "confirmed": confirmed(hypothesis.expects, test["mean_difference"], p_holm, preregistration.alpha),
         })
+    manipulation = {hypothesis.id: teacher_minus_student(preregistration, records, hypothesis)
+                    for hypothesis in preregistration.hypotheses}
     secondary = {
         endpoint.id: {"metric": endpoint.metric.label, "exploratory": True,
                       "by_hypothesis": {h.id: paired(preregistration, records, h, endpoint.metric)
@@ -160,7 +177,7 @@ def analyse(preregistration: Preregistration) -> dict:
         "primary_endpoint": preregistration.primary.label, "test": "paired t, two-sided",
         "correction": "holm", "alpha": preregistration.alpha, "decision_rule": preregistration.decision_rule,
         "minimal_detectable_effect": preregistration.mde, "runs": runs, "hypotheses": hypotheses,
-        "secondary_endpoints": secondary,
+        "manipulation_checks": manipulation, "secondary_endpoints": secondary,
     }
 
 

@@ -188,6 +188,12 @@ def long_arms(seeds: tuple[int, ...]) -> tuple[Arm, ...]:
     return tuple(arm for arm in arms(seeds) if arm.key in keys)
 
 
+#: The confirmatory protocol's seeds: fresh (every earlier committed quality result used seeds 0 to 4).
+CONFIRM_SEEDS = tuple(range(100, 110))
+#: The arms the pre-registered short-protocol hypotheses compare (benchmarks/preregistered/).
+CONFIRM_ARMS = ("mocov3-w0", "mocov3-w0.3", "byol-w0", "byol-w1")
+
+
 PROTOCOLS = {
     "full": Protocol(
         "full",
@@ -201,6 +207,15 @@ PROTOCOLS = {
         long_arms(seeds=(0, 1, 2)),
         notes=("long: 10,000 class-balanced training images, 30 epochs; kNN of student and teacher on "
                "all 10,000 test images every 3 epochs, intra gap every epoch",),
+    ),
+    "confirm": Protocol(
+        "confirm",
+        Budget(width=8, epochs=2, warmup_epochs=0.25, val_fraction=0.1),
+        tuple(arm for arm in arms(CONFIRM_SEEDS) if arm.key in CONFIRM_ARMS),
+        random_init_seeds=(100,),
+        notes=("confirm: the short protocol with 10% of CIFAR-10's training images held out (class-balanced) "
+               "for the kNN monitor; the test split is read once, by the evaluation after training; seeds "
+               "100-109, never used before; pre-registered in benchmarks/preregistered/",),
     ),
     "smoke": Protocol(
         "smoke",

@@ -80,6 +80,10 @@ def run_resmo(protocol: Protocol, arm, seed: int, folder: Path, out: Path) -> di
         "train_seconds": train_seconds, "eval_seconds": eval_seconds,
         "images_per_second": summary.get("images_per_second"),
         "monitor_knn_random_init": summary.get("knn_top1_random_init"),
+        **({"eval_split": "test", "monitor": {  # the kNN monitor at the end, on the held-out split
+            "split": summary.get("monitor_split"), "val_images": summary.get("val_images"),
+            "student": summary.get("knn_top1_student"), "teacher": summary.get("knn_top1_teacher")}}
+           if budget.val_fraction is not None else {}),
         **({"curves": training_curves(summary, out / "metrics.csv")} if budget.knn_every_epochs else {}),
     }
 

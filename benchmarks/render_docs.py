@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.doc_template import DocTemplate
 from benchmarks.provenance import freshness_text, is_ancestor, result_commits
+from benchmarks.quality_effect_tests import effect_tests
 from benchmarks.quality_rechecks import QUALITY_RECHECKS
 
 HERE = Path(__file__).resolve().parent
@@ -115,14 +116,48 @@ def budget_text(summary: dict) -> str:
 
 
 def paired_verdict(effect: dict) -> str:
-    """Whether per-seed differences are told apart from zero: their 95 % confidence interval
-    (Student's t over the seeds) excludes zero."""
+    """Where the 95 % confidence interval of per-seed differences (Student's t over the seeds)
+    lies: whether it excludes zero."""
     if effect.get("ci95") is None:
         return "one seed: no noise estimate"
     low, high = effect["ci95"]
-    if low > 0 or high < 0:
-        return f"95 % interval [{low:+.1f}, {high:+.1f}] excludes 0: consistent across seeds"
-    return f"95 % interval [{low:+.1f}, {high:+.1f}] includes 0: not told apart from noise"
+    side = "excludes" if low > 0 or high < 0 else "includes"
+    return f"95 % interval [{low:+.1f}, {high:+.1f}] {side} 0"
+
+
+def p_number(p: float) -> str:
+    """A p value for the docs: three decimals, ``< 0.001`` below that."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_text(p: float) -> str:
+    """``= 0.032`` or ``< 0.001``: what follows ``p`` in a sentence."""
+    number = p_number(p)
+    return number if number.startswith("<") else f"= {number}"
+
+
+def p_values_text(test: dict | None) -> str:
+    """``; p = 0.032, Holm-adjusted over the 16 comparisons p = 0.45`` (empty without a test)."""
+    if test is None:
+        return ""
+    return sentence("quality.effect_test", p=p_text(test["p"]), family=test["family"],
+                    p_holm=f"{test['p_holm']:.2f}")
+
+
+def exploratory_lines(summary: dict, tests: dict) -> list[str]:
+    """Why the paired effects are exploratory: the family's size, how many of its intervals
+    exclude 0 (and their raw p), its smallest Holm-adjusted p and how many survive Holm at 0.05."""
+    if not tests:
+        return []
+    effects = summary["checks"]["resmo_effects"]
+    excluding = [test["p"] for (key, metric), test in tests.items()
+                 if paired_verdict(effects[key]["metrics"][metric]).endswith("excludes 0")]
+    survivors = sum(test["p_holm"] < 0.05 for test in tests.values())
+    return block("quality.exploratory", family=len(tests),
+                 excluding=(f"{len(excluding)} exclude 0 (raw p {p_number(min(excluding))} to {p_number(max(excluding))})"
+                            if excluding else "none excludes 0"),
+                 smallest_p_holm=f"{min(t['p_holm'] for t in tests.values()):.2f}",
+                 survivors="none survives" if survivors == 0 else f"{survivors} survive{'s' * (survivors == 1)}")
 
 
 def quality_findings(summary: dict) -> list[str]:
@@ -133,14 +168,16 @@ def quality_findings(summary: dict) -> list[str]:
         lines.append(sentence("quality.margin", points=f"{margin['points']:.1f}", target=f"{margin['target']:.0f}",
                               verdict="meets" if margin["met"] else "does not meet"))
     arms = {a["key"]: a for a in summary["arms"]}
-    for effect in checks.get("resmo_effects", {}).values():
+    tests = effect_tests(summary)
+    for key, effect in checks.get("resmo_effects", {}).items():
         control = arms[effect["control"]]["label"] if effect["control"] in arms else effect["control"]
         for metric, name in EFFECT_METRICS.items():
             if metric in effect["metrics"]:
                 e = effect["metrics"][metric]
                 lead = f"- {effect['label']} against {control}, paired by seed," if metric == "knn_student" else " "
                 lines.append(sentence("quality.effect", lead=lead, metric=name, mean=signed(e["mean"]),
-                                      per_seed=", ".join(signed(v) for v in e["per_seed"]), verdict=paired_verdict(e)))
+                                      per_seed=", ".join(signed(v) for v in e["per_seed"]), verdict=paired_verdict(e),
+                                      test=p_values_text(tests.get((key, metric)))))
     for method, title in METHOD_TITLES.items():
         if f"{method}-w0" in arms and f"{method}-w1" in arms:
             g0 = arms[f"{method}-w0"]["metrics"]["intra_gap_output"]["mean"]
@@ -148,14 +185,36 @@ def quality_findings(summary: dict) -> list[str]:
             if g0 is not None and g1 is not None:
                 lines.append(sentence("quality.intra_gap", method=title, without_resmo=f"{g0:.3f}", with_resmo=f"{g1:.3f}"))
     lines += single_seed_lines(summary, arms)
-    for method, parity in checks.get("peer_parity", {}).items():
-        verdict = "at least as accurate within noise" if parity["at_least_as_accurate_within_noise"] else \
-            "less accurate than the LightlySSL build beyond noise"
-        noise = "" if parity["noise_std"] is None else f"spread {parity['noise_std']:.1f}, "
-        verdict += f" ({noise}from {parity['noise_source']})"
-        lines.append(sentence("quality.peer_parity", method=method, resmo=f"{parity['resmo_knn_student']:.1f}",
-                              lightly=f"{parity['lightly_knn_student']:.1f}",
-                              difference=signed(parity["resmo_minus_lightly"]), verdict=verdict))
+    lines += peer_lines(summary, arms)
+    return lines
+
+
+def peer_placement(peer: float, ours: list[float]) -> str:
+    """Where the peer's number falls among resmo's per-seed values."""
+    below = sum(value < peer for value in ours)
+    if below == len(ours):
+        return "above every resmo seed"
+    if below == 0 and peer not in ours:
+        return "below every resmo seed"
+    return f"above {below} of the {len(ours)} resmo seeds"
+
+
+def peer_lines(summary: dict, arms: dict) -> list[str]:
+    """resmo's per-seed student kNN against the LightlySSL build's runs, method by method."""
+    lines = []
+    for method, title in METHOD_TITLES.items():
+        ours, theirs = arms.get(f"{method}-w0"), arms.get(f"lightly-{method}")
+        if not ours or not theirs or not ours["seeds"] or not theirs["seeds"]:
+            continue
+        values = ours["metrics"]["knn_student"]["values"]
+        peer = theirs["metrics"]["knn_student"]
+        placed = "the peer's mean is " if len(peer["values"]) > 1 else ""
+        lines.append(sentence(
+            "quality.peer", method=title, k=summary["knn_k"], seeds=", ".join(map(str, ours["seeds"])),
+            values=", ".join(f"{v:.1f}" for v in values), mean=f"{statistics.fmean(values):.1f}",
+            peer_seeds=", ".join(map(str, theirs["seeds"])), peer_values=", ".join(f"{v:.1f}" for v in peer["values"]),
+            seed_word="seeds" if len(theirs["seeds"]) > 1 else "seed",
+            placement=placed + peer_placement(peer["mean"], values)))
     return lines
 
 
@@ -196,6 +255,7 @@ def quality_section(full: dict | None, smoke: dict | None) -> list[str]:
             lines += block("quality.incomplete", missing=", ".join(full["missing_runs"]))
         lines += quality_table(full) + [""]
         lines += block("quality.reading")
+        lines += exploratory_lines(full, effect_tests(full))
         lines += quality_findings(full) + [""]
         lines += block("quality.scale", command=full["command"], date=full["date"],
                        machine=machine_line(full["machine"]))
@@ -391,7 +451,8 @@ def loop_section(loop: dict | None) -> list[str]:
         bare=f"{loop['bare_median']:.1f}", ratio=f"{loop['ratio']:.3f}", target=loop["target_ratio"])
 
 
-def long_section(curves: dict | None) -> list[str]:
+def long_section(curves: dict | None, summary: dict | None = None) -> list[str]:
+    """The long protocol's curves; ``summary`` (its ``summary.json``) gives the runs' thread counts."""
     lines = block("long")
     if curves is None:
         return lines + block("long.not_measured")
@@ -422,13 +483,26 @@ def long_section(curves: dict | None) -> list[str]:
         cells = [_effect_cell(by_epoch.get(epoch)) for epoch in _effect_epochs(curves)]
         lines.append(f"| {effect['label']} | {effect['encoder']} | " + " | ".join(cells) + " |")
     lines += [""] + block("long.reading")
-    lines += long_reading(curves)
+    lines += long_reading(curves, long_provenance(curves, summary))
     return lines + [""] + block("long.figures")
 
 
-def long_reading(curves: dict) -> list[str]:
-    """One bullet per ResMo arm and encoder: its effect at the first, middle and last kNN
-    epochs, and the sign of teacher - student of the plain arm there."""
+def long_provenance(curves: dict, summary: dict | None) -> str:
+    """How many commits (and torch thread counts, from ``summary``) the long runs were made at."""
+    commits = len(curves.get("code_commits", []))
+    made = f"runs made at {commits} commit{'s' * (commits != 1)}" if commits else "runs' commits not recorded"
+    threads = (summary or {}).get("torch_threads_per_run") or []
+    if threads:
+        counts = str(threads[-1]) if len(threads) == 1 else f"{', '.join(map(str, threads[:-1]))} and {threads[-1]}"
+        made += f" and with {counts} torch thread{'s' * (threads != [1])}"
+    return made
+
+
+def long_reading(curves: dict, made: str) -> list[str]:
+    """One bullet per ResMo arm and encoder: at how many measured epochs its interval excludes 0
+    (and on which side), its effect at the first, middle and last kNN epochs, the sign of
+    teacher - student of the plain arm there, the seeds and ``made`` (the runs' commits and
+    thread counts); each labelled exploratory."""
     epochs = _effect_epochs(curves)
     plain = {arm["method"]: arm for arm in curves["arms"] if arm["weight"] == 0}
     bullets = []
@@ -440,8 +514,17 @@ def long_reading(curves: dict) -> list[str]:
         arm = next(a for a in curves["arms"] if a["key"] == effect["arm"])
         lead = {p["epoch"]: p["mean"] for p in plain[arm["method"]]["curves"]["teacher_minus_student"]}
         signs = [f"{epoch}: {lead[epoch]:+.1f}" for epoch in epochs if epoch in lead]
+        above = [e for e, row in by_epoch.items() if row["ci95"] is not None and row["ci95"][0] > 0]
+        below = [e for e, row in by_epoch.items() if row["ci95"] is not None and row["ci95"][1] < 0]
+        sides = "; ".join(f"{side} 0 at epoch{'s' * (len(listed) > 1)} {', '.join(map(str, listed))}"
+                          for side, listed in (("above", above), ("below", below)) if listed)
+        seeds = sorted({len(row["per_seed"]) for row in by_epoch.values()})
+        seeds = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
         bullets.append(sentence("long.reading_line", effect=effect["label"], encoder=effect["encoder"],
-                                verdicts="; ".join(verdicts), signs=", ".join(signs)))
+                                excluding=len(above) + len(below), measured=len(by_epoch), sides=f" ({sides})" if sides else "",
+                                verdicts="; ".join(verdicts), signs=", ".join(signs),
+                                seeds=seeds,
+                                made=made))
     return bullets
 
 
@@ -449,8 +532,7 @@ def _verdict(row: dict) -> str:
     if row["ci95"] is None:
         return f"{row['mean']:+.2f}, one seed"
     low, high = row["ci95"]
-    word = "helps" if low > 0 else "hurts" if high < 0 else "not told apart from noise"
-    return f"{word} ({row['mean']:+.2f} [{low:+.2f}, {high:+.2f}])"
+    return f"{row['mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def _effect_epochs(curves: dict) -> list[int]:
@@ -591,7 +673,8 @@ def render(results: Path = RESULTS) -> str:
     sections = [
         *quality_section(load(results / "quality" / "full" / "summary.json"),
                          load(results / "quality" / "smoke" / "summary.json")),
-        *long_section(load(results / "quality" / "long" / "curves.json")),
+        *long_section(load(results / "quality" / "long" / "curves.json"),
+                      load(results / "quality" / "long" / "summary.json")),
         *detection_section(load(results / "detection" / "full" / "summary.json"),
                            load(results / "detection" / "full" / "stems.json")),
         *dense_section(load(results / "dense" / "full" / "summary.json")),

@@ -74,7 +74,12 @@ def test_the_docs_show_the_runs_made_the_last_epoch_and_paired_effects_with_inte
     assert "| MoCo v3 | 0, 1, 2 | 6 | 31.0 ± 1.0 | 31.0 ± 0.0 | +0.0 ± 1.0 | 0.400 ± 0.000 |" in text
     assert "| MoCo v3 + ResMo (λ=1) | student | +1.00 [" in text and "(n=3) | +1.00 [" in text
     assert "| epoch 3 | epoch 6 |" in text and "figures/long_knn.png" in text
-    # epoch 3: differences 1, 1, 1 (interval [1, 1]: helps); epoch 6: 0, 1, 2 (contains 0)
-    assert ("- MoCo v3 + ResMo (λ=1), student kNN: epoch 3: helps (+1.00 [+1.00, +1.00]); epoch 6: not told "
-            "apart from noise (+1.00 [-1.48, +3.48]) (teacher - student of the plain method at epochs 3: -2.0, "
-            "6: +0.0).") in text
+    # epoch 3: differences 1, 1, 1 (interval [1, 1]: above 0); epoch 6: 0, 1, 2 (contains 0)
+    assert ("- MoCo v3 + ResMo (λ=1), student kNN: interval excludes 0 at 1 of the 2 epochs measured (above 0 at "
+            "epoch 3); epoch 3: +1.00 [+1.00, +1.00]; epoch 6: +1.00 [-1.48, +3.48] (teacher - student of the plain "
+            "method at epochs 3: -2.0, 6: +0.0); 3 seeds per arm; runs' commits not recorded: exploratory.") in text
+    # with the runs' commits and the summary's thread counts
+    made = render_docs.long_provenance({**curves, "code_commits": ["a", "b"]}, {"torch_threads_per_run": [1, 2]})
+    assert made == "runs made at 2 commits and with 1 and 2 torch threads"
+    assert render_docs.long_provenance({"code_commits": ["a"]}, {"torch_threads_per_run": [1]}) == \
+        "runs made at 1 commit and with 1 torch thread"

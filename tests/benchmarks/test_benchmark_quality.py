@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks import cifar10_folder, protocol, quality_summary, render_docs
 from benchmarks.folder_subset import subset_folder
+from benchmarks.quality_effect_tests import effect_tests
 
 FULL = protocol.PROTOCOLS["full"]
 
@@ -152,8 +153,20 @@ def test_summary_means_stds_and_checks(tmp_path, small_protocol):
     assert math.isclose(effect["standard_error"], 2.0 / math.sqrt(3))
     half = 4.303 * 2.0 / math.sqrt(3)  # Student's t, 2 degrees of freedom
     assert all(math.isclose(a, b) for a, b in zip(effect["ci95"], [1.0 - half, 1.0 + half], strict=True))
-    assert render_docs.paired_verdict(effect) == "95 % interval [-4.0, +6.0] includes 0: not told apart from noise"
-    assert render_docs.paired_verdict({**effect, "ci95": [0.2, 1.8]}).endswith("excludes 0: consistent across seeds")
+    assert render_docs.paired_verdict(effect) == "95 % interval [-4.0, +6.0] includes 0"
+    assert render_docs.paired_verdict({**effect, "ci95": [0.2, 1.8]}) == "95 % interval [+0.2, +1.8] excludes 0"
+    # paired t on 2 degrees of freedom: two-sided p = 1 - |t| / sqrt(2 + t^2); student differences 1, -1, 3
+    # (t^2 = 3/4), teacher 0, -0.5, 2 (t^2 = 3/7); linear = kNN + 5 gives the same differences
+    tests = effect_tests(summary)
+    assert list(tests) == [("mocov3-w1", m) for m in ("knn_student", "knn_teacher", "linear_student", "linear_teacher")]
+    assert tests[("mocov3-w1", "knn_student")]["p"] == pytest.approx(1 - math.sqrt(3 / 11))
+    assert tests[("mocov3-w1", "linear_teacher")]["p"] == pytest.approx(1 - math.sqrt(3 / 17))
+    # Holm over 4: the smallest p (0.478) times 4 is above 1, so every adjusted p is 1
+    assert all(t["p_holm"] == 1.0 and t["family"] == 4 for t in tests.values())
+    arms_by_key = {arm["key"]: arm for arm in summary["arms"]}
+    assert render_docs.peer_lines(summary, arms_by_key) == [
+        "- MoCo v3 against the same method from LightlySSL blocks, student kNN top-1 (k20): resmo, seeds 0, 1, 2: "
+        "40.0, 42.0, 44.0 (mean 42.0); LightlySSL blocks, seed 0: 47.0, above every resmo seed."]
     # 42 vs 47 is 5 points below with a seed spread of 2: beyond noise
     parity = checks["peer_parity"]["mocov3"]
     assert parity["resmo_minus_lightly"] == -5.0 and parity["at_least_as_accurate_within_noise"] is False
@@ -199,10 +212,29 @@ def test_rendered_docs_take_every_number_from_the_json(tmp_path, small_protocol)
     assert "| MoCo v3 | 0, 1, 2 | 41.0 ± 1.0 |" in text
     assert "| MoCo v3 + ResMo | 0, 1, 2 | 44.0 ± 1.0 |" in text
     assert "| random init (no training) | 2 seeds | 21.2 ± 0.0 |" in text
-    assert "student kNN top-1: +3.0 points (per seed: +3.0, +3.0, +3.0); 95 % interval [+3.0, +3.0] excludes 0" in text
+    assert ("student kNN top-1: +3.0 points (per seed: +3.0, +3.0, +3.0); 95 % interval [+3.0, +3.0] excludes 0; "
+            "p < 0.001, Holm-adjusted over the 4 comparisons p = 0.00: exploratory (choices made on this test split, "
+            "from these runs; no held-out split).") in text
+    # teacher differences are all 0 (p = 1), student and linear ones all +3 (p = 0)
+    assert ("Of the 4 intervals, 2 exclude 0 (raw p < 0.001 to < 0.001); 2 survive Holm's correction over the 4 "
+            "comparisons (smallest adjusted p 0.00).") in text
     assert "from 0.500 without ResMo to 0.400 with it" in text
     assert "Not measured yet: `python -m benchmarks.speed_cpu`" in text
     assert "python -m benchmarks.gpu_cifar10" in text
+
+
+def test_the_peer_is_placed_among_resmo_seeds():
+    assert render_docs.peer_placement(48.0, [45.0, 47.5, 46.1]) == "above every resmo seed"
+    assert render_docs.peer_placement(41.0, [41.4, 41.5, 40.2, 39.0, 39.3]) == "above 3 of the 5 resmo seeds"
+    assert render_docs.peer_placement(38.0, [41.4, 39.0]) == "below every resmo seed"
+
+
+def test_effect_tests_refuse_values_that_lost_their_seed():
+    arm = {"key": "mocov3-w1", "seeds": [0, 1, 2], "metrics": {"knn_student": {"values": [1.0, 2.0]}}}
+    summary = {"arms": [arm, {**arm, "key": "mocov3-w0"}], "checks": {"resmo_effects": {"mocov3-w1": {
+        "control": "mocov3-w0", "metrics": {"knn_student": {"ci95": [0.0, 1.0], "per_seed": [0.0, 0.0]}}}}}}
+    with pytest.raises(ValueError, match="arm 'mocov3-w1': 2 knn_student values for 3 seeds"):
+        effect_tests(summary)
 
 
 def test_subset_folder_links_the_first_images_of_each_class(tmp_path):

@@ -253,6 +253,10 @@ def test_cli_analyses_and_writes_p_holm(tmp_path):
     written = json.loads(out.read_text())
     assert [h["p_holm"] for h in written["hypotheses"]] == pytest.approx([0.0264712, 0.3045588], abs=1e-6)
     assert "H1: n=5 mean difference +3.000" in done.stdout and "-> confirmed" in done.stdout
+    check = written["manipulation_checks"]["H1"]  # the control arm's teacher minus its student, per seed
+    assert check["arm"] == "mocov3-w0" and check["teacher"] == [0.0] * 5
+    assert check["student"] == [10.0, 10.5, 7.0, 10.0, 8.0]
+    assert check["mean_difference"] == pytest.approx(-9.1)
 
 
 def test_cli_bad_preregistration_exits_2_with_one_line(tmp_path):

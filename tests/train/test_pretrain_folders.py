@@ -43,6 +43,7 @@ def extract_cifar_subset(root: Path, per_class: dict[str, int]) -> Path:
     return root / "cifar10"
 
 
+@pytest.mark.slow  # ~35 s: extracts and trains on the real images
 @pytest.mark.skipif(not CIFAR_TAR.is_file(), reason=f"real CIFAR-10 images not found at {CIFAR_TAR}")
 def test_pretrains_on_real_cifar10_folder(tmp_path):
     data = extract_cifar_subset(tmp_path, {"train": 8, "test": 4})
