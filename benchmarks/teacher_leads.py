@@ -46,12 +46,17 @@ PROG = "python -m benchmarks.teacher_leads"
 
 @dataclass(frozen=True)
 class Schedule:
-    """Learning rate and teacher momentum of one search arm (everything else is ``BUDGET``)."""
+    """Learning rate, teacher momentum and (where they differ from ``BUDGET``) the data and
+    length of one search arm."""
 
     lr: float
     constant_lr: bool  # True: ``optimizer.min_lr = lr`` (warm-up, then constant)
     momentum: float
     final_momentum: float
+    train_per_class: int = 1000
+    epochs: int = 8
+    batch_size: int = 256
+    knn_every_epochs: int = 1
 
 
 SCHEDULES = {
@@ -59,28 +64,33 @@ SCHEDULES = {
     "cosine-lr-m0.99": Schedule(0.005, False, 0.99, 0.99),
     "constant-lr-m0.99": Schedule(0.005, True, 0.99, 0.99),
     "constant-lr-m0.996": Schedule(0.005, True, 0.996, 0.996),
+    # fewer images for longer: the student reaches a plateau, where the EMA's lag costs little
+    "small-constant-lr-m0.99": Schedule(0.005, True, 0.99, 0.99, train_per_class=300, epochs=40,
+                                        batch_size=128, knn_every_epochs=4),
+    "small-constant-lr-m0.996": Schedule(0.005, True, 0.996, 0.996, train_per_class=300, epochs=40,
+                                         batch_size=128, knn_every_epochs=4),
 }
 
-#: What every search run shares: 1,000 training images per class of CIFAR-10 (10,000), of
-#: which ``val_fraction`` are held out for the kNN monitor (every epoch), MoCo v3 on
-#: resnet_small width 8 at 32 px, AdamW, batch 256.
-BUDGET = {"method": "mocov3", "train_per_class": 1000, "val_fraction": 0.1, "epochs": 8, "width": 8,
-          "batch_size": 256, "warmup_epochs": 0.5, "weight_decay": 1e-4, "hidden_dim": 512, "out_dim": 128,
-          "temperature": 0.2}
+#: What every search run shares: CIFAR-10 training images (``Schedule.train_per_class`` per
+#: class), of which ``val_fraction`` are held out for the kNN monitor, MoCo v3 on resnet_small
+#: width 8 at 32 px, AdamW.
+BUDGET = {"method": "mocov3", "val_fraction": 0.1, "width": 8, "warmup_epochs": 0.5, "weight_decay": 1e-4,
+          "hidden_dim": 512, "out_dim": 128, "temperature": 0.2}
 
 
 def pretrain_arguments(schedule: Schedule, seed: int, data: Path, out: Path) -> list[str]:
     b, method = BUDGET, BUDGET["method"]
     return [
         "pretrain", "--method", method, "--backbone", "resnet_small", "--data", str(data),
-        "--epochs", str(b["epochs"]), "--batch-size", str(b["batch_size"]), "--resmo-weight", "0",
+        "--epochs", str(schedule.epochs), "--batch-size", str(schedule.batch_size), "--resmo-weight", "0",
         "--seed", str(seed), "--out", str(out), "--resume", "auto",
         "data.image_size=32", "data.pipeline=batched", "data.num_workers=1", f"data.val_fraction={b['val_fraction']}",
         f"backbone_options.resnet_small.width={b['width']}",
         "optimizer.name=adamw", f"optimizer.lr={schedule.lr}", f"optimizer.weight_decay={b['weight_decay']}",
         f"optimizer.warmup_epochs={b['warmup_epochs']}",
         *([f"optimizer.min_lr={schedule.lr}"] if schedule.constant_lr else []),
-        "monitor.knn_every_epochs=1", "monitor.knn_max_train=10000", "monitor.knn_max_val=10000",
+        f"monitor.knn_every_epochs={schedule.knn_every_epochs}", "monitor.knn_max_train=10000",
+        "monitor.knn_max_val=10000",
         "train.progress_bar=false", "train.accelerator=cpu",
         f"method_options.{method}.hidden_dim={b['hidden_dim']}", f"method_options.{method}.out_dim={b['out_dim']}",
         f"method_options.{method}.predictor_hidden_dim={b['hidden_dim']}",
@@ -90,9 +100,16 @@ def pretrain_arguments(schedule: Schedule, seed: int, data: Path, out: Path) -> 
     ]
 
 
-def run_once(name: str, seed: int, data: Path, work: Path, results: Path) -> dict:
+def data_folder(schedule: Schedule, work: Path) -> Path:
+    """The first ``train_per_class`` images of each CIFAR-10 class (linked, not copied)."""
+    per_class = schedule.train_per_class
+    return subset_folder(cifar10_folder(), work / "data" / f"cifar10-{per_class}", {"train": per_class})
+
+
+def run_once(name: str, seed: int, work: Path, results: Path) -> dict:
     """Train one run in a fresh process (one torch thread) and write its result file."""
-    out = work / f"{name}-s{seed}"
+    data = data_folder(SCHEDULES[name], work)
+    out = work / "runs" / f"{name}-s{seed}"
     arguments = pretrain_arguments(SCHEDULES[name], seed, data, out)
     load_start = os.getloadavg()[0]
     started = time.perf_counter()
@@ -129,13 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=cache_root() / "teacher_leads")
     args = parser.parse_args(argv)
-    per_class = BUDGET["train_per_class"]
-    data = subset_folder(cifar10_folder(), args.work_dir / "data" / f"cifar10-{per_class}", {"train": per_class})
+    for name in args.schedule:  # made one at a time, before the runs share them
+        data_folder(SCHEDULES[name], args.work_dir)
     todo = [(name, seed) for name in args.schedule for seed in args.seeds
             if not (args.results / f"{name}-s{seed}.json").is_file()]
     print(f"{len(todo)} runs to make ({args.jobs} at a time); results: {args.results}", flush=True)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for record in pool.map(lambda job: run_once(*job, data, args.work_dir / "runs", args.results), todo):
+        for record in pool.map(lambda job: run_once(*job, args.work_dir, args.results), todo):
             print(f"{record['run']}: teacher - student {record['teacher_minus_student']:+.2f} at the end "
                   f"(best {record['best_teacher_minus_student']:+.2f}); {record['wall_seconds']:.0f} s", flush=True)
     return 0

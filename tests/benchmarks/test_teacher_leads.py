@@ -21,7 +21,9 @@ def test_every_schedule_plans_a_plain_run_on_the_held_out_split(name, tmp_path):
     plan = plan_run(config)
     schedule = SCHEDULES[name]
     assert plan.config.resmo.weight == 0 and plan.config.seed == 3
-    assert plan.config.data.val_fraction == 0.1 and plan.config.monitor.knn_every_epochs == 1
+    assert plan.config.data.val_fraction == 0.1
+    assert plan.config.monitor.knn_every_epochs == schedule.knn_every_epochs
+    assert (plan.config.train.epochs, plan.config.train.batch_size) == (schedule.epochs, schedule.batch_size)
     options = plan.config.method_options["mocov3"]
     assert (options["momentum"], options["final_momentum"]) == (schedule.momentum, schedule.final_momentum)
     assert (plan.config.optimizer.min_lr == plan.config.optimizer.lr) == schedule.constant_lr
