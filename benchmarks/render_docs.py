@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.doc_template import DocTemplate
+from benchmarks.paired_statistics import paired_test
 from benchmarks.provenance import freshness_text, is_ancestor, result_commits
 from benchmarks.quality_effect_tests import effect_tests
 from benchmarks.quality_rechecks import QUALITY_RECHECKS
@@ -669,12 +670,48 @@ def dense_section(summary: dict | None) -> list[str]:
     return lines + [""]
 
 
+def teacher_leads_section(records: list[dict]) -> list[str]:
+    """The teacher-leads search (``teacher_leads.py``): one row per run, and per schedule with
+    several seeds the paired interval of teacher minus student at the end."""
+    lines = block("leads")
+    if not records:
+        return lines + block("leads.not_measured")
+    lines += ["| schedule | seed | training images | epochs | batch | constant lr | momentum | student | teacher "
+              "| teacher − student, end | best | date, commit |",
+              "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+    by_schedule: dict[str, list[dict]] = {}
+    for record in sorted(records, key=lambda r: (r["schedule"], r["seed"])):
+        settings, last = record["settings"], record["knn_history"][-1]
+        lines.append(f"| {record['schedule']} | {record['seed']} | {record['train_images']} "
+                     f"| {settings.get('epochs', 8)} | {settings.get('batch_size', 256)} "
+                     f"| {'yes' if settings['constant_lr'] else 'no'} | {settings['momentum']} "
+                     f"| {last['student']:.1f} | {last['teacher']:.1f} | {record['teacher_minus_student']:+.1f} "
+                     f"| {record['best_teacher_minus_student']:+.1f} | {record['date']}, "
+                     f"`{(record['code'].get('commit') or '?')[:7]}` |")
+        by_schedule.setdefault(record["schedule"], []).append(record)
+    lines.append("")
+    for schedule, runs in by_schedule.items():
+        if len(runs) < 2:
+            continue
+        test = paired_test([r["knn_history"][-1]["teacher"] for r in runs],
+                           [r["knn_history"][-1]["student"] for r in runs])
+        low, high = test["ci95"]
+        verdict = ("the teacher leads (interval above 0)" if low > 0 else
+                   "the teacher trails (interval below 0)" if high < 0 else "not told apart from 0")
+        lines.append(sentence("leads.check", schedule=schedule, seeds=", ".join(str(r["seed"]) for r in runs),
+                              mean=f"{test['mean_difference']:+.2f}", low=f"{low:+.2f}", high=f"{high:+.2f}",
+                              verdict=verdict))
+    return lines + [""]
+
+
 def render(results: Path = RESULTS) -> str:
     sections = [
         *quality_section(load(results / "quality" / "full" / "summary.json"),
                          load(results / "quality" / "smoke" / "summary.json")),
         *long_section(load(results / "quality" / "long" / "curves.json"),
                       load(results / "quality" / "long" / "summary.json")),
+        *teacher_leads_section([json.loads(path.read_text())
+                                for path in sorted((results / "teacher_leads").glob("*.json"))]),
         *detection_section(load(results / "detection" / "full" / "summary.json"),
                            load(results / "detection" / "full" / "stems.json")),
         *dense_section(load(results / "dense" / "full" / "summary.json")),

@@ -27,3 +27,21 @@ def test_every_schedule_plans_a_plain_run_on_the_held_out_split(name, tmp_path):
     options = plan.config.method_options["mocov3"]
     assert (options["momentum"], options["final_momentum"]) == (schedule.momentum, schedule.final_momentum)
     assert (plan.config.optimizer.min_lr == plan.config.optimizer.lr) == schedule.constant_lr
+
+
+def test_the_docs_section_pairs_teacher_and_student_within_runs():
+    from benchmarks.render_docs import teacher_leads_section
+
+    def record(seed, student, teacher):
+        return {"schedule": "s", "seed": seed, "train_images": 2700, "date": "2026-12-07",
+                "settings": {"constant_lr": True, "momentum": 0.99, "epochs": 40, "batch_size": 128},
+                "knn_history": [{"epoch": 40, "student": student, "teacher": teacher}],
+                "teacher_minus_student": teacher - student, "best_teacher_minus_student": teacher - student,
+                "code": {"commit": "abcdef0123"}}
+
+    lines = teacher_leads_section([record(0, 40.0, 42.0), record(1, 41.0, 42.0), record(2, 40.0, 43.0)])
+    assert "| s | 1 | 2700 | 40 | 128 | yes | 0.99 | 41.0 | 42.0 | +1.0 | +1.0 | 2026-12-07, `abcdef0` |" in lines
+    # differences 2, 1, 3: mean 2, sd 1, t(0.975, 2) = 4.3027 -> 2 +- 4.3027 / sqrt(3)
+    assert ("- s, the manipulation check: teacher minus student at the end, paired within each run, over seeds "
+            "0, 1, 2: +2.00 points [-0.48, +4.48] (95 % t-interval), not told apart from 0.") in lines
+    assert teacher_leads_section([])[-2].startswith("Not measured yet: `python -m benchmarks.teacher_leads`")
