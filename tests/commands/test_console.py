@@ -80,6 +80,7 @@ def test_a_run_prints_resmo_lines_only(tmp_path):
     assert verbose_lines[-4].startswith("done in ") and verbose_lines[-1].startswith("next: ")
 
 
+@pytest.mark.slow  # ~5 s: a run and its resume
 def test_a_resumed_run_shows_the_epoch_and_its_total_from_the_batch_it_resumes_at(tmp_path, capsys):
     from resmo.config import load_config
     from resmo.train.pretrain import execute_run, prepare_run

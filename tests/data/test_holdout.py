@@ -163,6 +163,7 @@ def test_stl10_holds_out_of_its_labelled_images(monkeypatch):
     assert not set(splits.train.data[:, 0, 0, 0].tolist()) & set(held.tolist())
 
 
+@pytest.mark.slow  # ~15 s: a run, then three evaluations
 def test_pretrain_monitors_on_the_held_out_images_and_eval_rebuilds_them(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["pretrain", *tiny_overrides(out, epochs=1), "data.val_fraction=0.2"]) == 0

@@ -131,6 +131,7 @@ def test_invalid_on_bad_image_setting(tmp_path, capsys):
     assert code == 2 and "data.on_bad_image='ignore'" in err and "error, skip" in err
 
 
+@pytest.mark.slow  # ~4 s: a run and its resume
 def test_skipped_files_are_remembered_across_a_resume(tmp_path):
     data, _ = image_folder(tmp_path / "images", 190, bad=("empty", "text"))
     _, straight = train(data, tmp_path / "straight")

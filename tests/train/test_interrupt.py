@@ -54,8 +54,8 @@ def assert_same_run(a, summary_a, b, summary_b):
 @pytest.mark.parametrize(
     "method, step, signum, workers",
     [
-        ("mocov2", 8, signal.SIGTERM, 0),  # mid-epoch 2: the checkpoint is written mid-epoch
-        ("mocov3", 5, signal.SIGINT, 0),   # during the last batch of epoch 1
+        pytest.param("mocov2", 8, signal.SIGTERM, 0, marks=pytest.mark.slow),  # mid-epoch 2: the checkpoint is written mid-epoch
+        pytest.param("mocov3", 5, signal.SIGINT, 0, marks=pytest.mark.slow),  # during the last batch of epoch 1
         pytest.param("dino", 2, signal.SIGTERM, 2, marks=pytest.mark.slow),  # DataLoader workers
     ],
 )

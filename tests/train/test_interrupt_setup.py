@@ -40,8 +40,9 @@ sys.exit(main())
 """
 
 
-@pytest.mark.parametrize("phase, signum", [  # a fresh process each (~10 s): one in the fast lane
-    pytest.param("data", signal.SIGINT, marks=pytest.mark.slow), ("knn", signal.SIGTERM),
+@pytest.mark.parametrize("phase, signum", [  # a fresh process each (~10 s): all in the slow lane
+    pytest.param("data", signal.SIGINT, marks=pytest.mark.slow),
+    pytest.param("knn", signal.SIGTERM, marks=pytest.mark.slow),
     pytest.param("knn", signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_signal_during_set_up_stops_at_once_with_one_line(tmp_path, phase, signum):
     stamp = tmp_path / "signalled"

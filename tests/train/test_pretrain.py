@@ -83,6 +83,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, method):
     assert resumed_summary["final_loss"] == pytest.approx(straight_summary["final_loss"], rel=1e-3)
 
 
+@pytest.mark.slow  # ~7 s: two DINO epochs
 def test_dino_run_freezes_the_prototypes_in_the_first_epoch_and_schedules_weight_decay(tmp_path):
     """The loop calls the method's gradient edits and weight-decay schedule (DINO)."""
     overrides = [o for o in tiny_overrides(tmp_path / "run", method="dino") if not o.startswith("method_options")]

@@ -54,7 +54,7 @@ class StateAt:
             self.after = {k: v.clone() for k, v in loop.method.state_dict().items()}
 
 
-@pytest.mark.parametrize("method", ["mocov2", "dino"])
+@pytest.mark.parametrize("method", ["mocov2", pytest.param("dino", marks=pytest.mark.slow)])
 def test_a_scaler_skipped_step_changes_no_weight_teacher_queue_or_centre(tmp_path, cpu_fp16, method):
     # one epoch of 5 steps of 16 images, no kNN monitor: fp16 on a CPU is slow (seconds a step)
     overrides = [*tiny_overrides(tmp_path / "run", method=method, epochs=1, samples=80), "train.batch_size=16",

@@ -79,6 +79,7 @@ def voc(tmp_path_factory):
     return make_voc(tmp_path_factory.mktemp("voc") / "tiny")
 
 
+@pytest.mark.slow  # ~9 s: two fine-tunings
 def test_fine_tuning_two_seeds_of_the_student_by_default_writes_ap_json_with_finite_losses(detection_run, voc, capsys):
     code, out, err = run_cli(["transfer", "detect", detection_run, "--data", voc, "--seeds", "0,1", *FAST,
                               "--rois-per-image", "64", "--proposals", "200", "--train-sizes", "48,64"], capsys)
@@ -224,6 +225,7 @@ def test_the_schedule_warms_up_and_steps_down():
     assert learning_rate(settings, 999) == pytest.approx(0.0002)
 
 
+@pytest.mark.slow  # ~5 s: trains a run to refuse it (tests/export covers the refusal in the fast lane)
 def test_a_cifar_stem_run_is_refused_in_one_line(voc, tmp_path, capsys):
     run = make_run(tmp_path / "cifar", "backbone=resnet18", "data.image_size=16",
                    "data.synthetic.val_num_samples=16", "monitor.knn_every_epochs=0", epochs=1, samples=32)
