@@ -107,7 +107,16 @@ def test_ctrl_c_during_set_up_and_training_is_one_line(tmp_path, moment):
         assert "checkpoint:" in line and f"--out {out} --resume auto" in line
 
 
-def test_ctrl_c_after_training_says_how_to_finish(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def sigint_at_a_terminal():
+    """SIGINT's default handler, as at a terminal: a job started in the background
+    (``nohup CMD &``) inherits SIGINT ignored, which ``main()`` respects by design."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_after_training_says_how_to_finish(tmp_path, monkeypatch, capsys, sigint_at_a_terminal):
     """A Ctrl+C while the backbones are saved (here the ``KeyboardInterrupt`` of a second
     Ctrl+C; a first one ends the process with the same line): the last checkpoint is kept,
     and the resume command it prints writes the backbones and the summary."""
