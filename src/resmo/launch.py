@@ -27,12 +27,16 @@ def uses_gpus(config: PretrainConfig) -> bool:
     return config.train.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
+def devices_per_node(devices: int | str, config: PretrainConfig) -> int:
+    """``devices`` as a count: ``auto`` is every GPU when the run trains on GPUs, else 1."""
+    if devices == "auto":
+        return torch.cuda.device_count() if uses_gpus(config) else 1
+    return int(devices)
+
+
 def expected_world_size(config: PretrainConfig) -> int:
     """Processes the run uses: devices per node x nodes (``auto``: all GPUs, or 1)."""
-    devices = config.train.devices
-    if devices == "auto":
-        devices = torch.cuda.device_count() if uses_gpus(config) else 1
-    return int(devices) * config.train.num_nodes
+    return devices_per_node(config.train.devices, config) * config.train.num_nodes
 
 
 def process_notes(config: PretrainConfig) -> list[str]:

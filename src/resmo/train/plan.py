@@ -32,7 +32,7 @@ from resmo.data import image_size_for
 from resmo.data.train_loader import chosen_pipeline
 from resmo.data.workers import capped_workers
 from resmo.distributed.launcher_env import declared_world, reconcile
-from resmo.launch import process_notes, uses_gpus
+from resmo.launch import devices_per_node, process_notes, uses_gpus
 from resmo.methods import method_names
 from resmo.optim.optimizers import effective_lr, lr_note
 from resmo.train.resume import CheckpointInfo, resolve_resume
@@ -121,11 +121,7 @@ def plan_run(config: PretrainConfig, *, resume: str | None = None,
                      "pass --out RUN to continue an earlier run")
     workers, workers_note = capped_workers(config.data.num_workers)
     layout = reconcile(config.train.devices, config.train.num_nodes, declared_world(env))
-    devices = layout.devices
-    if devices == "auto":
-        import torch
-
-        devices = torch.cuda.device_count() if uses_gpus(config) else 1
+    devices = devices_per_node(layout.devices, config)
     image_size, size_note = image_size_for(config.data.name, config.data.image_size)
     device_type = "cuda" if uses_gpus(config) else "cpu"
     config = decided(config, {
