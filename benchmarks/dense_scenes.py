@@ -1,7 +1,14 @@
 """Dense probe on CIFAR-10 scenes (CPU): DenseCL and MoCo v3, each with and without ResMo, against random init.
 
-    python -m benchmarks.dense_scenes            # the protocol (resumable; each step saved as it ends)
-    python -m benchmarks.dense_scenes --smoke    # the same on a few dozen scenes, one seed (minutes)
+    python -m benchmarks.dense_scenes --protocol pilot     # seeds 0-2, exploratory (about 35 min)
+    python -m benchmarks.dense_scenes                      # confirm: seeds 200-206, pre-registered in
+                                                           # benchmarks/preregistered/dense-confirm.yaml
+    python -m benchmarks.dense_scenes --smoke              # a few dozen scenes, one seed (minutes)
+
+Resumable: each step is saved as it ends. The two protocols differ only in their seeds: the
+pilot's (0-2, the seeds the detection smoke test pretrained with) size the confirmatory design
+(``python -m benchmarks.preregistration power --benchmark dense --protocol pilot``); the
+confirmatory seeds are fresh, fixed with the hypotheses before any of their runs.
 
 1. The scenes and the pretraining are ``detection_scenes.py``'s, step for step: the same
    ``cifar10_scenes.py`` arguments (the generator also writes the segmentation masks), the same
@@ -73,9 +80,14 @@ class DenseBudget:
     seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4))
 
 
+def _seeds(seeds: tuple[int, ...]) -> DenseBudget:
+    """detection_scenes.py's full pretraining budget and this probe, at ``seeds``."""
+    return DenseBudget(replace(detection_scenes.PROTOCOLS["full"], seeds=seeds), seeds=seeds)
+
+
 PROTOCOLS = {
-    # pretraining as detection_scenes.py's full protocol (its seeds 0-2 are reused), five seeds
-    "full": DenseBudget(replace(detection_scenes.PROTOCOLS["full"], seeds=(0, 1, 2, 3, 4))),
+    "pilot": _seeds((0, 1, 2)),
+    "confirm": _seeds(tuple(range(200, 207))),
     "smoke": DenseBudget(detection_scenes.PROTOCOLS["smoke"], epochs=5, seeds=(0,)),
 }
 
@@ -151,7 +163,7 @@ def summarise(budget: DenseBudget, records: dict[str, dict], protocol: str) -> d
                    for seed in budget.seeds}
     first = f"{next(iter(ARMS))}-s{budget.seeds[0]}"
     return {
-        "command": "python -m benchmarks.dense_scenes" + (" --smoke" if protocol == "smoke" else ""),
+        "command": "python -m benchmarks.dense_scenes" + ("" if protocol == "confirm" else f" --protocol {protocol}"),
         "protocol": protocol, "budget": asdict(budget), "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
         "arms": arms, "pretrained_minus_random_init": versus_random, "resmo_minus_plain": resmo_effect,
         "random_init_same_in_every_step": all(len(seen) == 1 for seen in random_seen.values()),
@@ -174,7 +186,8 @@ def ensure_scenes(budget: DenseBudget, scenes: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    args = scene_benchmark_arguments(argv, "python -m benchmarks.dense_scenes", __doc__.splitlines()[0], RESULTS)
+    args = scene_benchmark_arguments(argv, "python -m benchmarks.dense_scenes", __doc__.splitlines()[0], RESULTS,
+                                     protocols=tuple(PROTOCOLS), default="confirm")
     protocol, work, results, scenes = args.protocol, args.work, args.results, args.scenes
     budget = PROTOCOLS[protocol]
     ensure_scenes(budget, scenes)

@@ -6,7 +6,7 @@
 1. ``cifar10_scenes.py`` writes the scenes (real CIFAR-10 images pasted on canvases, VOC layout)
    into the work folder (default ``~/.cache/resmo/benchmarks/detection/<protocol>/``).
 2. Each arm (method, λ) and seed: ``resmo pretrain`` on the unlabelled scenes (``unlabelled/``,
-   no boxes), then ``resmo transfer detect`` of its student backbone (Faster R-CNN + FPN on
+   no boxes), then ``resmo transfer detect`` of its student backbone (Faster R-CNN R-C4 on
    the train scenes, AP on the test scenes) with the same seed. The student is what MoCo's and
    DenseCL's detection converters take (the query encoder). Both methods pretrain with the same
    optimizer and teacher schedule, so that they differ only in their losses: DenseCL's SGD
@@ -63,6 +63,7 @@ class Budget:
     detect_batch_size: int = 8
     rois_per_image: int = 64  # 2-4 objects on a 128 px scene: detectron2's 512 would cost 4x the time
     proposals: int = 300
+    head: str = "c4"  # transfer detect's --head (results made before it existed were fpn)
     seeds: tuple[int, ...] = (0, 1, 2)
     encoder: str = "student"
     pretrain_optimizer: str = "sgd"
@@ -124,7 +125,7 @@ def detect_arguments(budget: Budget, run: str, data: str, seed: int, out: str, *
             "--seeds", str(seed), "--train-split", "train", "--eval-split", "test",
             "--epochs", str(budget.detect_epochs), "--batch-size", str(budget.detect_batch_size),
             "--image-size", str(budget.canvas), "--rois-per-image", str(budget.rois_per_image),
-            "--proposals", str(budget.proposals), "--out", out]
+            "--proposals", str(budget.proposals), "--head", budget.head, "--out", out]
 
 
 def keys(budget: Budget) -> list[str]:
@@ -225,18 +226,19 @@ def cached(path: Path, budget: Budget) -> dict | None:
     return cached_record(path, asdict(budget))
 
 
-def scene_benchmark_arguments(argv: list[str] | None, prog: str, description: str,
-                              results: Path) -> argparse.Namespace:
+def scene_benchmark_arguments(argv: list[str] | None, prog: str, description: str, results: Path,
+                              protocols: tuple[str, ...] = ("full", "smoke"), default: str = "full") -> argparse.Namespace:
     """The command line of a scenes benchmark (this one and dense_scenes.py), with the folders
-    it derives: ``protocol`` (smoke / full), ``work`` (scenes and pretraining runs, shared by
-    both benchmarks), ``results`` and ``scenes``."""
+    it derives: ``protocol`` (one of ``protocols``; ``--smoke`` is ``--protocol smoke``), ``work``
+    (scenes and pretraining runs, shared by both benchmarks), ``results`` and ``scenes``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--protocol", choices=protocols, default=default, help=f"default {default}")
     parser.add_argument("--smoke", action="store_true", help="a few dozen scenes, one seed: checks the protocol runs")
     parser.add_argument("--results-dir", type=Path, default=results)
     parser.add_argument("--work-dir", type=Path, help="scenes and runs (default ~/.cache/resmo/benchmarks/detection)")
     parser.add_argument("--only", nargs="*", metavar="KEY", help="run only these steps (e.g. mocov3-w0-s0)")
     args = parser.parse_args(argv)
-    args.protocol = "smoke" if args.smoke else "full"
+    args.protocol = "smoke" if args.smoke else args.protocol
     args.work = (args.work_dir or Path.home() / ".cache" / "resmo" / "benchmarks" / "detection") / args.protocol
     args.results = args.results_dir / args.protocol
     args.scenes = args.work / "scenes"

@@ -4,6 +4,7 @@
                                                             # benchmarks/preregistered/*.yaml)
     python -m benchmarks.preregistration analyse benchmarks/preregistered/<name>.yaml
     python -m benchmarks.preregistration power              # MDE from the committed short-protocol pairs
+    python -m benchmarks.preregistration power --benchmark dense --protocol pilot --family 2
 
 The YAML schema, with an example, is in ``preregistration_schema.py``; the governance rules (a
 pre-registration predates its results in git; its seeds are fresh) in
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.preregistration_schema import OUTPUT, PREREGISTERED, PreregistrationError, load
-from benchmarks.protocol import PROTOCOLS
+from benchmarks.preregistration_sources import SOURCES
 from benchmarks.results_io import save_json
 
 PROG = "python -m benchmarks.preregistration"
@@ -58,8 +59,8 @@ def analyse(path: Path, out: Path | None) -> int:
               f"p={h['p']:.4f} p_holm={h['p_holm']:.4f} -> {'confirmed' if h['confirmed'] else 'not confirmed'}")
         check = result["manipulation_checks"][h["id"]]
         low, high = check["ci95"]
-        print(f"  manipulation check, {check['arm']}: teacher - student {check['mean_difference']:+.3f} "
-              f"[{low:+.3f}, {high:+.3f}]")
+        print(f"  manipulation check, {check['arm']}: {check['difference']} {check['mean_difference']:+.3f} "
+              f"[{low:+.3f}, {high:+.3f}]" + (" (the gate)" if result["manipulation_gate"] else ""))
     print(f"written: {out}")
     return 0
 
@@ -67,10 +68,14 @@ def analyse(path: Path, out: Path | None) -> int:
 def power(args) -> int:
     from benchmarks.preregistration_power import power_report, table
 
+    if args.protocol not in SOURCES[args.benchmark].protocols():
+        raise PreregistrationError(f"--protocol {args.protocol}: the {args.benchmark} benchmark has the protocols "
+                                   f"{', '.join(sorted(SOURCES[args.benchmark].protocols()))}")
     report = power_report(args.protocol, ns=tuple(args.n), alpha=args.alpha, family=args.family,
-                          power=args.power, rev=args.rev)
+                          power=args.power, rev=args.rev, benchmark=args.benchmark)
     print(table(report))
-    out = args.out or OUTPUT / f"power_{args.protocol}.json"
+    prefix = "power" if args.benchmark == "quality" else f"power_{args.benchmark}"
+    out = args.out or OUTPUT / f"{prefix}_{args.protocol}.json"
     save_json(out, report)
     print(f"written: {out}")
     return 0
@@ -85,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     analysing.add_argument("file", type=Path)
     analysing.add_argument("--out", type=Path, help="default benchmarks/results/preregistered/<name>.json")
     sizing = commands.add_parser("power", help="minimal detectable effects from the committed pairs")
-    sizing.add_argument("--protocol", default="full", choices=sorted(PROTOCOLS))
+    sizing.add_argument("--benchmark", default="quality", choices=sorted(SOURCES))
+    sizing.add_argument("--protocol", default="full", help="a protocol of the benchmark (default full)")
     sizing.add_argument("--n", type=int, nargs="+", default=[8, 10, 12], help="paired seeds (default 8 10 12)")
     sizing.add_argument("--alpha", type=float, default=0.05, help="family-wise level (default 0.05)")
     sizing.add_argument("--family", type=int, default=3, help="hypotheses in the family (default 3)")
     sizing.add_argument("--power", type=float, default=0.8)
     sizing.add_argument("--rev", default="HEAD", help="the git revision whose committed runs are read")
-    sizing.add_argument("--out", type=Path, help="default benchmarks/results/preregistered/power_<protocol>.json")
+    sizing.add_argument("--out", type=Path, help="default benchmarks/results/preregistered/power[_dense]_<protocol>.json")
     args = parser.parse_args(argv)
     try:
         if args.command == "check":

@@ -1,9 +1,9 @@
 """The confirmatory analysis of a pre-registration (``preregistration_schema.py``).
 
-Runs are found in the protocols' run caches, as ``quality_cifar10.py`` writes them:
-``<results>/<protocol>/runs/<arm>-s<seed>.json`` (``protocol.result_file``), one per arm of a
-hypothesis and pre-registered seed, each carrying the fingerprint of the protocol's current
-settings (``protocol.expected_fingerprint``: a run made with other settings is refused).
+Runs are found where their benchmark saves them (``preregistration_sources.py``):
+``<results>/<protocol>/runs/<arm>-s<seed>.json``, one per arm of a hypothesis and
+pre-registered seed, each made with the protocol's current settings (a run made with other
+settings is refused).
 Every run must be there: the analysis is made once, on all pre-registered seeds, never on
 part of them.
 
@@ -12,7 +12,10 @@ count, no uncommitted changes); the output records the commits, thread counts, m
 load of the runs it read. Per hypothesis, treatment and control are paired by seed and
 tested (``paired_statistics.paired_test``: mean difference, 95 % t interval, paired t p,
 exact Wilcoxon p); Holm's correction runs over the family of hypotheses (``p_holm``), and
-:func:`confirmed` applies the decision rule. Secondary endpoints get the same paired test,
+:func:`confirmed` applies the decision rule. Each hypothesis' manipulation check (its control
+arm's primary endpoint, the source's ``ahead`` reading minus its ``behind`` one, paired by seed)
+is reported; with ``manipulation_gate`` a hypothesis whose check's interval is not above 0 is
+not confirmed, whatever its p. Secondary endpoints get the same paired test,
 raw p only, marked exploratory.
 """
 
@@ -32,7 +35,6 @@ from benchmarks.preregistration_schema import (
     Preregistration,
     PreregistrationError,
 )
-from benchmarks.protocol import PROTOCOLS
 from benchmarks.provenance import git
 
 
@@ -43,16 +45,16 @@ def load_runs(preregistration: Preregistration) -> dict[Path, dict]:
 
     records, missing, stale = {}, [], []
     for hypothesis in preregistration.hypotheses:
-        protocol = PROTOCOLS[hypothesis.protocol]
+        protocol = hypothesis.protocol
         for (arm, seed), path in preregistration.run_files(hypothesis).items():
             if path in records:
                 continue
             if not path.is_file():
-                missing.append(f"{protocol.name}/{arm}-s{seed}")
+                missing.append(f"{protocol}/{arm}-s{seed}")
                 continue
             record = json.loads(path.read_text())
-            if record.get("fingerprint") != protocol.expected_fingerprint(f"{arm}-s{seed}"):
-                stale.append(f"{protocol.name}/{arm}-s{seed}")
+            if not preregistration.source.is_current(protocol, arm, seed, record):
+                stale.append(f"{protocol}/{arm}-s{seed}")
             records[path] = record
     if missing:
         raise PreregistrationError(f"{preregistration.path}: {len(missing)} pre-registered runs are missing under "
@@ -117,11 +119,12 @@ def metric_values(records: dict[Path, dict], files: dict[tuple[str, int], Path],
     return values
 
 
-def confirmed(expects: str, mean_difference: float, p_holm: float, alpha: float) -> bool:
+def confirmed(expects: str, mean_difference: float, p_holm: float, alpha: float, gate: bool = True) -> bool:
     """The decision rule: Holm-adjusted p below ``alpha`` and the mean paired difference of the
-    sign the hypothesis expects (``higher``: > 0, ``lower``: < 0, ``different``: either)."""
+    sign the hypothesis expects (``higher``: > 0, ``lower``: < 0, ``different``: either), and
+    ``gate`` (the manipulation check passed, where the pre-registration makes it a gate)."""
     sign_ok = {"higher": mean_difference > 0, "lower": mean_difference < 0, "different": mean_difference != 0}
-    return p_holm < alpha and sign_ok[expects]
+    return gate and p_holm < alpha and sign_ok[expects]
 
 
 def paired(preregistration: Preregistration, records: dict[Path, dict], hypothesis: Hypothesis,
@@ -133,18 +136,21 @@ def paired(preregistration: Preregistration, records: dict[Path, dict], hypothes
             **paired_test(treatment, control)}
 
 
-def teacher_minus_student(preregistration: Preregistration, records: dict[Path, dict],
-                          hypothesis: Hypothesis) -> dict:
+def manipulation_check(preregistration: Preregistration, records: dict[Path, dict],
+                       hypothesis: Hypothesis) -> dict:
     """The manipulation check of ``hypothesis``: in its control arm (the plain method), the
-    teacher's primary-endpoint value minus the student's, paired within each run (ResMo's
-    premise is a teacher that leads: an interval above 0). Reported, never part of the family."""
+    primary endpoint read as the source's ``ahead`` encoder minus its ``behind`` one, paired by
+    seed (quality: teacher − student, ResMo's premise of a teacher that leads; dense: student −
+    random init, pretraining ahead of none). ``passes``: its 95 % interval lies above 0. Never
+    part of the family."""
     files = preregistration.run_files(hypothesis)
-    primary = preregistration.primary
+    primary, source = preregistration.primary, preregistration.source
     values = {encoder: metric_values(records, files, hypothesis.arm_control, hypothesis.seeds,
                                      dataclasses.replace(primary, encoder=encoder))
-              for encoder in ("teacher", "student")}
-    return {"arm": hypothesis.arm_control, "seeds": list(hypothesis.seeds), **values,
-            **paired_test(values["teacher"], values["student"])}
+              for encoder in (source.ahead, source.behind)}
+    test = paired_test(values[source.ahead], values[source.behind])
+    return {"arm": hypothesis.arm_control, "seeds": list(hypothesis.seeds), "difference": f"{source.ahead} - {source.behind}",
+            **values, **test, "passes": test["ci95"][0] > 0}
 
 
 def analyse(preregistration: Preregistration) -> dict:
@@ -153,16 +159,17 @@ def analyse(preregistration: Preregistration) -> dict:
     runs = run_provenance(preregistration, records)
     tests = [paired(preregistration, records, h, preregistration.primary) for h in preregistration.hypotheses]
     adjusted = holm([test["p"] for test in tests])
+    manipulation = {hypothesis.id: manipulation_check(preregistration, records, hypothesis)
+                    for hypothesis in preregistration.hypotheses}
     hypotheses = []
     for hypothesis, test, p_holm in zip(preregistration.hypotheses, tests, adjusted, strict=True):
+        gate = manipulation[hypothesis.id]["passes"] or not preregistration.manipulation_gate
         hypotheses.append({
             "id": hypothesis.id, "description": hypothesis.description, "protocol": hypothesis.protocol,
             "arm_treatment": hypothesis.arm_treatment, "arm_control": hypothesis.arm_control,
             "expects": hypothesis.expects, **test, "p_holm": p_holm,
-            "confirmed": confirmed(hypothesis.expects, test["mean_difference"], p_holm, preregistration.alpha),
+            "confirmed": confirmed(hypothesis.expects, test["mean_difference"], p_holm, preregistration.alpha, gate),
         })
-    manipulation = {hypothesis.id: teacher_minus_student(preregistration, records, hypothesis)
-                    for hypothesis in preregistration.hypotheses}
     secondary = {
         endpoint.id: {"metric": endpoint.metric.label, "exploratory": True,
                       "by_hypothesis": {h.id: paired(preregistration, records, h, endpoint.metric)
@@ -170,14 +177,15 @@ def analyse(preregistration: Preregistration) -> dict:
         for endpoint in preregistration.secondary
     }
     return {
-        "name": preregistration.name, "preregistration": _relative(preregistration.path),
+        "name": preregistration.name, "benchmark": preregistration.source.name,
+        "preregistration": _relative(preregistration.path),
         "preregistration_date": preregistration.date,
         "preregistration_commit": added_commit(preregistration.path),
         "analysed": time.strftime("%Y-%m-%d"), "analysis_commit": git("rev-parse", "HEAD"),
         "primary_endpoint": preregistration.primary.label, "test": "paired t, two-sided",
         "correction": "holm", "alpha": preregistration.alpha, "decision_rule": preregistration.decision_rule,
         "minimal_detectable_effect": preregistration.mde, "runs": runs, "hypotheses": hypotheses,
-        "manipulation_checks": manipulation, "secondary_endpoints": secondary,
+        "manipulation_gate": preregistration.manipulation_gate, "manipulation_checks": manipulation, "secondary_endpoints": secondary,
     }
 
 

@@ -7,8 +7,9 @@
     committed one with the pre-registration uncommitted is not.
 (b) :func:`fresh_seeds`: no seed of the pre-registration names a result file that history
     added before the pre-registration (every ``<protocol>/runs/<run>-s<seed>.json`` under the
-    results folder, of any protocol: a seed is fresh only if no committed run used it). With
-    the pre-registration uncommitted, all of the checkout's history counts as before.
+    results folder, of any protocol, and under the folders whose runs share its benchmark's
+    pretraining: a seed is fresh only if no committed run used it). With the pre-registration
+    uncommitted, all of the checkout's history counts as before.
 
 Both read git history only (``git log --diff-filter=A``); they return the violations, one line
 each, so that a test or the command line can print them all.
@@ -94,5 +95,6 @@ def governed_results(preregistration: Preregistration) -> list[Path]:
 def violations(preregistration: Preregistration, root: Path = ROOT) -> list[str]:
     """Rules (a) and (b) for ``preregistration`` in ``root``'s history."""
     seeds = set().union(*preregistration.seeds_by_protocol().values())
+    folders = [preregistration.results, *(root / folder for folder in preregistration.source.shares_seeds_with)]
     return (committed_after(preregistration.path, governed_results(preregistration), root)
-            + fresh_seeds(preregistration.path, seeds, preregistration.results, root))
+            + [line for folder in folders for line in fresh_seeds(preregistration.path, seeds, folder, root)])

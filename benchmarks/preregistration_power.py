@@ -1,7 +1,7 @@
-"""Power of a confirmatory design, from the spread of the committed short-protocol pairs.
+"""Power of a confirmatory design, from the spread of a benchmark's committed pairs.
 
-For each comparison (ResMo arm against its plain method, paired by seed) the committed run
-files of the protocol (read from git at ``rev``, so only committed results count, and only
+For each comparison of the benchmark (:data:`COMPARISONS`: ResMo arm against its plain method,
+paired by seed) the committed run files of the protocol (read from git at ``rev``, so only committed results count, and only
 those made with the protocol's current settings) give per-seed differences and their sample
 standard deviation ``s_d``. The minimal detectable effect at ``n`` pairs is
 ``d_min(n, alpha, power) · s_d`` (``paired_statistics.minimal_detectable_effect``), with
@@ -17,35 +17,38 @@ import statistics
 from pathlib import Path
 
 from benchmarks.paired_statistics import minimal_detectable_effect, standardized_mde
-from benchmarks.preregistration_schema import DEFAULT_RESULTS, ROOT, Metric, PreregistrationError
-from benchmarks.protocol import PROTOCOLS, result_file, run_key
+from benchmarks.preregistration_schema import ROOT, Metric, PreregistrationError
+from benchmarks.preregistration_sources import SOURCES, Source
 from benchmarks.provenance import git
 
-#: the short protocol's pre-registered comparisons: (treatment arm, control arm)
-COMPARISONS = (("mocov3-w0.3", "mocov3-w0"), ("byol-w1", "byol-w0"))
-#: the primary endpoint, then the secondary ones the pre-registration will report
-METRICS = (Metric("knn", "student", "test", 20), Metric("knn", "student", "test", 200),
-           Metric("knn", "teacher", "test", 20), Metric("linear", "student", "test"))
+#: per benchmark, the pre-registered comparisons: (treatment arm, control arm)
+COMPARISONS = {"quality": (("mocov3-w0.3", "mocov3-w0"), ("byol-w1", "byol-w0")),
+               "dense": (("densecl-w1", "densecl-w0"), ("mocov3-w1", "mocov3-w0"))}
+#: per benchmark, the primary endpoint, then the secondary ones the pre-registration will report
+METRICS = {"quality": (Metric("knn", "student", "test", 20), Metric("knn", "student", "test", 200),
+                       Metric("knn", "teacher", "test", 20), Metric("linear", "student", "test")),
+           "dense": (Metric("dense", "student", "test", measure="mIoU"),
+                     Metric("dense", "student", "test", measure="pixel_accuracy"))}
 
 
-def committed_record(protocol: str, key: str, rev: str, root: Path = ROOT) -> dict | None:
-    """The run record ``key`` of ``protocol`` as committed at ``rev`` in ``root`` (``None``: absent
-    there, or made with other settings than the protocol's current ones)."""
-    path = result_file(PROTOCOLS[protocol], key, Path(DEFAULT_RESULTS))
+def committed_record(source: Source, protocol: str, arm: str, seed: int, rev: str, root: Path = ROOT) -> dict | None:
+    """The run record of ``arm`` at ``seed`` in ``protocol`` as committed at ``rev`` in ``root``
+    (``None``: absent there, or made with other settings than the protocol's current ones)."""
+    path = source.run_file(protocol, arm, seed, Path(source.default_results))
     text = git("show", f"{rev}:{path.as_posix()}", root=root)
     if text is None:
         return None
     record = json.loads(text)
-    return record if record.get("fingerprint") == PROTOCOLS[protocol].expected_fingerprint(key) else None
+    return record if source.is_current(protocol, arm, seed, record) else None
 
 
 def committed_differences(protocol: str, treatment: str, control: str, metric: Metric, rev: str = "HEAD",
-                          root: Path = ROOT) -> dict:
+                          root: Path = ROOT, benchmark: str = "quality") -> dict:
     """Per-seed ``treatment - control`` of ``metric`` over the control arm's seeds both have at ``rev``."""
-    arms = PROTOCOLS[protocol]
+    source = SOURCES[benchmark]
     seeds, differences, commits = [], [], set()
-    for seed in arms.arm(control).seeds:
-        pair = [committed_record(protocol, run_key(arms.arm(arm), seed), rev, root) for arm in (treatment, control)]
+    for seed in source.seeds(protocol, control):
+        pair = [committed_record(source, protocol, arm, seed, rev, root) for arm in (treatment, control)]
         if None in pair:
             continue
         values = [metric.value(record) for record in pair]
@@ -67,14 +70,15 @@ def sd_upper_bound(sd: float, n: int, confidence: float = 0.8) -> float:
 
 
 def power_report(protocol: str = "full", *, ns: tuple[int, ...] = (8, 10, 12), alpha: float = 0.05,
-                 family: int = 3, power: float = 0.8, rev: str = "HEAD", root: Path = ROOT) -> dict:
+                 family: int = 3, power: float = 0.8, rev: str = "HEAD", root: Path = ROOT,
+                 benchmark: str = "quality") -> dict:
     """SD of the paired differences and minimal detectable effect at each ``n`` per comparison
-    and metric."""
+    and metric of ``benchmark``'s ``protocol``."""
     worst_alpha = alpha / family
     comparisons = []
-    for treatment, control in COMPARISONS:
-        for metric in METRICS:
-            pairs = committed_differences(protocol, treatment, control, metric, rev, root)
+    for treatment, control in COMPARISONS[benchmark]:
+        for metric in METRICS[benchmark]:
+            pairs = committed_differences(protocol, treatment, control, metric, rev, root, benchmark)
             if len(pairs["differences"]) < 2:
                 raise PreregistrationError(f"protocol {protocol}: {treatment} vs {control} has "
                                            f"{len(pairs['differences'])} committed pairs of {metric.label} at {rev}; "
@@ -89,7 +93,7 @@ def power_report(protocol: str = "full", *, ns: tuple[int, ...] = (8, 10, 12), a
                 "sd_difference_upper80": sd_upper,
                 "mde_at_sd_upper80": {str(n): minimal_detectable_effect(sd_upper, n, worst_alpha, power) for n in ns},
             })
-    return {"protocol": protocol, "rev": git("rev-parse", rev, root=root), "alpha_family": alpha, "family": family,
+    return {"benchmark": benchmark, "protocol": protocol, "rev": git("rev-parse", rev, root=root), "alpha_family": alpha, "family": family,
             "alpha_worst_case": worst_alpha, "power": power, "test": "paired t, two-sided",
             "standardized_mde": {str(n): standardized_mde(n, worst_alpha, power) for n in ns},
             "comparisons": comparisons}
@@ -98,7 +102,7 @@ def power_report(protocol: str = "full", *, ns: tuple[int, ...] = (8, 10, 12), a
 def table(report: dict) -> str:
     """``report`` as a text table, one line per comparison and metric."""
     ns = list(report["standardized_mde"])
-    lines = [f"protocol {report['protocol']} at {str(report['rev'])[:12]}: paired two-sided t, alpha "
+    lines = [f"{report.get('benchmark', 'quality')} protocol {report['protocol']} at {str(report['rev'])[:12]}: paired two-sided t, alpha "
              f"{report['alpha_family']}/{report['family']} = {report['alpha_worst_case']:.4f}, power {report['power']}",
              "standardized MDE d: " + ", ".join(f"n={n}: {d:.3f}" for n, d in report["standardized_mde"].items()),
              f"{'comparison':<26} {'metric':<32} {'n':>2} {'mean':>6} {'sd':>6} "

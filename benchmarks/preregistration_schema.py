@@ -49,13 +49,25 @@ the key (``PreregistrationError``, a ``ValueError``)::
       - {id: knn_k200, metric: {probe: knn, encoder: student, k: 200, split: test}}
       - {id: linear, metric: {probe: linear, encoder: student, split: test}}
 
-A metric is ``probe`` ``knn`` (top-1 at ``k``, which it must name) or ``linear`` (top-1, no
-``k``) of the ``student`` or ``teacher`` encoder on the ``test`` or ``val`` split; a run record
-holds it at ``record[probe][encoder]["k<k>"]`` (knn) or ``record[probe][encoder]`` (linear), and
-its ``eval_split`` key (absent: ``test``, the split every quality run so far evaluates on) must
-be the metric's split. A hypothesis may repeat the primary endpoint as its ``metric``; any other
-metric is an error (one primary endpoint). The confirmatory decision is coded in
-:func:`benchmarks.preregistration_analysis.confirmed`; ``decision_rule`` states it in words.
+A metric of the ``quality`` benchmark is ``probe`` ``knn`` (top-1 at ``k``, which it must name)
+or ``linear`` (top-1, no ``k``) of the ``student`` or ``teacher`` encoder on the ``test`` or
+``val`` split; a run record holds it at ``record[probe][encoder]["k<k>"]`` (knn) or
+``record[probe][encoder]`` (linear), and its ``eval_split`` key (absent: ``test``, the split
+every quality run so far evaluates on) must be the metric's split. A metric of the ``dense``
+benchmark is ``{probe: dense, encoder: student, measure: mIoU | pixel_accuracy, split: test}``,
+held at ``record["dense"][encoder][measure]``. A hypothesis may repeat the primary endpoint as
+its ``metric``; any other metric is an error (one primary endpoint).
+
+Two optional keys (``preregistration_sources.py`` says what each benchmark offers)::
+
+    benchmark: dense                 # default quality: the runs of quality_cifar10.py
+    manipulation_gate: true          # default false: a hypothesis can be confirmed only when the
+                                     # manipulation check of its control arm (dense: student minus
+                                     # random init; quality: teacher minus student) has a 95 %
+                                     # interval above 0
+
+The confirmatory decision is coded in :func:`benchmarks.preregistration_analysis.confirmed`;
+``decision_rule`` states it in words.
 """
 
 from __future__ import annotations
@@ -65,15 +77,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.paired_statistics import minimal_detectable_effect
-from benchmarks.protocol import PROTOCOLS, result_file
+from benchmarks.preregistration_sources import SOURCES, Source
 
 ROOT = Path(__file__).resolve().parent.parent
 PREREGISTERED = ROOT / "benchmarks" / "preregistered"
 OUTPUT = ROOT / "benchmarks" / "results" / "preregistered"
-DEFAULT_RESULTS = "benchmarks/results/quality"
-PROBES = ("knn", "linear")
-ENCODERS = ("student", "teacher")
-SPLITS = ("test", "val")
 EXPECTS = ("higher", "lower", "different")
 #: how far the stated minimal detectable effect may be from its recomputation (rounding)
 MDE_TOLERANCE = 0.01
@@ -89,14 +97,19 @@ class Metric:
     encoder: str
     split: str
     k: int | None = None
+    measure: str | None = None  # the dense probe's: mIoU or pixel_accuracy
 
     @property
     def label(self) -> str:
+        if self.measure is not None:
+            return f"{self.probe}_{self.measure}_{self.encoder} on {self.split}"
         return f"{self.probe}_top1_{self.encoder}" + (f"_k{self.k}" if self.k else "") + f" on {self.split}"
 
     def value(self, record: dict) -> float | None:
         """The metric in a run record, ``None`` when the record lacks it."""
         section = record.get(self.probe, {}).get(self.encoder)
+        if self.measure is not None:
+            return section.get(self.measure) if isinstance(section, dict) else None
         return section.get(f"k{self.k}") if isinstance(section, dict) else section
 
 
@@ -122,6 +135,7 @@ class Preregistration:
     path: Path
     name: str
     date: str
+    source: Source
     results: Path
     same_commit: bool
     same_threads: bool
@@ -132,12 +146,12 @@ class Preregistration:
     decision_rule: str
     mde: dict
     secondary: tuple[Secondary, ...]
+    manipulation_gate: bool = False
 
     def run_files(self, hypothesis: Hypothesis) -> dict[tuple[str, int], Path]:
-        """``(arm, seed) -> result file`` of every run ``hypothesis`` reads, where
-        ``quality_cifar10.py`` caches it: ``<results>/<protocol>/runs/<arm>-s<seed>.json``."""
-        protocol = PROTOCOLS[hypothesis.protocol]
-        return {(arm, seed): result_file(protocol, f"{arm}-s{seed}", self.results)
+        """``(arm, seed) -> result file`` of every run ``hypothesis`` reads, where its benchmark
+        saves it: ``<results>/<protocol>/runs/<arm>-s<seed>.json``."""
+        return {(arm, seed): self.source.run_file(hypothesis.protocol, arm, seed, self.results)
                 for arm in (hypothesis.arm_treatment, hypothesis.arm_control) for seed in hypothesis.seeds}
 
     def output_file(self) -> Path:
@@ -168,6 +182,7 @@ class _Reader:
 
     def __init__(self, path: Path):
         self.path = path
+        self.source = SOURCES["quality"]
 
     def fail(self, key: str, message: str):
         raise PreregistrationError(f"{self.path}: {key}: {message}")
@@ -203,9 +218,12 @@ class _Reader:
     def preregistration(self, raw) -> Preregistration:
         if not isinstance(raw, dict):
             self.fail("(top level)", "is not a mapping of keys")
-        known = ("name", "date", "results", "code", "primary_endpoint", "seeds", "hypotheses", "test",
-                 "correction", "alpha", "decision_rule", "minimal_detectable_effect", "secondary_endpoints")
+        known = ("name", "date", "benchmark", "results", "code", "primary_endpoint", "seeds", "hypotheses", "test",
+                 "correction", "alpha", "decision_rule", "minimal_detectable_effect", "secondary_endpoints",
+                 "manipulation_gate")
         self.unknown(raw, "", known)
+        if "benchmark" in raw:
+            self.source = SOURCES[self.choice(raw, "benchmark", "", tuple(SOURCES))]
         name = self.text(raw, "name")
         if "/" in name or name.startswith("."):
             self.fail("name", f"{name!r} must be a plain file name")
@@ -232,22 +250,26 @@ class _Reader:
         if len(set(ids)) != len(ids):
             self.fail("secondary_endpoints", f"ids repeat: {ids}")
         return Preregistration(
-            path=self.path, name=name, date=str(date),
-            results=ROOT / self.text(raw, "results") if "results" in raw else ROOT / DEFAULT_RESULTS,
+            path=self.path, name=name, date=str(date), source=self.source,
+            results=ROOT / (self.text(raw, "results") if "results" in raw else self.source.default_results),
             same_commit=self.get(code, "same_commit", "code", bool), same_threads=self.get(code, "same_threads", "code", bool),
             clean=self.get(code, "clean", "code", bool), primary=primary, hypotheses=hypotheses, alpha=float(alpha),
             decision_rule=self.text(raw, "decision_rule"), mde=self.mde(raw), secondary=secondary,
+            manipulation_gate=self.get(raw, "manipulation_gate", "", bool, False),
         )
 
     def metric(self, raw: dict, where: str) -> Metric:
-        self.unknown(raw, where, ("probe", "encoder", "k", "split"))
-        probe = self.choice(raw, "probe", where, PROBES)
+        source = self.source
+        self.unknown(raw, where, ("probe", "encoder", "k", "split", *(("measure",) if source.measures else ())))
+        probe = self.choice(raw, "probe", where, source.probes)
         k = self.get(raw, "k", where, int, None)
         if probe == "knn" and (k is None or k < 1):
             self.fail(f"{where}.k", "a kNN metric needs k, a positive integer (e.g. 20)")
-        if probe == "linear" and k is not None:
-            self.fail(f"{where}.k", "a linear probe has no k")
-        return Metric(probe, self.choice(raw, "encoder", where, ENCODERS), self.choice(raw, "split", where, SPLITS), k)
+        if probe != "knn" and k is not None:
+            self.fail(f"{where}.k", f"a {probe} probe has no k")
+        measure = self.choice(raw, "measure", where, source.measures) if source.measures else None
+        return Metric(probe, self.choice(raw, "encoder", where, source.encoders),
+                      self.choice(raw, "split", where, source.splits), k, measure)
 
     def seeds(self, raw: dict, protocol: str, where: str) -> tuple[int, ...]:
         seeds = self.get(raw, "seeds", "", (list, dict))
@@ -273,8 +295,9 @@ class _Reader:
                 self.fail(where, "is not a mapping")
             self.unknown(item, where, ("id", "description", "protocol", "arm_treatment", "arm_control",
                                        "direction", "expects", "metric"))
-            protocol = self.choice(item, "protocol", where, tuple(sorted(PROTOCOLS)))
-            arms = [arm.key for arm in PROTOCOLS[protocol].arms]
+            protocols = self.source.protocols()
+            protocol = self.choice(item, "protocol", where, tuple(sorted(protocols)))
+            arms = protocols[protocol]
             for side in ("arm_treatment", "arm_control"):
                 if self.get(item, side, where, str) not in arms:
                     self.fail(f"{where}.{side}", f"{item[side]!r} is not an arm of protocol {protocol!r} "

@@ -620,6 +620,7 @@ def detection_section(summary: dict | None, stems: dict | None = None) -> list[s
         lr=f"{b['pretrain_lr_per_256']:g}", weight_decay=f"{b['pretrain_weight_decay']:g}",
         momentum=f"{b['teacher_momentum']:g}", encoder=b["encoder"], detect_epochs=f"{b['detect_epochs']:g}",
         detect_batch_size=b["detect_batch_size"], rois=b["rois_per_image"], proposals=b["proposals"],
+        detector={"c4": "R-C4", "fpn": "+ FPN"}[b.get("head", "fpn")],
         seeds=", ".join(map(str, b["seeds"])), command=summary["command"], date=summary["date"],
         machine=machine_line(summary["machine"]), freshness=freshness_line(summary, "detection", summary["command"]))
     lines += ["| arm | AP | AP50 | AP75 |", "|---|---:|---:|---:|"]
@@ -648,11 +649,21 @@ def interval_text(interval: dict) -> str:
     return f"{interval['mean']:+.2f} [{interval['low']:+.2f}, {interval['high']:+.2f}]"
 
 
-def dense_section(summary: dict | None) -> list[str]:
-    """The dense probe on CIFAR-10 scenes (``dense_scenes.py``): mIoU per arm, paired intervals."""
+def dense_section(pilot: dict | None, confirm: dict | None = None) -> list[str]:
+    """The dense probe on CIFAR-10 scenes (``dense_scenes.py``): the pilot's and the
+    confirmatory seeds' tables, each with mIoU per arm and paired intervals."""
     lines = block("dense")
-    if summary is None:
+    if pilot is None and confirm is None:
         return lines + block("dense.not_measured")
+    for fragment, summary, exploratory in (("dense.pilot", pilot, True), ("dense.confirm", confirm, False)):
+        if summary is not None:
+            lines += block(fragment) + dense_table(summary, exploratory)
+    return lines
+
+
+def dense_table(summary: dict, exploratory: bool) -> list[str]:
+    """One dense protocol's table and paired intervals."""
+    lines = []
     b = summary["budget"]
     lines += block("dense.measured", stages=b["stages"], image_size=b["image_size"], epochs=b["epochs"],
                    seeds=", ".join(map(str, b["seeds"])), command=summary["command"], date=summary["date"],
@@ -666,7 +677,9 @@ def dense_section(summary: dict | None) -> list[str]:
                               interval=interval_text(interval)))
     for method, interval in summary["resmo_minus_plain"]["mIoU"].items():
         lines.append(sentence("dense.resmo_effect", arm=summary["arms"][f"{method}-w0"]["label"],
-                              interval=interval_text(interval)))
+                              interval=interval_text(interval),
+                              label="exploratory (the pilot)" if exploratory else
+                              "the pre-registered test is in its analysis (benchmarks/results/preregistered/)"))
     return lines + [""]
 
 
@@ -714,7 +727,8 @@ def render(results: Path = RESULTS) -> str:
                                 for path in sorted((results / "teacher_leads").glob("*.json"))]),
         *detection_section(load(results / "detection" / "full" / "summary.json"),
                            load(results / "detection" / "full" / "stems.json")),
-        *dense_section(load(results / "dense" / "full" / "summary.json")),
+        *dense_section(load(results / "dense" / "pilot" / "summary.json"),
+                       load(results / "dense" / "confirm" / "summary.json")),
         *speed_section(load(results / "speed_cpu.json")),
         *views_section(load(results / "view_generation.json")),
         *gpu_section(load(results / "gpu_throughput.json"), load(results / "gpu_cifar10.json")),

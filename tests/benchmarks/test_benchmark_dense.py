@@ -31,13 +31,19 @@ def record(key: str) -> dict:
                       "random_init": {"mIoU": 10.0 + seed, "pixel_accuracy": 60.0}}}
 
 
-def test_the_steps_are_the_arms_seed_by_seed_and_the_full_protocol_pretrains_as_detection_does():
+def test_the_steps_are_the_arms_seed_by_seed_and_the_protocols_pretrain_as_detection_does():
     assert dense_scenes.keys(BUDGET)[:5] == ["densecl-w0-s0", "densecl-w1-s0", "mocov3-w0-s0", "mocov3-w1-s0",
                                              "densecl-w0-s1"]
-    full = dense_scenes.PROTOCOLS["full"]
-    assert len(full.seeds) >= 5 and full.pretrain.seeds == full.seeds
-    # the same pretraining command, hence the same run folders as detection_scenes.py's
-    assert detection_scenes.run_folder(full.pretrain, "mocov3-w1-s2", Path("W")) == \
+    pilot, confirm = dense_scenes.PROTOCOLS["pilot"], dense_scenes.PROTOCOLS["confirm"]
+    assert pilot.seeds == (0, 1, 2) and len(confirm.seeds) >= 5
+    assert not set(pilot.seeds) & set(confirm.seeds)  # the confirmatory seeds are fresh
+    for budget in (pilot, confirm):
+        assert budget.pretrain.seeds == budget.seeds
+        # only the seeds differ from detection_scenes.py's full protocol: the same pretraining
+        # command, hence the same run folders
+        assert replace(budget, seeds=(0,), pretrain=replace(budget.pretrain, seeds=(0,))) == \
+            replace(pilot, seeds=(0,), pretrain=replace(pilot.pretrain, seeds=(0,)))
+    assert detection_scenes.run_folder(pilot.pretrain, "mocov3-w1-s2", Path("W")) == \
         detection_scenes.run_folder(detection_scenes.PROTOCOLS["full"], "mocov3-w1-s2", Path("W"))
 
 
@@ -83,7 +89,7 @@ def test_paired_t_intervals_by_hand():
 
 def test_the_summary_pairs_by_seed_against_random_init_and_resmo_against_plain():
     records = {key: record(key) for key in dense_scenes.keys(BUDGET)}
-    summary = dense_scenes.summarise(BUDGET, records, "full")
+    summary = dense_scenes.summarise(BUDGET, records, "pilot")
     assert summary["arms"]["random-init"]["mIoU"]["per_seed"] == [10.0, 11.0, 12.0]
     densecl = summary["pretrained_minus_random_init"]["mIoU"]["densecl-w0"]
     assert densecl["per_seed"] == [10.0, 11.0, 9.0] and densecl["mean"] == 10.0 and densecl["excludes_0"]
@@ -92,14 +98,15 @@ def test_the_summary_pairs_by_seed_against_random_init_and_resmo_against_plain()
     assert effect["mocov3"]["per_seed"] == [1.0, 0.0, -1.0] and effect["mocov3"]["excludes_0"] is False
     assert summary["random_init_same_in_every_step"] is True
     records["mocov3-w0-s1"]["dense"]["random_init"]["mIoU"] = 99.0
-    assert dense_scenes.summarise(BUDGET, records, "full")["random_init_same_in_every_step"] is False
+    assert dense_scenes.summarise(BUDGET, records, "pilot")["random_init_same_in_every_step"] is False
 
 
 def test_the_docs_section_shows_the_arms_and_the_intervals():
-    summary = dense_scenes.summarise(BUDGET, {key: record(key) for key in dense_scenes.keys(BUDGET)}, "full")
+    summary = dense_scenes.summarise(BUDGET, {key: record(key) for key in dense_scenes.keys(BUDGET)}, "pilot")
     text = "\n".join(render_docs.dense_section(summary))
+    assert "### Pilot (exploratory)" in text and "### Confirmatory seeds" not in text
     assert "| DenseCL | 21.00 ± 1.00 | 71.00 ± 1.00 |" in text and "| random init | 11.00 ± 1.00 | 60.00 ± 0.00 |" in text
     # differences 10, 11, 9: mean 10, sd 1, half width 4.302653 / sqrt(3) = 2.48
     assert "- DenseCL minus random init: +10.00 [+7.52, +12.48]" in text
-    assert "- MoCo v3: ResMo (λ=1) minus λ=0: +0.00 [-2.48, +2.48]" in text
-    assert "Not measured yet: `python -m benchmarks.dense_scenes`" in "\n".join(render_docs.dense_section(None))
+    assert "- MoCo v3: ResMo (λ=1) minus λ=0: +0.00 [-2.48, +2.48]; exploratory (the pilot)." in text
+    assert "Not measured yet: `python -m benchmarks.dense_scenes --protocol pilot`" in "\n".join(render_docs.dense_section(None))

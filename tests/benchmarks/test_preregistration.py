@@ -29,7 +29,7 @@ from benchmarks.protocol import PROTOCOLS
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the example in the schema's docstring, as a YAML text
-EXAMPLE = textwrap.dedent(schema.__doc__.split("::\n\n", 1)[1].split("\nA metric is", 1)[0])
+EXAMPLE = textwrap.dedent(schema.__doc__.split("::\n\n", 1)[1].split("\nA metric of the", 1)[0])
 
 
 # --- statistics -----------------------------------------------------------------------------

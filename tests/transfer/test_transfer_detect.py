@@ -1,4 +1,4 @@
-"""``resmo transfer detect``: Faster R-CNN + FPN fine-tuned on a run's backbone, on a VOC folder.
+"""``resmo transfer detect``: Faster R-CNN (R-C4 or FPN) fine-tuned on a run's backbone, on a VOC folder.
 
 End to end on a generated VOC folder (64-px images with one or two coloured rectangles) and a
 one-epoch ResNet-18 run with the ImageNet stem; the VOC reader's one-line errors; the
@@ -20,7 +20,7 @@ from PIL import Image
 from eval_helpers import assert_one_line_error, make_run, run_cli
 from resmo.eval.runs import load_run
 from resmo.transfer.detect import export_state
-from resmo.transfer.detector import build_detector, check_detection_backbone
+from resmo.transfer.detector import backbone_state, build_detector, check_detection_backbone
 from resmo.transfer.settings import TrainingRequest, resolve_settings
 from resmo.transfer.train_detect import evaluate, flip, learning_rate, train
 from resmo.transfer.voc import VOC_CLASSES, VOCDetection, VOCError, read_classes, read_split
@@ -110,15 +110,16 @@ def test_the_detectors_backbone_holds_the_exported_weights(detection_run, capsys
     assert code == 0, err
     exported = torch.load(detection_run / "export" / "teacher-resnet18.pt", weights_only=True)
     name, state = export_state(load_run(detection_run), "teacher")  # what transfer detect loads
-    for norm in ("batch", "frozen"):
-        body = build_detector(name, 2, state=state, min_size=64, max_size=64, norm=norm).backbone.body.state_dict()
-        kept = {key: value for key, value in exported.items()
-                if norm == "batch" or not key.endswith("num_batches_tracked")}
-        assert set(body) == set(kept), norm
-        assert all(torch.equal(body[key], value) for key, value in kept.items()), norm
-    torch.manual_seed(123)  # not the run's seed: its one step left torchvision's seed-0 init nearly as it was
-    random = build_detector(name, 2, state=None, min_size=64, max_size=64).backbone.body.state_dict()
-    assert not torch.equal(random["layer1.0.conv1.weight"], exported["layer1.0.conv1.weight"])
+    for head in ("c4", "fpn"):
+        for norm in ("batch", "frozen"):
+            body = backbone_state(build_detector(name, 2, state=state, min_size=64, max_size=64, norm=norm, head=head))
+            kept = {key: value for key, value in exported.items()
+                    if norm == "batch" or not key.endswith("num_batches_tracked")}
+            assert set(body) == set(kept), (head, norm)
+            assert all(torch.equal(body[key], value) for key, value in kept.items()), (head, norm)
+        torch.manual_seed(123)  # not the run's seed: its one step left torchvision's seed-0 init nearly as it was
+        random = backbone_state(build_detector(name, 2, state=None, min_size=64, max_size=64, head=head))
+        assert not torch.equal(random["layer1.0.conv1.weight"], exported["layer1.0.conv1.weight"])
 
 
 def test_random_init_baseline_writes_its_own_file(detection_run, voc, tmp_path, capsys):

@@ -11,7 +11,7 @@ import torch
 from resmo.data import IMAGENET_MEAN, IMAGENET_STD
 from resmo.transfer import protocol, train_detect
 from resmo.transfer.detect import DetectJob
-from resmo.transfer.detector import DETECTION_BACKBONES, build_detector
+from resmo.transfer.detector import DETECTION_BACKBONES, C4Trunk, build_detector
 from resmo.transfer.results import KEYS
 from resmo.transfer.settings import resolve_settings
 
@@ -29,17 +29,21 @@ def measured() -> dict[str, dict[str, str]]:
     settings = resolve_settings(job.training, num_train, log=print)  # transfer_detect's resolution
     torch.manual_seed(0)
     detector = build_detector("resnet18", 20, state=None, min_size=settings.min_size, max_size=settings.max_size,
-                              norm=settings.norm, rois_per_image=settings.rois_per_image, proposals=settings.proposals)
+                              norm=settings.norm, rois_per_image=settings.rois_per_image, proposals=settings.proposals,
+                              head=settings.head)
     rpn, heads, transform = detector.rpn, detector.roi_heads, detector.transform
     sizes = [size for level in rpn.anchor_generator.sizes for size in level]
     ratios = {len(level) for level in rpn.anchor_generator.aspect_ratios}
-    norms = {type(m).__name__ for m in detector.backbone.body.modules() if "Norm" in type(m).__name__}
-    frozen = [name for name, p in detector.backbone.body.named_parameters() if not p.requires_grad]
+    c4 = isinstance(detector.backbone, C4Trunk)
+    resnet = [detector.backbone, heads.box_head] if c4 else [detector.backbone.body]
+    norms = {type(m).__name__ for part in resnet for m in part.modules() if "Norm" in type(m).__name__}
+    frozen = [name for part in resnet for name, p in part.named_parameters() if not p.requires_grad]
     pre, post = rpn._pre_nms_top_n, rpn._post_nms_top_n
     return {
-        "Detector": {"detector": type(detector).__name__, "backbone": type(detector.backbone).__name__,
-                     "box_head": type(heads.box_head).__name__,
-                     "pool": "x".join(str(s) for s in heads.box_roi_pool.output_size)},
+        "Detector": {"head": settings.head, "detector": type(detector).__name__,
+                     "backbone": type(detector.backbone).__name__, "box_head": type(heads.box_head).__name__,
+                     "pool": "x".join(str(s) for s in heads.box_roi_pool.output_size),
+                     "aligned": "yes" if getattr(heads.box_roi_pool, "aligned", False) else "no"},
         "Backbone": {"backbones": " or ".join(DETECTION_BACKBONES)},
         "Encoder": {"encoder": job.encoder},
         "Normalisation layers": {"norm": settings.norm, "norm_layer": "/".join(sorted(norms)),
@@ -54,7 +58,7 @@ def measured() -> dict[str, dict[str, str]]:
         "Schedule": {"epochs": number(settings.iterations * settings.batch_size / num_train), "steps": ", ".join(f"{100 * s:g} %" for s in train_detect.LR_STEPS),
                      "warmup": str(train_detect.WARMUP_ITERATIONS), "warmup_factor": number(train_detect.WARMUP_FACTOR)},
         "Optimizer": {"momentum": number(train_detect.MOMENTUM), "weight_decay": f"{train_detect.WEIGHT_DECAY:.4f}"},
-        "RPN": {"anchors": f"{min(sizes)}-{max(sizes)}", "ratios": "/".join(map(str, sorted(ratios))),
+        "RPN": {"feature": "res4" if c4 else "each FPN level", "anchors": f"{min(sizes)}-{max(sizes)}", "ratios": "/".join(map(str, sorted(ratios))),
                 "pre_nms": f"{pre['training']:,} / {pre['testing']:,}", "post_nms": f"{post['training']:,} / {post['testing']:,}",
                 "nms": number(rpn.nms_thresh), "batch": str(rpn.fg_bg_sampler.batch_size_per_image),
                 "positive": number(rpn.fg_bg_sampler.positive_fraction)},

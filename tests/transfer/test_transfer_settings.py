@@ -36,11 +36,11 @@ def test_iterations_come_from_the_epochs_unless_asked(request_, num_train, itera
 
 def test_asked_values_are_kept_and_the_settings_are_frozen():
     asked = TrainingRequest(batch_size=2, lr=0.3, min_size=64, max_size=107, train_sizes=(48, 64), rois_per_image=64,
-                            proposals=200, norm="frozen", iterations=40, **CPU)
+                            proposals=200, norm="frozen", head="fpn", iterations=40, **CPU)
     settings = resolve_settings(asked, num_train=6)
     assert settings.to_dict() == {
         "iterations": 40, "batch_size": 2, "lr": 0.3, "min_size": 64, "max_size": 107, "train_sizes": (48, 64),
-        "rois_per_image": 64, "proposals": 200, "norm": "frozen", "workers": 0, "device": "cpu", "log_every": 4}
+        "rois_per_image": 64, "proposals": 200, "norm": "frozen", "head": "fpn", "workers": 0, "device": "cpu", "log_every": 4}
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.lr = 1.0  # type: ignore[misc]
 
@@ -70,10 +70,10 @@ def test_the_recorded_job_is_flat_with_the_training_options_in_place():
     assert list(recorded) == [
         "run", "data", "encoder", "random_init", "seeds", "train_split", "eval_split", "classes", "iterations",
         "epochs", "batch_size", "lr", "min_size", "max_size", "train_sizes", "rois_per_image", "proposals", "norm",
-        "workers", "device", "out", "config"]
+        "head", "workers", "device", "out", "config"]
     assert recorded == {
         "run": "RUN", "data": "VOC", "encoder": "student", "random_init": False, "seeds": (0, 1),
         "train_split": "train", "eval_split": None, "classes": None, "iterations": None, "epochs": 2.0,
         "batch_size": 8, "lr": None, "min_size": 800, "max_size": 1333, "train_sizes": (48, 64),
-        "rois_per_image": 512, "proposals": None, "norm": "batch", "workers": 0, "device": "auto", "out": None,
+        "rois_per_image": 512, "proposals": None, "norm": "batch", "head": "c4", "workers": 0, "device": "auto", "out": None,
         "config": None}

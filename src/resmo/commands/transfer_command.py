@@ -1,4 +1,4 @@
-"""``resmo transfer detect RUN --data VOC_ROOT``: fine-tune Faster R-CNN + FPN on a run's backbone.
+"""``resmo transfer detect RUN --data VOC_ROOT``: fine-tune Faster R-CNN (R-C4 or FPN) on a run's backbone.
 
 Prints a line per logged iteration and per seed, then the mean ± std over seeds, and saves
 ``<run>/transfer/detect-<init>-<data>.json``. Exit codes: 0 done, 2 bad input (or the
@@ -76,8 +76,8 @@ def add_parser(commands) -> None:
     )
     tasks = parser.add_subparsers(dest="task", required=True, parser_class=type(parser))
     detect = tasks.add_parser(
-        "detect", help="Faster R-CNN + FPN on a Pascal VOC folder: AP, AP50, AP75",
-        description="Fine-tune torchvision's Faster R-CNN with FPN on the run's ResNet-18/50 backbone "
+        "detect", help="Faster R-CNN (R-C4 or FPN) on a Pascal VOC folder: AP, AP50, AP75",
+        description="Fine-tune Faster R-CNN (--head c4: MoCo's R-C4; fpn: torchvision's FPN) on the run's ResNet-18/50 backbone "
         "(ImageNet stem) on a Pascal VOC folder (Annotations/*.xml, JPEGImages/, ImageSets/Main/<split>.txt) "
         "and report COCO-style AP, AP50 and AP75 (torchmetrics; pip install 'resmo[detect]') and VOC07's "
         "11-point VOC07_AP, VOC07_AP50, VOC07_AP75. Class names: "
@@ -117,6 +117,9 @@ def add_parser(commands) -> None:
     detect.add_argument("--norm", choices=("batch", "frozen"), default=defaults.norm,
                         help="batch (default): BatchNorm fine-tuned, all stages trained (MoCo's transfer); "
                         "frozen: FrozenBatchNorm, stem and layer1 frozen (torchvision's default)")
+    detect.add_argument("--head", choices=("c4", "fpn"), default=defaults.head,
+                        help="c4 (default): MoCo's R-C4 detector (RPN and 14x14 RoIAlign on res4, res5 as the box "
+                        "head); fpn: torchvision's Faster R-CNN with a feature pyramid over every stage")
     detect.add_argument("--device", default=defaults.device, help="auto (default: cuda if available, else cpu), cpu, cuda or cuda:N")
     detect.add_argument("--workers", type=non_negative_int, default=defaults.workers,
                         help=f"data-loading processes (default {defaults.workers}; at most the machine's CPU cores)")
@@ -140,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     training = TrainingRequest(
         iterations=args.iterations, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         min_size=args.image_size[0], max_size=args.image_size[1], train_sizes=args.train_sizes,
-        rois_per_image=args.rois_per_image, proposals=args.proposals, norm=args.norm, workers=args.workers,
+        rois_per_image=args.rois_per_image, proposals=args.proposals, norm=args.norm, head=args.head, workers=args.workers,
         device=args.device)
     job = DetectJob(
         run=args.run, data=args.data, encoder=args.encoder, random_init=args.random_init, seeds=args.seeds,

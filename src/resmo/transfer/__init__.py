@@ -1,7 +1,7 @@
 """Transfer of a pretrained backbone to downstream tasks (no Lightning here).
 
 - :mod:`resmo.transfer.voc`: a Pascal VOC detection folder, read and checked;
-- :mod:`resmo.transfer.detector`: torchvision's Faster R-CNN + FPN on an exported ResNet;
+- :mod:`resmo.transfer.detector`: Faster R-CNN on an exported ResNet, MoCo's R-C4 from torchvision's parts or torchvision's FPN;
 - :mod:`resmo.transfer.settings`: the fine-tuning options as asked, resolved once into the settings;
 - :mod:`resmo.transfer.train_detect`: fine-tuning for one seed, then COCO-style and VOC07 AP;
 - :mod:`resmo.transfer.metrics`: AP / AP50 / AP75 with torchmetrics (the ``detect`` extra);

@@ -1,4 +1,4 @@
-"""``resmo transfer detect``: a run's backbone in torchvision's Faster R-CNN + FPN on a VOC folder, per seed.
+"""``resmo transfer detect``: a run's backbone in Faster R-CNN (R-C4 or FPN) on a VOC folder, per seed.
 
 For each seed: seed torch, build the detector on the run's exported ``student`` (default: the
 query encoder, which MoCo's and DenseCL's detection converters take) or ``teacher`` backbone
@@ -8,8 +8,9 @@ fine-tune it on the training split and measure COCO-style AP / AP50 / AP75 and V
 11-point AP / AP50 / AP75 on the evaluation split. The results (settings, per seed, mean and
 std) go to ``<run>/transfer/detect-<init>-<data>.json`` (resmo.transfer.results).
 
-This is not MoCo's VOC protocol (detectron2, R50-C4, synchronised BN, 24k iterations at batch
-16; multi-scale training only with ``train_sizes``): :mod:`resmo.transfer.protocol` lists every difference, and
+This is MoCo's VOC protocol's detector (R-C4 by default, :mod:`resmo.transfer.detector`) but
+not its whole protocol (detectron2, synchronised BN over 8 GPUs, 24k iterations at batch 16;
+multi-scale training only with ``train_sizes``): :mod:`resmo.transfer.protocol` lists every difference, and
 ``resmo export --format detectron2`` writes what MoCo's own detection code needs.
 
 Defaults: train on ``train``; evaluate on ``test`` when ``ImageSets/Main/test.txt`` exists,
@@ -35,6 +36,10 @@ from resmo.transfer.results import aggregate, format_scores, result_path, write_
 from resmo.transfer.settings import TrainingRequest, resolve_settings, usable_device
 from resmo.transfer.train_detect import evaluate, train
 from resmo.transfer.voc import VOCDetection, available_splits, read_classes
+
+#: how the result file and the log name the detector of each ``--head``
+DETECTORS = {"c4": "R-C4 (torchvision FasterRCNN, res4 RPN and RoIAlign, res5 box head)",
+             "fpn": "torchvision FasterRCNN + resnet_fpn_backbone"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[
     if eval_split == job.train_split:
         log(f"# note: evaluating on the training split {eval_split!r}: the AP is not a held-out measure")
     init = "random_init" if job.random_init else job.encoder
-    log(f"# detect: Faster R-CNN + FPN on {'a randomly initialised' if job.random_init else 'the ' + job.encoder} "
+    log(f"# detect: Faster R-CNN {DETECTORS[settings.head]} on {'a randomly initialised' if job.random_init else 'the ' + job.encoder} "
         f"{name} of {run.folder} (step {run.global_step}); {root}: {len(train_data)} {job.train_split} / "
         f"{len(eval_data)} {eval_split} images, {len(classes)} classes; {settings.iterations} iterations of "
         f"{settings.batch_size} images, lr {settings.lr:g}, on {settings.device}")
@@ -110,7 +115,8 @@ def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[
         torch.manual_seed(seed)
         detector = build_detector(name, len(classes), state=None if job.random_init else state,
                                   min_size=settings.min_size, max_size=settings.max_size, norm=settings.norm,
-                                  rois_per_image=settings.rois_per_image, proposals=settings.proposals)
+                                  rois_per_image=settings.rois_per_image, proposals=settings.proposals,
+                                  head=settings.head)
         losses = train(detector, train_data, settings, seed, log=log)
         scores = evaluate(detector, eval_data, settings)
         per_seed.append({"seed": seed, **scores, "loss_first": losses[0], "loss_last": losses[-1],
@@ -121,7 +127,7 @@ def transfer_detect(job: DetectJob, log: Callable[[str], None] = print) -> dict[
         "kind": "detect", "init": init, "encoder": None if job.random_init else job.encoder,
         "backbone": name, "method": run.config.method, "resmo_weight": run.config.resmo.weight,
         "checkpoint": str(run.checkpoint), "checkpoint_sha256": run.checkpoint_sha256,
-        "global_step": run.global_step, "detector": "torchvision FasterRCNN + resnet_fpn_backbone",
+        "global_step": run.global_step, "detector": DETECTORS[settings.head],
         "data": str(root.resolve()), "classes": list(classes), "train_split": job.train_split,
         "eval_split": eval_split, "num_train": len(train_data), "num_eval": len(eval_data),
         "num_eval_objects": eval_data.num_objects(), "ap_backend": backend,

@@ -34,12 +34,15 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("Detector", "Faster R-CNN R50-C4: RPN and RoI pooling (14x14) on res4, the RoI head is res5 plus an "
-            "extra BN (`Res5ROIHeadsExtraNorm`)",
-            "torchvision `{detector}` with FPN (`{backbone}`), box head `{box_head}` on {pool} RoIAlign",
-            "torchvision ships Faster R-CNN with FPN, not the C4 head; FPN reads every stage, so the numbers are "
-            "not comparable to MoCo's C4 ones",
-            {"detector": "FasterRCNN", "backbone": "BackboneWithFPN", "box_head": "TwoMLPHead", "pool": "7x7"}),
+    Setting("Detector", "Faster R-CNN R50-C4: RPN and RoI pooling (14x14 `ROIAlignV2`) on res4, the RoI head is "
+            "res5 plus an extra BN (`Res5ROIHeadsExtraNorm`)",
+            "`--head {head}`: R-C4 from torchvision's parts: `{detector}` on `{backbone}` (stem to res4), {pool} "
+            "RoIAlign on res4 (aligned: {aligned}), box head `{box_head}` (res5, an extra norm layer, mean); "
+            "`--head fpn`: torchvision's FPN",
+            "the same architecture; torchvision's losses differ in detail (smooth L1 with beta 1/9 where "
+            "detectron2's defaults use L1, beta 0)",
+            {"head": "c4", "detector": "FasterRCNN", "backbone": "C4Trunk", "box_head": "Res5Head", "pool": "14x14",
+             "aligned": "yes"}),
     Setting("Backbone", "ResNet-50, torchvision layout (`STRIDE_IN_1X1: False`)",
             "the run's {backbones} (ImageNet stem), torchvision layout",
             "resmo pretrains ResNet-18 at CPU scale; the paper's claim needs ResNet-50",
@@ -82,11 +85,10 @@ SETTINGS = (
             "norm layers' weight decay not split out", {"momentum": "0.9", "weight_decay": "0.0001"}),
     Setting("RPN", "on res4: anchors 32-512 x 3 ratios; 12,000 / 6,000 boxes before NMS (train / test), "
             "2,000 / 1,000 after; NMS 0.7; 256 anchors per image, half positive",
-            "on each FPN level: anchors {anchors} x {ratios} ratios; {pre_nms} before NMS per level, {post_nms} "
+            "on {feature}: anchors {anchors} x {ratios} ratios; {pre_nms} before NMS, {post_nms} "
             "after (`--proposals`); NMS {nms}; {batch} anchors per image, {positive} positive",
-            "torchvision's defaults for FPN",
-            {"anchors": "32-512", "ratios": "3", "pre_nms": "2,000 / 1,000", "post_nms": "2,000 / 1,000",
-             "nms": "0.7", "batch": "256", "positive": "0.5"}),
+            "", {"feature": "res4", "anchors": "32-512", "ratios": "3", "pre_nms": "12,000 / 6,000",
+                 "post_nms": "2,000 / 1,000", "nms": "0.7", "batch": "256", "positive": "0.5"}),
     Setting("RoI sampling", "512 per image, 25 % positive", "{rois} per image (`--rois-per-image`), {positive} "
             "positive", "", {"rois": "512", "positive": "0.25"}),
     Setting("Test output", "score > 0.05, NMS 0.5, 100 boxes per image", "score > {score}, NMS {nms}, "

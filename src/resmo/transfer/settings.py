@@ -46,6 +46,7 @@ class TrainingRequest:
     rois_per_image: int = 512  # box-head samples per training image
     proposals: int | None = None  # RPN proposals kept after NMS (None: torchvision's 2000 / 1000)
     norm: str = "batch"  # batch: BatchNorm fine-tuned; frozen: FrozenBatchNorm, stem and layer1 frozen
+    head: str = "c4"  # c4: MoCo's R-C4 (RPN and RoIs on res4, res5 box head); fpn: torchvision's FPN
     workers: int = 0  # data-loading processes
     device: str = "auto"
 
@@ -64,6 +65,7 @@ class DetectSettings:
     rois_per_image: int
     proposals: int | None
     norm: str
+    head: str
     workers: int
     device: str  # a torch device string: cpu, cuda, cuda:N
     log_every: int  # a loss line every this many iterations
@@ -111,4 +113,4 @@ def resolve_settings(request: TrainingRequest, num_train: int,
         lr=request.lr if request.lr is not None else BASE_LR * request.batch_size / BASE_BATCH,
         min_size=request.min_size, max_size=request.max_size, train_sizes=request.train_sizes,
         rois_per_image=request.rois_per_image, proposals=request.proposals, norm=request.norm,
-        workers=workers, device=str(device), log_every=max(1, iterations // 10))
+        head=request.head, workers=workers, device=str(device), log_every=max(1, iterations // 10))
