@@ -38,6 +38,7 @@ class Source:
 
     name: str
     default_results: str
+    command: str  # what makes a protocol's runs, with {protocol}
     probes: tuple[str, ...]
     encoders: tuple[str, ...]
     splits: tuple[str, ...]
@@ -84,9 +85,11 @@ class Source:
 
 
 SOURCES = {
-    "quality": Source("quality", "benchmarks/results/quality", probes=("knn", "linear"), encoders=("student", "teacher"),
+    "quality": Source("quality", "benchmarks/results/quality", "python -m benchmarks.quality_cifar10 --protocol {protocol}",
+                      probes=("knn", "linear"), encoders=("student", "teacher"),
                       splits=("test", "val"), measures=(), ahead="teacher", behind="student"),
-    "dense": Source("dense", "benchmarks/results/dense", probes=("dense",), encoders=("student",), splits=("test",),
+    "dense": Source("dense", "benchmarks/results/dense", "python -m benchmarks.dense_scenes --protocol {protocol}",
+                    probes=("dense",), encoders=("student",), splits=("test",),
                     measures=("mIoU", "pixel_accuracy"), ahead="student", behind="random_init",
                     shares_seeds_with=("benchmarks/results/detection",)),
 }

@@ -18,7 +18,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks.doc_template import DocTemplate
+from benchmarks.doc_fragments import TEMPLATE, block, p_number, p_text, sentence
+from benchmarks.docs_preregistered import preregistered_section
 from benchmarks.paired_statistics import paired_test
 from benchmarks.provenance import freshness_text, is_ancestor, result_commits
 from benchmarks.quality_effect_tests import effect_tests
@@ -28,23 +29,12 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 RESULTS = HERE / "results"
 DOC = PROJECT / "docs" / "benchmarks.md"
-TEMPLATE = DocTemplate(HERE / "templates" / "benchmarks.md")
 METHOD_TITLES = {"mocov3": "MoCo v3", "byol": "BYOL"}
 EFFECT_METRICS = {"knn_student": "student kNN", "knn_teacher": "teacher kNN",
                   "linear_student": "student linear", "linear_teacher": "teacher linear"}
 #: the commands the page tells a reader to run (a result's own command is quoted as recorded)
 QUALITY_LONG_RUNS = "python -m benchmarks.quality_cifar10 --protocol long"
 QUICKSTART = "python -m benchmarks.quickstart"
-
-
-def block(name: str, /, **values) -> list[str]:
-    """The template's fragment ``name`` filled with ``values``, as lines, then a blank line."""
-    return TEMPLATE.fill(name, **values).split("\n") + [""]
-
-
-def sentence(name: str, /, **values) -> str:
-    """The template's one-line fragment ``name`` filled with ``values``."""
-    return TEMPLATE.fill(name, **values)
 
 
 def rerun(command: str) -> str:
@@ -124,17 +114,6 @@ def paired_verdict(effect: dict) -> str:
     low, high = effect["ci95"]
     side = "excludes" if low > 0 or high < 0 else "includes"
     return f"95 % interval [{low:+.1f}, {high:+.1f}] {side} 0"
-
-
-def p_number(p: float) -> str:
-    """A p value for the docs: three decimals, ``< 0.001`` below that."""
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def p_text(p: float) -> str:
-    """``= 0.032`` or ``< 0.001``: what follows ``p`` in a sentence."""
-    number = p_number(p)
-    return number if number.startswith("<") else f"= {number}"
 
 
 def p_values_text(test: dict | None) -> str:
@@ -721,6 +700,7 @@ def render(results: Path = RESULTS) -> str:
     sections = [
         *quality_section(load(results / "quality" / "full" / "summary.json"),
                          load(results / "quality" / "smoke" / "summary.json")),
+        *preregistered_section(results / "preregistered"),
         *long_section(load(results / "quality" / "long" / "curves.json"),
                       load(results / "quality" / "long" / "summary.json")),
         *teacher_leads_section([json.loads(path.read_text())

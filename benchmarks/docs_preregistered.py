@@ -1,0 +1,104 @@
+"""The confirmatory tests' section of docs/benchmarks.md: one part per pre-registration in
+``benchmarks/preregistered/``, from its analysis (``benchmarks/results/preregistered/<name>.json``,
+written by ``python -m benchmarks.preregistration analyse``) or, before that, how many of its
+runs are saved.
+
+Per analysed hypothesis the table gives n, the mean paired difference (treatment − control) with
+its 95 % t interval, the raw and Holm-adjusted p, the exact Wilcoxon p (a robustness number) and
+the decision; then each hypothesis' manipulation check and the secondary endpoints (raw p,
+exploratory).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.doc_fragments import block, p_number, sentence
+from benchmarks.preregistration_governance import added_commit, governed_results
+from benchmarks.preregistration_schema import PREREGISTERED, Preregistration, load
+
+
+def interval(low: float, high: float, digits: int = 2) -> str:
+    return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def saved_runs(preregistration: Preregistration) -> tuple[int, int]:
+    """``(saved, total)`` run files of the pre-registration (its analysis output not counted)."""
+    runs = governed_results(preregistration)[:-1]
+    return sum(path.is_file() for path in runs), len(runs)
+
+
+def pending_part(preregistration: Preregistration, commit: str | None) -> list[str]:
+    done, total = saved_runs(preregistration)
+    protocols = sorted({h.protocol for h in preregistration.hypotheses})
+    commands = "`, `".join(preregistration.source.command.format(protocol=p) for p in protocols)
+    return block("confirmatory.pending", name=preregistration.name, path=_relative(preregistration.path),
+                 commit=commit[:7] if commit else "not committed yet", date=preregistration.date,
+                 hypotheses="; ".join(f"{h.id}: {h.arm_treatment} vs {h.arm_control}" for h in preregistration.hypotheses),
+                 done=done, total=total, command=commands)
+
+
+def hypothesis_row(hypothesis: dict) -> str:
+    low, high = hypothesis["ci95"]
+    wilcoxon = hypothesis.get("p_wilcoxon_exact")
+    return (f"| {hypothesis['id']}: {hypothesis['arm_treatment']} vs {hypothesis['arm_control']} | {hypothesis['n']} "
+            f"| {hypothesis['mean_difference']:+.2f} | {interval(low, high)} | {p_number(hypothesis['p'])} "
+            f"| {p_number(hypothesis['p_holm'])} | {'—' if wilcoxon is None else p_number(wilcoxon)} "
+            f"| {'**confirmed**' if hypothesis['confirmed'] else 'not confirmed'} |")
+
+
+def analysed_part(analysis: dict) -> list[str]:
+    runs, mde = analysis["runs"], analysis["minimal_detectable_effect"]
+    load = runs.get("load_average_1min") or {}
+    lines = block("confirmatory.analysed", name=analysis["name"], path=analysis["preregistration"],
+                  commit=str(analysis.get("preregistration_commit") or "?")[:7], date=analysis["preregistration_date"],
+                  endpoint=analysis["primary_endpoint"], test=analysis["test"], family=len(analysis["hypotheses"]),
+                  alpha=analysis["alpha"], power=mde["power"], mde=f"{mde['value']:.2f}", mde_n=mde["n"],
+                  runs=runs["count"], code=", ".join(f"`{c[:12]}`" for c in runs["commits"]),
+                  threads=", ".join(f"{n} torch thread{'s' * (n != '1')}: {count} runs"
+                                    for n, count in runs["torch_threads"].items()),
+                  load=f"{load.get('min', '?')}-{load.get('max', '?')}", analysed=analysis["analysed"],
+                  analysis_commit=str(analysis.get("analysis_commit") or "?")[:7],
+                  rule=analysis["decision_rule"])
+    lines += ["| hypothesis | n | treatment − control | 95 % interval | p | p (Holm) | exact Wilcoxon p | decision |",
+              "|---|---:|---:|---|---:|---:|---:|---|",
+              *(hypothesis_row(h) for h in analysis["hypotheses"]), ""]
+    gate = " (the gate of its hypothesis)" if analysis.get("manipulation_gate") else ""
+    for key, check in analysis["manipulation_checks"].items():
+        low, high = check["ci95"]
+        lines.append(sentence("confirmatory.check", id=key, arm=check["arm"],
+                              difference=check.get("difference", "teacher - student"),
+                              mean=f"{check['mean_difference']:+.2f}", interval=interval(low, high),
+                              verdict=("above 0" if low > 0 else "below 0" if high < 0 else "includes 0") + gate))
+    lines.append("")
+    for endpoint in analysis["secondary_endpoints"].values():
+        for key, test in endpoint["by_hypothesis"].items():
+            low, high = test["ci95"]
+            lines.append(sentence("confirmatory.secondary", metric=endpoint["metric"], id=key,
+                                  mean=f"{test['mean_difference']:+.2f}", interval=interval(low, high),
+                                  p=p_number(test["p"])))
+    return lines + [""]
+
+
+def preregistered_section(outputs: Path, folder: Path = PREREGISTERED) -> list[str]:
+    """The section: every pre-registration in ``folder``, analysed (its JSON in ``outputs``) or not."""
+    lines = block("confirmatory")
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        return lines + block("confirmatory.none")
+    for path in files:
+        preregistration = load(path)
+        output = Path(outputs) / f"{preregistration.name}.json"
+        if output.is_file():
+            lines += analysed_part(json.loads(output.read_text()))
+        else:
+            lines += pending_part(preregistration, added_commit(path))
+    return lines
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(PREREGISTERED.parent.parent))
+    except ValueError:
+        return str(path)
