@@ -34,7 +34,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Source:
-    """What one benchmark's runs look like to a pre-registration (see the module docstring)."""
+    """What one benchmark's runs look like to a pre-registration (see the module docstring);
+    a subclass per benchmark says where its protocols live."""
 
     name: str
     default_results: str
@@ -51,45 +52,66 @@ class Source:
 
     def protocols(self) -> dict[str, tuple[str, ...]]:
         """protocol name -> its arms' keys."""
-        if self.name == "quality":
-            from benchmarks.protocol import PROTOCOLS
-
-            return {name: tuple(arm.key for arm in protocol.arms) for name, protocol in PROTOCOLS.items()}
-        from benchmarks.dense_scenes import PROTOCOLS as DENSE
-        from benchmarks.detection_scenes import ARMS
-
-        return {name: tuple(ARMS) for name in DENSE}
+        raise NotImplementedError
 
     def seeds(self, protocol: str, arm: str) -> tuple[int, ...]:
         """The seeds ``protocol`` runs ``arm`` at."""
-        if self.name == "quality":
-            from benchmarks.protocol import PROTOCOLS
+        raise NotImplementedError
 
-            return tuple(PROTOCOLS[protocol].arm(arm).seeds)
-        from benchmarks.dense_scenes import PROTOCOLS as DENSE
-
-        return tuple(DENSE[protocol].seeds)
+    def is_current(self, protocol: str, arm: str, seed: int, record: dict) -> bool:
+        """Whether ``record`` was made with ``protocol``'s current settings."""
+        raise NotImplementedError
 
     def run_file(self, protocol: str, arm: str, seed: int, results: Path) -> Path:
         return Path(results) / protocol / "runs" / f"{arm}-s{seed}.json"
 
+
+class QualitySource(Source):
+    """``benchmarks/quality_cifar10.py``'s runs (protocols in ``benchmarks/protocol.py``)."""
+
+    def protocols(self) -> dict[str, tuple[str, ...]]:
+        from benchmarks.protocol import PROTOCOLS
+
+        return {name: tuple(arm.key for arm in protocol.arms) for name, protocol in PROTOCOLS.items()}
+
+    def seeds(self, protocol: str, arm: str) -> tuple[int, ...]:
+        from benchmarks.protocol import PROTOCOLS
+
+        return tuple(PROTOCOLS[protocol].arm(arm).seeds)
+
     def is_current(self, protocol: str, arm: str, seed: int, record: dict) -> bool:
-        """Whether ``record`` was made with ``protocol``'s current settings."""
-        if self.name == "quality":
-            from benchmarks.protocol import PROTOCOLS
+        from benchmarks.protocol import PROTOCOLS
 
-            return record.get("fingerprint") == PROTOCOLS[protocol].expected_fingerprint(f"{arm}-s{seed}")
-        from benchmarks.dense_scenes import PROTOCOLS as DENSE
-
-        return record.get("budget") == json.loads(json.dumps(asdict(DENSE[protocol])))
+        return record.get("fingerprint") == PROTOCOLS[protocol].expected_fingerprint(f"{arm}-s{seed}")
 
 
-SOURCES = {
-    "quality": Source("quality", "benchmarks/results/quality", "python -m benchmarks.quality_cifar10 --protocol {protocol}",
-                      probes=("knn", "linear"), encoders=("student", "teacher"),
-                      splits=("test", "val"), measures=(), ahead="teacher", behind="student"),
-    "dense": Source("dense", "benchmarks/results/dense", "python -m benchmarks.dense_scenes --protocol {protocol}",
-                    probes=("dense",), encoders=("student",), splits=("test",),
-                    measures=("mIoU", "pixel_accuracy"), ahead="student", behind="random_init",
-                    shares_seeds_with=("benchmarks/results/detection",)),
+class DenseSource(Source):
+    """``benchmarks/dense_scenes.py``'s steps (its ``PROTOCOLS``, the arms of ``detection_scenes.ARMS``)."""
+
+    def protocols(self) -> dict[str, tuple[str, ...]]:
+        from benchmarks.dense_scenes import PROTOCOLS
+        from benchmarks.detection_scenes import ARMS
+
+        return {name: tuple(ARMS) for name in PROTOCOLS}
+
+    def seeds(self, protocol: str, arm: str) -> tuple[int, ...]:
+        from benchmarks.dense_scenes import PROTOCOLS
+
+        return tuple(PROTOCOLS[protocol].seeds)
+
+    def is_current(self, protocol: str, arm: str, seed: int, record: dict) -> bool:
+        from benchmarks.dense_scenes import PROTOCOLS
+
+        return record.get("budget") == json.loads(json.dumps(asdict(PROTOCOLS[protocol])))
+
+
+SOURCES: dict[str, Source] = {
+    "quality": QualitySource("quality", "benchmarks/results/quality",
+                             "python -m benchmarks.quality_cifar10 --protocol {protocol}",
+                             probes=("knn", "linear"), encoders=("student", "teacher"), splits=("test", "val"),
+                             measures=(), ahead="teacher", behind="student"),
+    "dense": DenseSource("dense", "benchmarks/results/dense", "python -m benchmarks.dense_scenes --protocol {protocol}",
+                         probes=("dense",), encoders=("student",), splits=("test",),
+                         measures=("mIoU", "pixel_accuracy"), ahead="student", behind="random_init",
+                         shares_seeds_with=("benchmarks/results/detection",)),
 }
