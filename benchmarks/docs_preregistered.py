@@ -81,8 +81,23 @@ def analysed_part(analysis: dict) -> list[str]:
     return lines + [""]
 
 
-def preregistered_section(outputs: Path, folder: Path = PREREGISTERED) -> list[str]:
-    """The section: every pre-registration in ``folder``, analysed (its JSON in ``outputs``) or not."""
+def lambda_choice_part(choice: dict | None) -> list[str]:
+    """The default λ per method chosen on the validation split (``benchmarks/lambda_choice.py``)."""
+    if choice is None:
+        return block("confirmatory.lambda_not_chosen")
+    lines = block("confirmatory.lambda", protocol=choice["protocol"], metric=choice["metric"], rule=choice["rule"],
+                  date=choice["date"])
+    for method, row in choice["methods"].items():
+        versus = "; ".join(f"λ = {weight} minus λ = 0: {test['mean_difference']:+.2f} {interval(*test['ci95'])}, "
+                           f"p {p_number(test['p'])}" for weight, test in row["minus_lambda_0"].items())
+        lines.append(sentence("confirmatory.lambda_method", method=method, chosen=f"{row['chosen']:g}",
+                              means=", ".join(f"λ = {w}: {m:.2f}" for w, m in row["mean"].items()), versus=versus))
+    return lines + [""]
+
+
+def preregistered_section(outputs: Path, folder: Path = PREREGISTERED, lambda_choice: dict | None = None) -> list[str]:
+    """The section: every pre-registration in ``folder``, analysed (its JSON in ``outputs``) or
+    not, then the default λ chosen on the validation split (``lambda_choice``, when made)."""
     lines = block("confirmatory")
     files = sorted(folder.glob("*.yaml"))
     if not files:
@@ -94,7 +109,7 @@ def preregistered_section(outputs: Path, folder: Path = PREREGISTERED) -> list[s
             lines += analysed_part(json.loads(output.read_text()))
         else:
             lines += pending_part(preregistration, added_commit(path))
-    return lines
+    return lines + lambda_choice_part(lambda_choice)
 
 
 def _relative(path: Path) -> str:

@@ -700,7 +700,8 @@ def render(results: Path = RESULTS) -> str:
     sections = [
         *quality_section(load(results / "quality" / "full" / "summary.json"),
                          load(results / "quality" / "smoke" / "summary.json")),
-        *preregistered_section(results / "preregistered"),
+        *preregistered_section(results / "preregistered",
+                               lambda_choice=load(results / "quality" / "confirm" / "lambda_choice.json")),
         *long_section(load(results / "quality" / "long" / "curves.json"),
                       load(results / "quality" / "long" / "summary.json")),
         *teacher_leads_section([json.loads(path.read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from benchmarks.docs_preregistered import preregistered_section
+from benchmarks.docs_preregistered import lambda_choice_part, preregistered_section
 from benchmarks.preregistration_analysis import analyse
 from benchmarks.preregistration_schema import load
 from benchmarks.results_io import save_json
@@ -44,3 +44,13 @@ def test_after_its_analysis_the_table_gives_effect_interval_p_holm_and_decision(
     assert "- Manipulation check of H1 (mocov3-w0, teacher - student, paired by seed): -9.10" in text
     assert "- Exploratory, knn_top1_teacher_k20 on test, H1: +3.00 [+1.04, +4.96], raw p 0.013." in text
     assert "from code `aaaaaaaaaaaa` (1 torch thread: 20 runs), load average 1.0-2.0" in text
+
+
+def test_the_default_lambda_part_shows_the_choice_and_how_close_it_was(tmp_path):
+    choice = {"protocol": "confirm", "date": "2026-12-08", "metric": "student kNN", "rule": "highest mean",
+              "methods": {"mocov3": {"chosen": 0.3, "mean": {"0": 35.0, "0.3": 35.5},
+                                     "minus_lambda_0": {"0.3": {"n": 10, "mean_difference": 0.5,
+                                                                "ci95": [-0.1, 1.1], "p": 0.09}}}}}
+    text = "\n".join(lambda_choice_part(choice))
+    assert "### The default λ, chosen on the validation split" in text
+    assert "- mocov3: λ = 0.3 (means: λ = 0: 35.00, λ = 0.3: 35.50; λ = 0.3 minus λ = 0: +0.50 [-0.10, +1.10], p 0.090)." in text
