@@ -97,9 +97,22 @@ def quality_table(summary: dict) -> list[str]:
     return lines
 
 
+def confirm_runs_section(summary: dict | None) -> list[str]:
+    """The confirmatory protocol's runs per arm (its ``summary.json``), once all are there."""
+    if summary is None or not summary.get("complete"):
+        return []
+    lines = block("confirmatory.runs", budget=budget_text(summary), command=summary["command"],
+                  dates=", ".join(summary["run_dates"]), commits=", ".join(f"`{c[:7]}`" for c in summary["code_commits"]),
+                  threads=", ".join(map(str, summary["torch_threads_per_run"])), jobs=summary.get("jobs") or "?",
+                  machine=machine_line(summary["machine"]))
+    return lines + quality_table(summary) + [""]
+
+
 def budget_text(summary: dict) -> str:
     b = summary["budget"]
     train = "all 50,000" if b["train_per_class"] is None else f"{10 * b['train_per_class']:,}"
+    if b.get("val_fraction"):  # the protocol holds a class-balanced share out for the kNN monitor
+        train += f" (of them {100 * b['val_fraction']:g} % held out as the monitor's validation split)"
     test = "all 10,000" if b["test_per_class"] is None else f"{10 * b['test_per_class']:,}"
     return sentence("quality.budget", train=train, test=test, **{key: b[key] for key in (
         "width", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "momentum", "hidden_dim",
@@ -702,6 +715,7 @@ def render(results: Path = RESULTS) -> str:
                          load(results / "quality" / "smoke" / "summary.json")),
         *preregistered_section(results / "preregistered",
                                lambda_choice=load(results / "quality" / "confirm" / "lambda_choice.json")),
+        *confirm_runs_section(load(results / "quality" / "confirm" / "summary.json")),
         *long_section(load(results / "quality" / "long" / "curves.json"),
                       load(results / "quality" / "long" / "summary.json")),
         *teacher_leads_section([json.loads(path.read_text())

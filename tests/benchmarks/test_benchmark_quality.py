@@ -289,3 +289,24 @@ def test_committed_summaries_are_the_aggregate_of_the_committed_runs(tmp_path, n
     for key in ("arms", "random_init", "checks", "budget", "cpu_seconds_runs", "run_dates"):
         assert fresh[key] == summary[key], key
     assert fresh["code_commits"] == summary.get("code_commits", [])  # older summaries: runs named none
+
+
+def test_the_confirmatory_runs_table_appears_once_the_protocol_is_complete(tmp_path, small_protocol):
+    records = {f"random-s{s}": {"seed": s, "machine": {"cpu_count": 2, "processor": "x", "torch": "t", "torch_threads": 1},
+                                "knn": {"random": {"k20": 20.0}}, "linear": {"random": 30.0}, "eval_seconds": 1.0}
+               for s in (0, 1)}
+    records |= {f"mocov3-w{w}-s{s}": _record("", s, 40.0 + s + w, 39.0, 0.5) for w in (0, 1) for s in (0, 1, 2)}
+    confirm = replace(small_protocol, name="confirm", budget=replace(small_protocol.budget, val_fraction=0.1),
+                      arms=small_protocol.arms[:2])
+    _write_runs(tmp_path / "quality", confirm, dict(list(records.items())[:-1]))
+    quality_summary.summarise(confirm, tmp_path / "quality", command="python -m benchmarks.quality_cifar10 --protocol confirm",
+                              figure=tmp_path / "f.png", jobs=2)
+    assert "### The confirmatory runs, per arm" not in render_docs.render(tmp_path)  # one run missing
+    _write_runs(tmp_path / "quality", confirm, records)
+    quality_summary.summarise(confirm, tmp_path / "quality", command="python -m benchmarks.quality_cifar10 --protocol confirm",
+                              figure=tmp_path / "f.png", jobs=2)
+    text = render_docs.render(tmp_path)
+    assert "### The confirmatory runs, per arm" in text
+    assert "| MoCo v3 + ResMo | 0, 1, 2 | 42.0 ± 1.0 |" in text
+    assert "(of them 10 % held out as the monitor's validation split)" in text
+    assert "Made by `python -m benchmarks.quality_cifar10 --protocol confirm`" in text
