@@ -1,7 +1,7 @@
 """The confirmatory tests' section of docs/benchmarks.md: one part per pre-registration in
 ``benchmarks/preregistered/``, from its analysis (``benchmarks/results/preregistered/<name>.json``,
-written by ``python -m benchmarks.preregistration analyse``) or, before that, how many of its
-runs are saved.
+written by ``python -m benchmarks.preregistration analyse``) or, before that, what it tests and
+the command that makes its runs.
 
 Per analysed hypothesis the table gives n, the mean paired difference (treatment − control) with
 its 95 % t interval, the raw and Holm-adjusted p, the exact Wilcoxon p (a robustness number) and
@@ -23,20 +23,16 @@ def interval(low: float, high: float, digits: int = 2) -> str:
     return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
-def saved_runs(preregistration: Preregistration) -> tuple[int, int]:
-    """``(saved, total)`` run files of the pre-registration (its analysis output not counted)."""
-    runs = governed_results(preregistration)[:-1]
-    return sum(path.is_file() for path in runs), len(runs)
-
-
 def pending_part(preregistration: Preregistration, commit: str | None) -> list[str]:
-    done, total = saved_runs(preregistration)
+    """A pre-registration not analysed yet: what it tests and how its runs are made (not how
+    many exist: the page must not change with every run a long protocol commits)."""
+    total = len(governed_results(preregistration)) - 1  # its runs, not its analysis output
     protocols = sorted({h.protocol for h in preregistration.hypotheses})
     commands = "`, `".join(preregistration.source.command.format(protocol=p) for p in protocols)
     return block("confirmatory.pending", name=preregistration.name, path=_relative(preregistration.path),
                  commit=commit[:7] if commit else "not committed yet", date=preregistration.date,
                  hypotheses="; ".join(f"{h.id}: {h.arm_treatment} vs {h.arm_control}" for h in preregistration.hypotheses),
-                 done=done, total=total, command=commands)
+                 total=total, command=commands)
 
 
 def hypothesis_row(hypothesis: dict) -> str:

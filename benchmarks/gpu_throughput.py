@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> dict:
         args.precision = "bf16" if supported else "32"
     if args.tiny:
         args.batch_size, args.images, args.steps, args.warmup = 8, 64, 2, 1
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as resmo pretrain on CUDA
+    # cuDNN autotuning on CUDA, as resmo pretrain; set either way, so that nothing this process
+    # did before (an earlier run in the same interpreter) decides what is measured
+    torch.backends.cudnn.benchmark = device.type == "cuda"
 
     result = {
         "command": "python -m benchmarks.gpu_throughput " + shlex.join(argv if argv is not None else sys.argv[1:]),
