@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.doc_fragments import block, p_number, sentence
 from benchmarks.preregistration_governance import added_commit, governed_results
-from benchmarks.preregistration_schema import PREREGISTERED, Preregistration, load
+from benchmarks.preregistration_schema import PREREGISTERED, Preregistration, load, relative_to_root
 
 
 def interval(low: float, high: float, digits: int = 2) -> str:
@@ -29,7 +29,7 @@ def pending_part(preregistration: Preregistration, commit: str | None) -> list[s
     total = len(governed_results(preregistration)) - 1  # its runs, not its analysis output
     protocols = sorted({h.protocol for h in preregistration.hypotheses})
     commands = "`, `".join(preregistration.source.command.format(protocol=p) for p in protocols)
-    return block("confirmatory.pending", name=preregistration.name, path=_relative(preregistration.path),
+    return block("confirmatory.pending", name=preregistration.name, path=relative_to_root(preregistration.path),
                  commit=commit[:7] if commit else "not committed yet", date=preregistration.date,
                  hypotheses="; ".join(f"{h.id}: {h.arm_treatment} vs {h.arm_control}" for h in preregistration.hypotheses),
                  total=total, command=commands)
@@ -107,9 +107,3 @@ def preregistered_section(outputs: Path, folder: Path = PREREGISTERED, lambda_ch
             lines += pending_part(preregistration, added_commit(path))
     return lines + lambda_choice_part(lambda_choice)
 
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(PREREGISTERED.parent.parent))
-    except ValueError:
-        return str(path)

@@ -20,14 +20,13 @@ Writes ``benchmarks/results/quality/<protocol>/lambda_choice.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 from benchmarks.paired_statistics import paired_test
-from benchmarks.protocol import PROTOCOLS, Protocol, result_file, run_key
+from benchmarks.protocol import PROTOCOLS, Protocol, cached_result, run_key
 from benchmarks.results_io import save_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality"
@@ -43,9 +42,8 @@ def validation_values(protocol: Protocol, results: Path) -> tuple[dict[str, dict
             continue
         for seed in arm.seeds:
             key = run_key(arm, seed)
-            path = result_file(protocol, key, results)
-            record = json.loads(path.read_text()) if path.is_file() else None
-            if record is None or record.get("fingerprint") != protocol.expected_fingerprint(key):
+            record = cached_result(protocol, key, results)
+            if record is None:
                 missing.append(key)
                 continue
             values.setdefault(arm.method, {}).setdefault(arm.weight, []).append(float(record["monitor"]["student"]))

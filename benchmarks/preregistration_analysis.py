@@ -29,11 +29,11 @@ from pathlib import Path
 from benchmarks.paired_statistics import holm, paired_test
 from benchmarks.preregistration_governance import added_commit
 from benchmarks.preregistration_schema import (
-    ROOT,
     Hypothesis,
     Metric,
     Preregistration,
     PreregistrationError,
+    relative_to_root,
 )
 from benchmarks.provenance import git
 
@@ -178,7 +178,7 @@ def analyse(preregistration: Preregistration) -> dict:
     }
     return {
         "name": preregistration.name, "benchmark": preregistration.source.name,
-        "preregistration": _relative(preregistration.path),
+        "preregistration": relative_to_root(preregistration.path),
         "preregistration_date": preregistration.date,
         "preregistration_commit": added_commit(preregistration.path),
         "analysed": time.strftime("%Y-%m-%d"), "analysis_commit": git("rev-parse", "HEAD"),
@@ -188,9 +188,3 @@ def analyse(preregistration: Preregistration) -> dict:
         "manipulation_gate": preregistration.manipulation_gate, "manipulation_checks": manipulation, "secondary_endpoints": secondary,
     }
 
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)

@@ -87,6 +87,14 @@ EXPECTS = ("higher", "lower", "different")
 MDE_TOLERANCE = 0.01
 
 
+def relative_to_root(path: Path) -> str:
+    """``path`` relative to the repository root (as given when it lies outside)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 class PreregistrationError(ValueError):
     """A pre-registration file that cannot be used, or runs that break it (one line)."""
 
