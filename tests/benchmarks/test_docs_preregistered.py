@@ -54,4 +54,5 @@ def test_the_default_lambda_part_shows_the_choice_and_how_close_it_was(tmp_path)
                                                                 "ci95": [-0.1, 1.1], "p": 0.09}}}}}
     text = "\n".join(lambda_choice_part(choice))
     assert "### The default λ, chosen on the validation split" in text
-    assert "- mocov3: λ = 0.3 (means: λ = 0: 35.00, λ = 0.3: 35.50; λ = 0.3 minus λ = 0: +0.50 [-0.10, +1.10], p 0.090)." in text
+    assert ("- mocov3: λ = 0.3 (means: λ = 0: 35.00, λ = 0.3: 35.50; λ = 0.3 minus λ = 0: +0.50 [-0.10, +1.10], "
+            "p 0.090; exploratory: the validation split used to choose, not a pre-registered hypothesis).") in text
