@@ -122,7 +122,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps (default 30)")
     parser.add_argument(
-        "--resmo-weight", type=float, default=1.0, help="lambda of the ResMo term (0 = plain BYOL)"
+        "--resmo-weight", type=float, default=1.0,
+        help="lambda of the ResMo term (default 1: resmo's default for BYOL, chosen on a validation split, "
+        "resmo.losses.default_weight; 0 = plain BYOL)"
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=16)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from resmo.losses.default_weight import default_weight
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FAST = ["--steps", "2", "--batch-size", "16", "--log-every", "1"]
 
@@ -25,21 +27,22 @@ def load_example(name: str):
 
 @pytest.fixture(scope="module", params=["plain_pytorch_mocov3", "lightly_byol"])
 def runs(request):
-    """Two short runs of one example from the same seed: default weight (1.0) and 0."""
+    """Two short runs of one example from the same seed: its default weight and 0."""
     example = load_example(request.param)
     with_resmo = example.main(FAST)
     without_resmo = example.main([*FAST, "--resmo-weight", "0"])
     return with_resmo, without_resmo
 
 
-def test_runs_and_reports_finite_numbers(runs):
+def test_runs_and_reports_finite_numbers(runs, request):
     for result in runs:
         assert result["steps"] == 2 and len(result["history"]) == 2
         for record in result["history"]:
             for key in ("loss", "ssl_loss", "resmo_loss", "intra_gap"):
                 assert math.isfinite(record[key]), (key, record)
         assert result["loss"] == result["history"][-1]["loss"]
-    assert runs[0]["resmo_weight"] == 1.0  # the default
+    method = {"plain_pytorch_mocov3": "mocov3", "lightly_byol": "byol"}[request.node.callspec.params["runs"]]
+    assert runs[0]["resmo_weight"] == default_weight(method)  # the example's default is resmo's for the method
     assert runs[1]["resmo_weight"] == 0.0
 
 
@@ -60,7 +63,7 @@ def test_resmo_term_is_added_to_the_loss(runs):
     assert with_resmo["resmo_loss"] == pytest.approx(without_resmo["resmo_loss"], rel=1e-6)
     assert without_resmo["loss"] == pytest.approx(without_resmo["ssl_loss"], rel=1e-6)
     difference = with_resmo["loss"] - without_resmo["loss"]
-    assert difference == pytest.approx(1.0 * with_resmo["resmo_loss"], rel=1e-5)
+    assert difference == pytest.approx(runs[0]["resmo_weight"] * with_resmo["resmo_loss"], rel=1e-5)
     assert with_resmo["resmo_loss"] > 0.0
     # ResMo with the cosine distance is 2 - 2 cos on the same tensors as the gap (1 - cos).
     assert with_resmo["resmo_loss"] == pytest.approx(2.0 * with_resmo["intra_gap"], rel=1e-5)
@@ -90,4 +93,4 @@ def test_plain_example_runs_as_a_script():
         timeout=120,
         check=True,
     )
-    assert completed.stdout.strip().splitlines()[-1].startswith("final: steps=1 resmo_weight=1 ")
+    assert completed.stdout.strip().splitlines()[-1].startswith(f"final: steps=1 resmo_weight={default_weight('mocov3'):g} ")

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--data", metavar="NAME|PATH", help="synthetic (default, offline), cifar10, cifar100, stl10, or an image folder (key: data.name)")
     pretrain.add_argument("--epochs", type=int, help="training epochs (key: train.epochs)")
     pretrain.add_argument("--batch-size", type=int, help="images per process per step (key: train.batch_size)")
-    pretrain.add_argument("--resmo-weight", type=float, metavar="LAMBDA", help="ResMo weight; 0 trains the plain method (key: resmo.weight)")
+    pretrain.add_argument("--resmo-weight", type=float, metavar="LAMBDA", help="ResMo weight; 0 trains the plain method (key: resmo.weight; default: the method's, resmo.losses.default_weight)")
     pretrain.add_argument("--seed", type=int, help="random seed (key: seed)")
     pretrain.add_argument("--out", metavar="DIR", help="run folder (default: runs/<method>-<data>-<time>) (key: out)")
     pretrain.add_argument("--devices", type=_devices, help="devices per node: an integer or 'auto'; >1 trains with DDP (key: train.devices)")

@@ -46,3 +46,15 @@ def test_it_reads_all_runs_or_none(tmp_path, capsys):
     assert lambda_choice.main(["--results-dir", str(tmp_path)]) == 2
     assert "1 runs of protocol confirm are not saved yet (byol-w1-s107)" in capsys.readouterr().err
     assert not (tmp_path / "confirm" / "lambda_choice.json").exists()
+
+
+def test_resmos_default_weights_are_the_committed_choice():
+    """resmo.losses.default_weight holds what lambda_choice.json chose, and the choice recomputes
+    from the committed confirmatory runs."""
+    from resmo.losses.default_weight import CHOSEN_ON_VALIDATION
+
+    committed = json.loads((lambda_choice.RESULTS / "confirm" / "lambda_choice.json").read_text())
+    assert CHOSEN_ON_VALIDATION == {method: row["chosen"] for method, row in committed["methods"].items()}
+    values, missing = lambda_choice.validation_values(CONFIRM, lambda_choice.RESULTS)
+    assert missing == []
+    assert {method: lambda_choice.choose(by_weight)["chosen"] for method, by_weight in values.items()} == CHOSEN_ON_VALIDATION

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from resmo.losses.default_weight import default_weight
 from resmo.report.plotting import run_colour
 from resmo.report.run_data import read_metrics, read_run
 from resmo.report.tables import final_table, group_runs
@@ -107,7 +108,7 @@ def test_final_table_gives_mean_and_std_over_seeds(report):
     mean, std = statistics.fmean(values), statistics.stdev(values)
     text = page_text(compare / "index.html")
     assert f"kNN top-1 teacher (monitor) {mean:.2f} ± {std:.2f} (n=2)" in text
-    assert "resmo.weight=1.0: 2 seeds (on0, on1; seeds 0, 1)" in text
+    assert f"resmo.weight={default_weight('mocov3')}: 2 seeds (on0, on1; seeds 0, 1)" in text  # the default λ
     assert "Settings that differ" in text and "resmo.weight" in text
 
 

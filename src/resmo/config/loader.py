@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from resmo.config.schema import PretrainConfig
+from resmo.losses.default_weight import default_weight
 from resmo.recipes import find_recipe, read_recipe, recipe_names, suggest_recipe
 from resmo.settings import describe_error
 from resmo.validation import one_line
@@ -43,16 +44,31 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 settings: dict[str, tuple[Any, str]] | None = None) -> PretrainConfig:
     """Defaults, then the recipe ``path`` (a YAML file or a shipped recipe name), then
     ``settings`` (``{dotted key: (value, source)}``: the command's flags, typed values set on
-    the fields directly), then ``overrides`` (``key.sub=value``, the value read as YAML)."""
+    the fields directly), then ``overrides`` (``key.sub=value``, the value read as YAML). When
+    none of them sets ``resmo.weight``, the chosen method's default λ
+    (:func:`resmo.losses.default_weight.default_weight`)."""
     config = PretrainConfig()
+    weight_given = False
     if path is not None:
         text, source = recipe_source(path)
-        config = apply_mapping(config, parse_yaml(text, source), source=source)
+        mapping = parse_yaml(text, source)
+        config = apply_mapping(config, mapping, source=source)
+        weight_given = sets_resmo_weight("resmo", mapping.get("resmo"))
     for key, (value, source) in (settings or {}).items():
         config = apply_setting(config, key, value, source=source)
+        weight_given = weight_given or sets_resmo_weight(key, value)
     for override in overrides or []:
         config = apply_override(config, override, source="command line")
+        key, _, raw = override.partition("=")
+        weight_given = weight_given or sets_resmo_weight(key.strip(), yaml.safe_load(raw) if key.strip() == "resmo" else raw)
+    if not weight_given:
+        config = apply_setting(config, "resmo.weight", default_weight(config.method), source="method default")
     return config
+
+
+def sets_resmo_weight(key: str, value: Any) -> bool:
+    """Whether setting ``key`` (dotted) to ``value`` sets ``resmo.weight``."""
+    return key == "resmo.weight" or (key == "resmo" and isinstance(value, dict) and "weight" in value)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -79,7 +79,8 @@ class ResMoSettings(Section):
     """How a method adds the ResMo term: the recipe's ``resmo:`` section and the methods'
     ``resmo=`` argument (one type). ``weight=0`` turns it off.
 
-    - ``weight``: lambda, >= 0 (default 1.0);
+    - ``weight``: lambda, >= 0 (default 1.0 here; a method built without this section, or a
+      recipe that sets no weight, takes the method's default, :mod:`resmo.losses.default_weight`);
     - ``level``: which same-view tensors are compared: ``"output"`` (what the SSL loss
       compares: the student's prediction or prototypes vs the teacher's projection or
       prototypes), ``"projection"`` or ``"features"`` (backbone);

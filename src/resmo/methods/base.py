@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from resmo.losses.default_weight import default_weight
 from resmo.losses.gap import intra_gap
 from resmo.losses.resmo import LEVELS, ResMoSettings, residual_momentum_loss
 from resmo.momentum.ema import EMATeacher
@@ -93,7 +94,7 @@ class MomentumMethod(nn.Module):
         self.student = student
         self.predictor = predictor
         self.teacher = EMATeacher(student, buffer_policy=buffer_policy)
-        self.resmo = resmo if resmo is not None else ResMoSettings()
+        self.resmo = resmo if resmo is not None else ResMoSettings(weight=default_weight(self.name))
         self.base_momentum = check_unit_interval("momentum", momentum)
         self.final_momentum = check_unit_interval("final_momentum", final_momentum)
         self.num_teacher_views = check_positive_int("num_teacher_views", num_teacher_views)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from resmo.losses.default_weight import default_weight
 from resmo.losses.resmo import ResMoSettings
 from resmo.methods.base import MomentumMethod
 from resmo.methods.options import method_options_model, typed_method_options
@@ -18,7 +19,8 @@ def create_method(
 ) -> MomentumMethod:
     """Build method ``name`` around ``backbone`` (needs ``backbone.feature_dim``).
 
-    ``resmo`` is a :class:`ResMoSettings` or a dict of its fields; ``steps_per_epoch`` the
+    ``resmo`` is a :class:`ResMoSettings` or a dict of its fields (without ``weight``, or
+    ``None``: the method's default λ, :mod:`resmo.losses.default_weight`); ``steps_per_epoch`` the
     run's optimizer steps per epoch (ResMo's ``warmup_epochs`` in steps); other ``options``
     are the method's own (head sizes, temperatures, ``momentum``, ...). Unknown names raise
     ``ValueError`` listing the valid ones.
@@ -26,7 +28,7 @@ def create_method(
     factory = METHODS.get(name)
     options = typed_method_options(factory, name, options)
     if isinstance(resmo, dict):
-        resmo = ResMoSettings(**resmo)
+        resmo = ResMoSettings(**{"weight": default_weight(name), **resmo})
     return factory(backbone, resmo=resmo, steps_per_epoch=steps_per_epoch, **options)
 
 
