@@ -14,15 +14,18 @@ def test_methods_the_validation_protocol_did_not_run_keep_the_papers_weight():
     assert default_weight("dino") == default_weight("mocov2") == default_weight("densecl") == PAPER_WEIGHT == 1.0
 
 
-def test_no_source_gives_the_default_methods_weight():
-    assert load_config().resmo.weight == default_weight("mocov3") == 0.3
+def test_the_quickstart_keeps_the_papers_weight_and_other_data_take_the_methods():
+    assert load_config().resmo.weight == default_weight("mocov3", "synthetic") == PAPER_WEIGHT
+    assert load_config(overrides=["data.name=cifar10"]).resmo.weight == default_weight("mocov3") == 0.3
+    assert load_config(settings={"data.name": ("/my/images", "--data")}).resmo.weight == 0.3
 
 
 def test_the_weight_follows_the_method_a_flag_or_a_recipe_chose(tmp_path):
-    assert load_config(settings={"method": ("dino", "--method")}).resmo.weight == 1.0
-    assert load_config(settings={"method": ("byol", "--method")}).resmo.weight == default_weight("byol")
+    on_folder = {"data.name": ("/my/images", "--data")}
+    assert load_config(settings={"method": ("dino", "--method"), **on_folder}).resmo.weight == 1.0
+    assert load_config(settings={"method": ("byol", "--method"), **on_folder}).resmo.weight == default_weight("byol")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("method: dino\nresmo: {level: projection}\n")
+    recipe.write_text("method: dino\nresmo: {level: projection}\ndata: {name: cifar10}\n")
     config = load_config(recipe, overrides=["method=mocov3"])
     assert (config.resmo.weight, config.resmo.level) == (0.3, "projection")
 
@@ -35,7 +38,7 @@ def test_the_weight_follows_the_method_a_flag_or_a_recipe_chose(tmp_path):
 ])
 def test_a_weight_given_anywhere_wins_over_the_default(tmp_path, recipe, settings, overrides):
     path = tmp_path / "r.yaml"
-    path.write_text("method: mocov3\n" + recipe)
+    path.write_text("method: mocov3\ndata: {name: cifar10}\n" + recipe)
     assert load_config(path, overrides, settings=settings).resmo.weight == 0.7
 
 

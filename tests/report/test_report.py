@@ -108,7 +108,7 @@ def test_final_table_gives_mean_and_std_over_seeds(report):
     mean, std = statistics.fmean(values), statistics.stdev(values)
     text = page_text(compare / "index.html")
     assert f"kNN top-1 teacher (monitor) {mean:.2f} ± {std:.2f} (n=2)" in text
-    assert f"resmo.weight={default_weight('mocov3')}: 2 seeds (on0, on1; seeds 0, 1)" in text  # the default λ
+    assert f"resmo.weight={default_weight('mocov3', 'synthetic')}: 2 seeds (on0, on1; seeds 0, 1)" in text  # the default λ
     assert "Settings that differ" in text and "resmo.weight" in text
 
 

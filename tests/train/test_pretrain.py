@@ -34,7 +34,7 @@ def test_run_folder_summary_and_exports(tmp_path):
         assert (out / name).is_file(), name
     saved = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(saved)
-    assert saved["epochs"] == 1 and saved["method"] == "mocov3" and saved["resmo_weight"] == default_weight("mocov3")
+    assert saved["epochs"] == 1 and saved["method"] == "mocov3" and saved["resmo_weight"] == default_weight("mocov3", "synthetic")
     for key in ("knn_top1_student", "knn_top1_teacher", "knn_top1_random_init"):
         assert 0.0 <= saved[key] <= 100.0
     assert set(saved["intra_gap"]) == {"features", "projection", "output"}

@@ -45,8 +45,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Defaults, then the recipe ``path`` (a YAML file or a shipped recipe name), then
     ``settings`` (``{dotted key: (value, source)}``: the command's flags, typed values set on
     the fields directly), then ``overrides`` (``key.sub=value``, the value read as YAML). When
-    none of them sets ``resmo.weight``, the chosen method's default λ
-    (:func:`resmo.losses.default_weight.default_weight`)."""
+    none of them sets ``resmo.weight``, the chosen method's default λ on the chosen data
+    (:func:`resmo.losses.default_weight.default_weight`: the quickstart's textures keep 1)."""
     config = PretrainConfig()
     weight_given = False
     if path is not None:
@@ -62,7 +62,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         key, _, raw = override.partition("=")
         weight_given = weight_given or sets_resmo_weight(key.strip(), yaml.safe_load(raw) if key.strip() == "resmo" else raw)
     if not weight_given:
-        config = apply_setting(config, "resmo.weight", default_weight(config.method), source="method default")
+        config = apply_setting(config, "resmo.weight", default_weight(config.method, config.data.name), source="method default")
     return config
 
 
