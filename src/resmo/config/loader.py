@@ -48,20 +48,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     none of them sets ``resmo.weight``, the chosen method's default λ on the chosen data
     (:func:`resmo.losses.default_weight.default_weight`: the quickstart's textures keep 1)."""
     config = PretrainConfig()
-    weight_given = False
+    given: list[tuple[str, Any]] = []  # (dotted key, value) of every source, for the default λ
     if path is not None:
         text, source = recipe_source(path)
         mapping = parse_yaml(text, source)
         config = apply_mapping(config, mapping, source=source)
-        weight_given = sets_resmo_weight("resmo", mapping.get("resmo"))
+        given.append(("resmo", mapping.get("resmo")))
     for key, (value, source) in (settings or {}).items():
         config = apply_setting(config, key, value, source=source)
-        weight_given = weight_given or sets_resmo_weight(key, value)
+        given.append((key, value))
     for override in overrides or []:
-        config = apply_override(config, override, source="command line")
-        key, _, raw = override.partition("=")
-        weight_given = weight_given or sets_resmo_weight(key.strip(), yaml.safe_load(raw) if key.strip() == "resmo" else raw)
-    if not weight_given:
+        key, value = parse_override(override, source="command line")
+        config = apply_setting(config, key, value, source="command line")
+        given.append((key, value))
+    if not any(sets_resmo_weight(key, value) for key, value in given):
         config = apply_setting(config, "resmo.weight", default_weight(config.method, config.data.name), source="method default")
     return config
 
@@ -134,9 +134,9 @@ def check_acyclic(value: Any, *, source: str, key: str, _open: tuple[int, ...] =
                       _open=(*_open, id(value)))
 
 
-def apply_override(config: PretrainConfig, override: str, *, source: str) -> PretrainConfig:
-    """``config`` with one ``dotted.key=value`` applied (value parsed as YAML: ``0.1``,
-    ``true``, ``[1, 2]``)."""
+def parse_override(override: str, *, source: str) -> tuple[str, Any]:
+    """``(dotted key, value)`` of one ``dotted.key=value`` override, the value read as YAML
+    (``0.1``, ``true``, ``[1, 2]``; text YAML cannot read stays text)."""
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"{source}: override {override!r} is not of the form key=value")
@@ -145,7 +145,7 @@ def apply_override(config: PretrainConfig, override: str, *, source: str) -> Pre
     except yaml.YAMLError:
         value = raw
     check_acyclic(value, source=source, key=key.strip())
-    return apply_setting(config, key.strip(), value, source=source)
+    return key.strip(), value
 
 
 def apply_setting(config: PretrainConfig, key: str, value: Any, *, source: str) -> PretrainConfig:
