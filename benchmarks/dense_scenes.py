@@ -1,28 +1,37 @@
 """Dense probe on CIFAR-10 scenes (CPU): DenseCL and MoCo v3, each with and without ResMo, against random init.
 
-    python -m benchmarks.dense_scenes --protocol pilot     # seeds 0-2, exploratory (about 35 min)
-    python -m benchmarks.dense_scenes                      # confirm: seeds 200-206, pre-registered in
-                                                           # benchmarks/preregistered/dense-confirm.yaml
-    python -m benchmarks.dense_scenes --smoke              # a few dozen scenes, one seed (minutes)
+    python -m benchmarks.dense_scenes --protocol objects-pilot   # seeds 0-2 on the val scenes, exploratory
+    python -m benchmarks.dense_scenes                            # confirm: seeds 200-204 on the test scenes,
+                                                                 # pre-registered in benchmarks/preregistered/dense-confirm.yaml
+    python -m benchmarks.dense_scenes --protocol pilot           # the scenes' own pretraining, seeds 0-2 (exploratory)
+    python -m benchmarks.dense_scenes --smoke                    # a few dozen scenes, one seed (minutes)
 
-Resumable: each step is saved as it ends. The two protocols differ only in their seeds: the
-pilot's (0-2, the seeds the detection smoke test pretrained with) size the confirmatory design
-(``python -m benchmarks.preregistration power --benchmark dense --protocol pilot``); the
-confirmatory seeds are fresh, fixed with the hypotheses before any of their runs.
+Resumable: each step is saved as it ends. Two pretrainings:
 
-1. The scenes and the pretraining are ``detection_scenes.py``'s, step for step: the same
-   ``cifar10_scenes.py`` arguments (the generator also writes the segmentation masks), the same
-   ``resmo pretrain`` of each arm and seed (:func:`detection_scenes.pretrain_step`) into the same
-   run folders (named by the pretraining command), so that a pretraining run made by either
-   script serves both. The work folder is by default ``detection_scenes.py``'s
-   (``~/.cache/resmo/benchmarks/detection/<protocol>/``); scenes written before the generator
-   wrote masks are written again (the same images, plus the masks).
-2. Each arm and seed: ``resmo eval dense`` of the run's student (the encoder the detection
-   converters take) with the probe seeded by the same seed: trained on the train scenes,
-   scored (mIoU, pixel accuracy) on the test scenes, at the scenes' size.
-3. Random init: ``resmo eval dense`` reports with every student a random-init backbone of the
-   same architecture drawn with the same seed (one backbone per seed, whatever the run), probed
-   with the same settings; the ``random-init`` arm takes it from its seed's first arm.
+- **scenes** (protocols ``pilot`` and ``smoke``): ``detection_scenes.py``'s, step for step: the
+  same ``cifar10_scenes.py`` arguments (the generator also writes the segmentation masks), the
+  same ``resmo pretrain`` of each arm and seed (ResNet-18 on the unlabelled scenes,
+  :func:`detection_scenes.pretrain_step`) into the same run folders (named by the pretraining
+  command), so that a pretraining run made by either script serves both. The pilot showed that
+  this pretraining (about 100 steps) leaves the student where random init is on the probe.
+- **objects** (protocols ``objects-pilot`` and ``confirm``): ``object_pretraining.py``'s,
+  resnet_small on CIFAR-10's training images (the quality benchmark's short protocol on 20,000
+  of them), probed on 500 train, 300 val and 300 test scenes written for the protocol (no
+  unlabelled scenes: pretraining does not read scenes). The two protocols differ only in their
+  seeds and the split the probe is scored on: the pilot's (0-2, val scenes, the test scenes
+  unread) shows whether the benchmark separates pretraining from random init and sizes the
+  confirmatory design (``python -m benchmarks.preregistration power --benchmark dense --protocol
+  objects-pilot``); the confirmatory seeds are fresh, fixed with the hypotheses before any of
+  their runs, and read the test scenes once.
+
+The work folder is by default ``detection_scenes.py``'s (``~/.cache/resmo/benchmarks/detection/<protocol>/``).
+
+Each arm and seed: ``resmo eval dense`` of the run's student (the encoder the detection
+converters take) with the probe seeded by the same seed: trained on the train scenes, scored
+(mIoU, pixel accuracy) on the protocol's split, at the scenes' size. Random init: ``resmo eval
+dense`` reports with every student a random-init backbone of the same architecture drawn with
+the same seed (one backbone per seed, whatever the run), probed with the same settings; the
+``random-init`` arm takes it from its seed's first arm.
 
 Every step's result is saved when it ends in ``benchmarks/results/dense/<protocol>/runs/<key>.json``
 with the settings it was made with; started again, the script skips the steps whose saved settings
@@ -48,7 +57,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from benchmarks import detection_scenes
+from benchmarks import detection_scenes, object_pretraining
 from benchmarks.detection_scenes import (
     ARMS,
     RANDOM,
@@ -59,6 +68,7 @@ from benchmarks.detection_scenes import (
     scene_benchmark_arguments,
     scenes_arguments,
 )
+from benchmarks.object_pretraining import ObjectsBudget
 from benchmarks.results_io import cached_record, code_provenance, machine_info, run_steps, save_json
 
 HERE = Path(__file__).resolve().parent
@@ -69,15 +79,34 @@ PROG = "dense_scenes"
 
 @dataclass(frozen=True)
 class DenseBudget:
-    """The pretraining (``detection_scenes.py``'s budget, with this protocol's seeds) and the probe."""
+    """The pretraining (``detection_scenes.py``'s on the scenes, with this protocol's seeds, or
+    ``object_pretraining.py``'s on CIFAR-10's images), the probe, and the split it is scored on."""
 
-    pretrain: Budget
+    pretrain: Budget | ObjectsBudget
     image_size: int = 128  # the scenes' own size, as the detector sees them
     stages: str = "3,4"
     epochs: int = 20
     lr: float = 0.01
     batch_size: int = 32
     seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4))
+    eval_split: str = "test"
+    #: scenes of an object-pretraining protocol (train, val, test); the scenes' pretraining takes
+    #: detection_scenes.py's scenes (``pretrain``'s counts, no val scenes)
+    scenes: tuple[int, int, int] | None = None
+
+    @property
+    def encoder(self) -> str:
+        return self.pretrain.encoder
+
+
+#: fields added after the first results, at the values those had: left out of a budget's settings
+#: at these values, so that those results stay valid
+LATER_FIELDS = {"eval_split": "test", "scenes": None}
+
+
+def settings(budget: DenseBudget) -> dict:
+    """The budget as saved with each step (and compared to reuse one)."""
+    return {name: value for name, value in asdict(budget).items() if LATER_FIELDS.get(name, object()) != value}
 
 
 def _seeds(seeds: tuple[int, ...]) -> DenseBudget:
@@ -85,9 +114,15 @@ def _seeds(seeds: tuple[int, ...]) -> DenseBudget:
     return DenseBudget(replace(detection_scenes.PROTOCOLS["full"], seeds=seeds), seeds=seeds)
 
 
+def _objects(seeds: tuple[int, ...], split: str) -> DenseBudget:
+    """Object pretraining (``object_pretraining.ObjectsBudget``) and the probe, at ``seeds``, scored on ``split``."""
+    return DenseBudget(ObjectsBudget(), seeds=seeds, eval_split=split, scenes=(500, 300, 300))
+
+
 PROTOCOLS = {
     "pilot": _seeds((0, 1, 2)),
-    "confirm": _seeds(tuple(range(200, 207))),
+    "objects-pilot": _objects((0, 1, 2), "val"),
+    "confirm": _objects(tuple(range(200, 205)), "test"),
     "smoke": DenseBudget(detection_scenes.PROTOCOLS["smoke"], epochs=5, seeds=(0,)),
 }
 
@@ -99,18 +134,28 @@ def keys(budget: DenseBudget) -> list[str]:
 
 def dense_arguments(budget: DenseBudget, run: str, scenes: str, seed: int, out: str) -> list[str]:
     """``resmo eval dense`` of a run's student (and the random-init baseline) with ``seed``."""
-    return ["eval", "dense", run, "--data", scenes, "--encoder", budget.pretrain.encoder,
-            "--train-split", "train", "--val-split", "test", "--image-size", str(budget.image_size),
+    return ["eval", "dense", run, "--data", scenes, "--encoder", budget.encoder,
+            "--train-split", "train", "--val-split", budget.eval_split, "--image-size", str(budget.image_size),
             "--stages", budget.stages, "--epochs", str(budget.epochs), "--lr", f"{budget.lr:g}",
             "--batch-size", str(budget.batch_size), "--seed", str(seed), "--device", "cpu", "--out", out]
+
+
+def pretrain(budget: DenseBudget, key: str, scenes: Path, work: Path) -> tuple[Path, dict]:
+    """Pretrain step ``key``'s arm (or keep its finished run): on the scenes' unlabelled images, or
+    on CIFAR-10's training images (extracted by ``cifar10_folder.py`` when missing)."""
+    if isinstance(budget.pretrain, ObjectsBudget):
+        from benchmarks.cifar10_folder import cifar10_folder
+
+        return object_pretraining.pretrain_step(budget.pretrain, key, cifar10_folder(), work)
+    return pretrain_step(budget.pretrain, key, scenes, work, prog=PROG)
 
 
 def run_step(budget: DenseBudget, key: str, scenes: Path, work: Path) -> dict:
     """Pretrain an arm (or keep its finished run) and probe its student; the record saved for ``key``."""
     arm, seed = parse_key(key)
-    record: dict = {"key": key, "arm": arm, "seed": seed, "budget": asdict(budget), "date": time.strftime("%Y-%m-%d"),
+    record: dict = {"key": key, "arm": arm, "seed": seed, "budget": settings(budget), "date": time.strftime("%Y-%m-%d"),
                     "machine": machine_info(load_average_1min=round(os.getloadavg()[0], 2)), "code": code_provenance()}
-    run, record["pretrain"] = pretrain_step(budget.pretrain, key, scenes, work, prog=PROG)
+    run, record["pretrain"] = pretrain(budget, key, scenes, work)
     out = work / "dense" / f"{key}.json"
     arguments = dense_arguments(budget, str(run), str(scenes), seed, str(out))
     start = time.perf_counter()
@@ -119,7 +164,8 @@ def run_step(budget: DenseBudget, key: str, scenes: Path, work: Path) -> dict:
     record["dense"] = {"command": "resmo " + shlex.join(arguments).replace(str(scenes), "SCENES")
                        .replace(str(run), "RUN").replace(str(out), "OUT.json"),
                        "seconds": round(time.perf_counter() - start, 1),
-                       "student": {m: probed["results"][budget.pretrain.encoder][m] for m in METRICS},
+                       "split": budget.eval_split,
+                       "student": {m: probed["results"][budget.encoder][m] for m in METRICS},
                        "random_init": {m: probed["results"]["random_init"][m] for m in METRICS}}
     return record
 
@@ -164,7 +210,7 @@ def summarise(budget: DenseBudget, records: dict[str, dict], protocol: str) -> d
     first = f"{next(iter(ARMS))}-s{budget.seeds[0]}"
     return {
         "command": "python -m benchmarks.dense_scenes" + ("" if protocol == "confirm" else f" --protocol {protocol}"),
-        "protocol": protocol, "budget": asdict(budget), "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
+        "protocol": protocol, "budget": settings(budget), "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
         "arms": arms, "pretrained_minus_random_init": versus_random, "resmo_minus_plain": resmo_effect,
         "random_init_same_in_every_step": all(len(seen) == 1 for seen in random_seen.values()),
         "code_commits": sorted({row["code"]["commit"] for row in records.values() if row["code"].get("commit")}),
@@ -175,14 +221,19 @@ def summarise(budget: DenseBudget, records: dict[str, dict], protocol: str) -> d
 
 def cached(path: Path, budget: DenseBudget) -> dict | None:
     """A saved step made with this budget, else ``None``."""
-    return cached_record(path, asdict(budget))
+    return cached_record(path, settings(budget))
 
 
 def ensure_scenes(budget: DenseBudget, scenes: Path) -> None:
     """The scenes with their masks (written, or written again with masks: the same images)."""
-    if not (scenes / "ImageSets" / "Segmentation" / "test.txt").is_file():
-        subprocess.run([sys.executable, "-m", "benchmarks.cifar10_scenes", *scenes_arguments(budget.pretrain, scenes)],
-                       check=True)
+    if budget.scenes is None:
+        arguments = scenes_arguments(budget.pretrain, scenes)
+    else:
+        train, val, test = budget.scenes
+        arguments = ["--out", str(scenes), "--num-train", str(train), "--num-val", str(val), "--num-test", str(test),
+                     "--num-unlabelled", "0", "--canvas", str(budget.image_size)]
+    if not (scenes / "ImageSets" / "Segmentation" / f"{budget.eval_split}.txt").is_file():
+        subprocess.run([sys.executable, "-m", "benchmarks.cifar10_scenes", *arguments], check=True)
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -191,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     protocol, work, results, scenes = args.protocol, args.work, args.results, args.scenes
     budget = PROTOCOLS[protocol]
     ensure_scenes(budget, scenes)
-    records = run_steps(keys(budget), results / "runs", asdict(budget),
+    records = run_steps(keys(budget), results / "runs", settings(budget),
                         lambda key: run_step(budget, key, scenes, work), only=args.only)
     if records is None:
         return None

@@ -77,7 +77,7 @@ def power_report(protocol: str = "full", *, ns: tuple[int, ...] = (8, 10, 12), a
     worst_alpha = alpha / family
     comparisons = []
     for treatment, control in COMPARISONS[benchmark]:
-        for metric in METRICS[benchmark]:
+        for metric in SOURCES[benchmark].protocol_metrics(protocol, METRICS[benchmark]):
             pairs = committed_differences(protocol, treatment, control, metric, rev, root, benchmark)
             if len(pairs["differences"]) < 2:
                 raise PreregistrationError(f"protocol {protocol}: {treatment} vs {control} has "

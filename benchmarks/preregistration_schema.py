@@ -116,6 +116,8 @@ class Metric:
     def value(self, record: dict) -> float | None:
         """The metric in a run record, ``None`` when the record lacks it."""
         section = record.get(self.probe, {}).get(self.encoder)
+        if self.probe == "dense" and record["dense"].get("split", "test") != self.split:
+            return None  # a dense probe scored on another split of the scenes
         if self.measure is not None:
             return section.get(self.measure) if isinstance(section, dict) else None
         return section.get(f"k{self.k}") if isinstance(section, dict) else section

@@ -28,8 +28,12 @@ the command), so a seed a committed detection result used is not fresh for it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from benchmarks.preregistration_schema import Metric
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class Source:
     def is_current(self, protocol: str, arm: str, seed: int, record: dict) -> bool:
         """Whether ``record`` was made with ``protocol``'s current settings."""
         raise NotImplementedError
+
+    def protocol_metrics(self, protocol: str, metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
+        """``metrics`` as ``protocol``'s runs measure them (a protocol may score another split)."""
+        return metrics
 
     def run_file(self, protocol: str, arm: str, seed: int, results: Path) -> Path:
         return Path(results) / protocol / "runs" / f"{arm}-s{seed}.json"
@@ -100,9 +108,15 @@ class DenseSource(Source):
         return tuple(PROTOCOLS[protocol].seeds)
 
     def is_current(self, protocol: str, arm: str, seed: int, record: dict) -> bool:
+        from benchmarks.dense_scenes import PROTOCOLS, settings
+
+        return record.get("budget") == json.loads(json.dumps(settings(PROTOCOLS[protocol])))
+
+    def protocol_metrics(self, protocol: str, metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
+        """The probe's split is the protocol's (a pilot scores the val scenes, keeping the test ones unread)."""
         from benchmarks.dense_scenes import PROTOCOLS
 
-        return record.get("budget") == json.loads(json.dumps(asdict(PROTOCOLS[protocol])))
+        return tuple(replace(metric, split=PROTOCOLS[protocol].eval_split) for metric in metrics)
 
 
 SOURCES: dict[str, Source] = {
@@ -111,7 +125,7 @@ SOURCES: dict[str, Source] = {
                              probes=("knn", "linear"), encoders=("student", "teacher"), splits=("test", "val"),
                              measures=(), ahead="teacher", behind="student"),
     "dense": DenseSource("dense", "benchmarks/results/dense", "python -m benchmarks.dense_scenes --protocol {protocol}",
-                         probes=("dense",), encoders=("student",), splits=("test",),
+                         probes=("dense",), encoders=("student",), splits=("test", "val"),
                          measures=("mIoU", "pixel_accuracy"), ahead="student", behind="random_init",
                          shares_seeds_with=("benchmarks/results/detection",)),
 }

@@ -644,13 +644,14 @@ def interval_text(interval: dict) -> str:
     return f"{interval['mean']:+.2f} [{interval['low']:+.2f}, {interval['high']:+.2f}]"
 
 
-def dense_section(pilot: dict | None, confirm: dict | None = None) -> list[str]:
-    """The dense probe on CIFAR-10 scenes (``dense_scenes.py``): the pilot's and the
-    confirmatory seeds' tables, each with mIoU per arm and paired intervals."""
+def dense_section(pilot: dict | None, confirm: dict | None = None, objects_pilot: dict | None = None) -> list[str]:
+    """The dense probe on CIFAR-10 scenes (``dense_scenes.py``): the scenes pilot's, the object
+    pilot's and the confirmatory seeds' tables, each with mIoU per arm and paired intervals."""
     lines = block("dense")
-    if pilot is None and confirm is None:
+    if pilot is None and confirm is None and objects_pilot is None:
         return lines + block("dense.not_measured")
-    for fragment, summary, exploratory in (("dense.pilot", pilot, True), ("dense.confirm", confirm, False)):
+    for fragment, summary, exploratory in (("dense.confirm", confirm, False), ("dense.objects_pilot", objects_pilot, True),
+                                           ("dense.pilot", pilot, True)):
         if summary is not None:
             lines += block(fragment) + dense_table(summary, exploratory)
     return lines
@@ -660,13 +661,20 @@ def dense_table(summary: dict, exploratory: bool) -> list[str]:
     """One dense protocol's table and paired intervals."""
     lines = []
     b = summary["budget"]
-    lines += block("dense.measured", stages=b["stages"], image_size=b["image_size"], epochs=b["epochs"],
-                   seeds=", ".join(map(str, b["seeds"])), command=summary["command"], date=summary["date"],
-                   machine=machine_line(summary["machine"]))
+    objects = "max_images" in b["pretrain"]
+    pretraining = sentence("dense.pretraining_objects" if objects else "dense.pretraining_scenes",
+                           pretrain_command=next(iter(summary["pretrain_commands"].values())))
+    lines += block("dense.measured", pretraining=pretraining, stages=b["stages"], image_size=b["image_size"],
+                   epochs=b["epochs"], split=b.get("eval_split", "test"), seeds=", ".join(map(str, b["seeds"])),
+                   command=summary["command"], date=summary["date"], machine=machine_line(summary["machine"]))
     lines += ["| arm | mIoU | pixel accuracy |", "|---|---:|---:|"]
     for arm in summary["arms"].values():
         lines.append(f"| {arm['label']} | {fmt(arm['mIoU'], 2)} | {fmt(arm['pixel_accuracy'], 2)} |")
-    lines += [""] + block("dense.paired")
+    lines += [""]
+    if not any(interval["low"] is not None and interval["low"] > 0
+               for interval in summary["pretrained_minus_random_init"]["mIoU"].values()):
+        lines += block("dense.no_separation")
+    lines += block("dense.paired")
     for arm, interval in summary["pretrained_minus_random_init"]["mIoU"].items():
         lines.append(sentence("dense.over_random_init", arm=summary["arms"][arm]["label"],
                               interval=interval_text(interval)))
@@ -726,7 +734,8 @@ def render(results: Path = RESULTS) -> str:
         *detection_section(load(results / "detection" / "full" / "summary.json"),
                            load(results / "detection" / "full" / "stems.json")),
         *dense_section(load(results / "dense" / "pilot" / "summary.json"),
-                       load(results / "dense" / "confirm" / "summary.json")),
+                       load(results / "dense" / "confirm" / "summary.json"),
+                       load(results / "dense" / "objects-pilot" / "summary.json")),
         *speed_section(load(results / "speed_cpu.json")),
         *views_section(load(results / "view_generation.json")),
         *gpu_section(load(results / "gpu_throughput.json"), load(results / "gpu_cifar10.json")),

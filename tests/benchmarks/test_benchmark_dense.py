@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import dense_scenes, detection_scenes, render_docs
+from benchmarks import dense_scenes, detection_scenes, object_pretraining, render_docs
+from benchmarks.object_pretraining import ObjectsBudget
 from benchmarks.results_io import save_json
 
 BUDGET = dense_scenes.DenseBudget(detection_scenes.Budget(num_train=10, num_test=5, num_unlabelled=20, seeds=(0, 1, 2)),
@@ -31,36 +32,84 @@ def record(key: str) -> dict:
                       "random_init": {"mIoU": 10.0 + seed, "pixel_accuracy": 60.0}}}
 
 
-def test_the_steps_are_the_arms_seed_by_seed_and_the_protocols_pretrain_as_detection_does():
-    assert dense_scenes.keys(BUDGET)[:5] == ["densecl-w0-s0", "densecl-w1-s0", "mocov3-w0-s0", "mocov3-w1-s0",
-                                             "densecl-w0-s1"]
-    pilot, confirm = dense_scenes.PROTOCOLS["pilot"], dense_scenes.PROTOCOLS["confirm"]
-    assert pilot.seeds == (0, 1, 2) and len(confirm.seeds) >= 5
-    assert not set(pilot.seeds) & set(confirm.seeds)  # the confirmatory seeds are fresh
-    for budget in (pilot, confirm):
-        assert budget.pretrain.seeds == budget.seeds
-        # only the seeds differ from detection_scenes.py's full protocol: the same pretraining
-        # command, hence the same run folders
-        assert replace(budget, seeds=(0,), pretrain=replace(budget.pretrain, seeds=(0,))) == \
-            replace(pilot, seeds=(0,), pretrain=replace(pilot.pretrain, seeds=(0,)))
-    assert detection_scenes.run_folder(pilot.pretrain, "mocov3-w1-s2", Path("W")) == \
-        detection_scenes.run_folder(detection_scenes.PROTOCOLS["full"], "mocov3-w1-s2", Path("W"))
+def fake_commands(calls: list[list[str]], pretrain_summary: dict):
+    """A stand-in for the ``resmo`` child process: records each command, writes a pretraining
+    run's ``summary.json`` or a dense probe's result (student 30 / 80, random init 20 / 70)."""
 
-
-def test_a_step_pretrains_then_probes_the_student_and_a_finished_step_is_kept(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_resmo(arguments):
+    def fake_resmo(arguments: list[str]) -> None:
         calls.append(arguments)
         out = Path(arguments[arguments.index("--out") + 1])
         if arguments[0] == "pretrain":
             out.mkdir(parents=True, exist_ok=True)
-            (out / "summary.json").write_text(json.dumps({"images_per_second": 5.0}))
+            (out / "summary.json").write_text(json.dumps(pretrain_summary))
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({"results": {"student": {"mIoU": 30.0, "pixel_accuracy": 80.0},
                                                    "random_init": {"mIoU": 20.0, "pixel_accuracy": 70.0}}}))
 
+    return fake_resmo
+
+
+def test_the_steps_are_the_arms_seed_by_seed_and_the_protocols_pretrain_as_detection_does():
+    assert dense_scenes.keys(BUDGET)[:5] == ["densecl-w0-s0", "densecl-w1-s0", "mocov3-w0-s0", "mocov3-w1-s0",
+                                             "densecl-w0-s1"]
+    pilot = dense_scenes.PROTOCOLS["pilot"]
+    assert pilot.seeds == pilot.pretrain.seeds == (0, 1, 2) and pilot.eval_split == "test"
+    # only the seeds differ from detection_scenes.py's full protocol: the same pretraining
+    # command, hence the same run folders
+    assert replace(pilot.pretrain, seeds=(0,)) == replace(detection_scenes.PROTOCOLS["full"], seeds=(0,))
+    assert detection_scenes.run_folder(pilot.pretrain, "mocov3-w1-s2", Path("W")) == \
+        detection_scenes.run_folder(detection_scenes.PROTOCOLS["full"], "mocov3-w1-s2", Path("W"))
+    # fields added later are left out of the scenes pilot's saved budget, so its steps stay valid
+    assert dense_scenes.settings(pilot) == {k: v for k, v in asdict(pilot).items() if k not in ("eval_split", "scenes")}
+
+
+def test_the_object_protocols_differ_only_in_seeds_and_split_and_the_pilot_leaves_the_test_scenes_unread():
+    pilot, confirm = dense_scenes.PROTOCOLS["objects-pilot"], dense_scenes.PROTOCOLS["confirm"]
+    assert isinstance(confirm.pretrain, ObjectsBudget) and confirm.scenes == (500, 300, 300)
+    assert pilot.eval_split == "val" and confirm.eval_split == "test"
+    assert replace(pilot, seeds=(), eval_split="test") == replace(confirm, seeds=())
+    assert len(confirm.seeds) >= 5
+    used = set(dense_scenes.PROTOCOLS["pilot"].seeds) | set(pilot.seeds) | set(detection_scenes.PROTOCOLS["full"].seeds)
+    assert not used & set(confirm.seeds)  # the confirmatory seeds are fresh
+    # the test split is the default: left out of the saved budget as in the scenes pilot's
+    assert "eval_split" not in dense_scenes.settings(confirm) and dense_scenes.settings(confirm)["scenes"] == (500, 300, 300)
+
+
+def test_object_protocol_scenes_have_val_scenes_and_no_unlabelled_ones(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(dense_scenes.subprocess, "run", lambda command, check: seen.append(command))
+    dense_scenes.ensure_scenes(dense_scenes.PROTOCOLS["objects-pilot"], tmp_path / "scenes")
+    arguments = seen[0][seen[0].index("benchmarks.cifar10_scenes") + 1:]
+    assert arguments == ["--out", str(tmp_path / "scenes"), "--num-train", "500", "--num-val", "300",
+                         "--num-test", "300", "--num-unlabelled", "0", "--canvas", "128"]
+
+
+def test_an_object_step_pretrains_resnet_small_on_cifar10_and_probes_the_split_of_its_protocol(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+    fake_resmo = fake_commands(calls, {"images_per_second": 5.0, "train_images": 18000,
+                                       "knn_top1_student": 30.0, "knn_top1_random_init": 20.0})
+    monkeypatch.setattr(object_pretraining, "resmo", fake_resmo)
+    monkeypatch.setattr(dense_scenes, "resmo", fake_resmo)
+    monkeypatch.setattr("benchmarks.cifar10_folder.cifar10_folder", lambda: tmp_path / "cifar10")
+    budget = dense_scenes.PROTOCOLS["objects-pilot"]
+    row = dense_scenes.run_step(budget, "densecl-w1-s2", tmp_path / "scenes", tmp_path / "work")
+    pretrain, probe = calls
+    assert pretrain[pretrain.index("--backbone") + 1] == "resnet_small"
+    assert pretrain[pretrain.index("--data") + 1] == str(tmp_path / "cifar10")
+    assert pretrain[pretrain.index("--resmo-weight") + 1] == "1.0" and pretrain[pretrain.index("--seed") + 1] == "2"
+    assert "data.val_fraction=0.1" in pretrain and "data.max_images=20000" in pretrain
+    assert "method_options.densecl.momentum=0.96" in pretrain
+    assert not any("predictor" in argument for argument in pretrain)  # DenseCL has no predictor
+    assert probe[2] == str(object_pretraining.run_folder(budget.pretrain, "densecl-w1-s2", tmp_path / "work"))
+    assert probe[probe.index("--val-split") + 1] == "val" and row["dense"]["split"] == "val"
+    assert row["pretrain"]["knn_top1"] == {"student": 30.0, "teacher": None, "random_init": 20.0}
+    assert "--data CIFAR10_FOLDER" in row["pretrain"]["command"]
+
+
+def test_a_step_pretrains_then_probes_the_student_and_a_finished_step_is_kept(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+    fake_resmo = fake_commands(calls, {"images_per_second": 5.0})
     monkeypatch.setattr(detection_scenes, "resmo", fake_resmo)
     monkeypatch.setattr(dense_scenes, "resmo", fake_resmo)
     row = dense_scenes.run_step(BUDGET, "densecl-w1-s2", tmp_path / "scenes", tmp_path / "work")
@@ -104,9 +153,25 @@ def test_the_summary_pairs_by_seed_against_random_init_and_resmo_against_plain()
 def test_the_docs_section_shows_the_arms_and_the_intervals():
     summary = dense_scenes.summarise(BUDGET, {key: record(key) for key in dense_scenes.keys(BUDGET)}, "pilot")
     text = "\n".join(render_docs.dense_section(summary))
-    assert "### Pilot (exploratory)" in text and "### Confirmatory seeds" not in text
+    assert "### Scenes pretraining pilot (exploratory)" in text and "### Confirmatory seeds" not in text
     assert "| DenseCL | 21.00 ± 1.00 | 71.00 ± 1.00 |" in text and "| random init | 11.00 ± 1.00 | 60.00 ± 0.00 |" in text
+    assert "scored on the test scenes" in text and "ResNet-18 on the unlabelled scenes" in text
     # differences 10, 11, 9: mean 10, sd 1, half width 4.302653 / sqrt(3) = 2.48
     assert "- DenseCL minus random init: +10.00 [+7.52, +12.48]" in text
     assert "- MoCo v3: ResMo (λ=1) minus λ=0: +0.00 [-2.48, +2.48]; exploratory (the pilot)." in text
-    assert "Not measured yet: `python -m benchmarks.dense_scenes --protocol pilot`" in "\n".join(render_docs.dense_section(None))
+    assert "No pretrained arm is ahead of random init" not in text  # DenseCL's interval is above 0
+    assert "Not measured yet: `python -m benchmarks.dense_scenes --protocol objects-pilot`" in \
+        "\n".join(render_docs.dense_section(None))
+
+
+def test_the_docs_say_when_no_arm_separates_from_random_init_and_name_the_object_pretraining():
+    records = {key: record(key) for key in dense_scenes.keys(BUDGET)}
+    for row in records.values():  # every student 0.5 above random init but one: intervals include 0
+        row["dense"]["student"]["mIoU"] = row["dense"]["random_init"]["mIoU"] + (2.0 if row["seed"] == 0 else 0.5)
+    summary = dense_scenes.summarise(BUDGET, records, "objects-pilot")
+    summary["budget"] = dense_scenes.settings(replace(dense_scenes.PROTOCOLS["objects-pilot"], seeds=(0, 1, 2)))
+    summary["pretrain_commands"] = {"densecl-w0": "resmo pretrain --method densecl --backbone resnet_small"}
+    text = "\n".join(render_docs.dense_section(None, None, summary))
+    assert "### Object pretraining pilot (exploratory)" in text and "### Scenes pretraining pilot" not in text
+    assert "scored on the val scenes" in text and "resnet_small on CIFAR-10's training images" in text
+    assert "No pretrained arm is ahead of random init with an interval above 0" in text

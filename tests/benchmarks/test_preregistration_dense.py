@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from benchmarks.preregistration_analysis import analyse
 from benchmarks.preregistration_governance import violations
 from benchmarks.preregistration_power import committed_differences
 from benchmarks.preregistration_schema import Metric, PreregistrationError, load
+from benchmarks.preregistration_sources import SOURCES
 from tests.benchmarks.test_preregistration import Repository
 
 SEEDS = (0, 1, 2)  # the pilot protocol's
@@ -25,7 +26,7 @@ MIOU = {"densecl-w1": (14.0, 16.0, 18.0), "densecl-w0": (13.0, 14.0, 15.0),
 
 
 def dense_record(arm: str, seed: int, miou: float) -> dict:
-    return {"key": f"{arm}-s{seed}", "arm": arm, "seed": seed, "budget": asdict(dense_scenes.PROTOCOLS["pilot"]),
+    return {"key": f"{arm}-s{seed}", "arm": arm, "seed": seed, "budget": dense_scenes.settings(dense_scenes.PROTOCOLS["pilot"]),
             "machine": {"torch_threads": 1, "load_average_1min": 2.0}, "code": {"commit": "d" * 40, "dirty": False},
             "dense": {"student": {"mIoU": miou, "pixel_accuracy": 50.0 + miou},
                       "random_init": {"mIoU": 10.0 + seed, "pixel_accuracy": 60.0}}}
@@ -147,3 +148,21 @@ def test_power_reads_the_committed_dense_pilot(tmp_path):
     pairs = committed_differences("pilot", "densecl-w1", "densecl-w0", Metric("dense", "student", "test", measure="mIoU"),
                                   root=tmp_path, benchmark="dense")
     assert pairs == {"seeds": [0, 1, 2], "differences": [1.0, 2.0, 3.0], "commits": ["d" * 40]}
+
+
+def test_power_of_a_pilot_scored_on_the_val_scenes_reads_them_as_val(tmp_path, monkeypatch):
+    monkeypatch.setitem(dense_scenes.PROTOCOLS, "pilot", replace(dense_scenes.PROTOCOLS["pilot"], eval_split="val"))
+    repo = Repository(tmp_path)
+    records = [(f"benchmarks/results/dense/pilot/runs/{arm}-s{seed}.json", dense_record(arm, seed, miou))
+               for arm in ("densecl-w1", "densecl-w0") for seed, miou in zip(SEEDS, MIOU[arm], strict=True)]
+    for _, record in records:
+        record["dense"]["split"] = "val"
+    repo.commit(*[repo.write(path, json.dumps(record)) for path, record in records])
+    test_metric = Metric("dense", "student", "test", measure="mIoU")
+    (val_metric,) = SOURCES["dense"].protocol_metrics("pilot", (test_metric,))
+    assert val_metric.split == "val"
+    assert committed_differences("pilot", "densecl-w1", "densecl-w0", val_metric, root=tmp_path,
+                                 benchmark="dense")["differences"] == [1.0, 2.0, 3.0]
+    # read as the test split, the val scenes' scores are no scores
+    assert committed_differences("pilot", "densecl-w1", "densecl-w0", test_metric, root=tmp_path,
+                                 benchmark="dense")["differences"] == []
