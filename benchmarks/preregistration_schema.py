@@ -54,8 +54,9 @@ or ``linear`` (top-1, no ``k``) of the ``student`` or ``teacher`` encoder on the
 ``val`` split; a run record holds it at ``record[probe][encoder]["k<k>"]`` (knn) or
 ``record[probe][encoder]`` (linear), and its ``eval_split`` key (absent: ``test``, the split
 every quality run so far evaluates on) must be the metric's split. A metric of the ``dense``
-benchmark is ``{probe: dense, encoder: student, measure: mIoU | pixel_accuracy, split: test}``,
-held at ``record["dense"][encoder][measure]``. A hypothesis may repeat the primary endpoint as
+benchmark is ``{probe: dense, encoder: student, measure: mIoU | pixel_accuracy, split: test | val}``,
+held at ``record["dense"][encoder][measure]``, and its ``record["dense"]["split"]`` (absent:
+``test``) must be the metric's split. A hypothesis may repeat the primary endpoint as
 its ``metric``; any other metric is an error (one primary endpoint).
 
 Two optional keys (``preregistration_sources.py`` says what each benchmark offers)::
