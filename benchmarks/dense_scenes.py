@@ -1,6 +1,6 @@
 """Dense probe on CIFAR-10 scenes (CPU): DenseCL and MoCo v3, each with and without ResMo, against random init.
 
-    python -m benchmarks.dense_scenes --protocol objects-pilot   # seeds 0-2 on the val scenes, exploratory
+    python -m benchmarks.dense_scenes --protocol objects-pilot   # seeds 0-1 on the val scenes, exploratory
     python -m benchmarks.dense_scenes                            # confirm: seeds 200-204 on the test scenes,
                                                                  # pre-registered in benchmarks/preregistered/dense-confirm.yaml
     python -m benchmarks.dense_scenes --protocol pilot           # the scenes' own pretraining, seeds 0-2 (exploratory)
@@ -18,7 +18,7 @@ Resumable: each step is saved as it ends. Two pretrainings:
   resnet_small on CIFAR-10's training images (the quality benchmark's short protocol on 20,000
   of them), probed on 500 train, 300 val and 300 test scenes written for the protocol (no
   unlabelled scenes: pretraining does not read scenes). The two protocols differ only in their
-  seeds and the split the probe is scored on: the pilot's (0-2, val scenes, the test scenes
+  seeds and the split the probe is scored on: the pilot's (0 and 1, val scenes, the test scenes
   unread) shows whether the benchmark separates pretraining from random init and sizes the
   confirmatory design (``python -m benchmarks.preregistration power --benchmark dense --protocol
   objects-pilot``); the confirmatory seeds are fresh, fixed with the hypotheses before any of
@@ -121,7 +121,7 @@ def _objects(seeds: tuple[int, ...], split: str) -> DenseBudget:
 
 PROTOCOLS = {
     "pilot": _seeds((0, 1, 2)),
-    "objects-pilot": _objects((0, 1, 2), "val"),
+    "objects-pilot": _objects((0, 1), "val"),
     "confirm": _objects(tuple(range(200, 205)), "test"),
     "smoke": DenseBudget(detection_scenes.PROTOCOLS["smoke"], epochs=5, seeds=(0,)),
 }
