@@ -82,7 +82,9 @@ def run_provenance(preregistration: Preregistration, records: dict[Path, dict]) 
         threads[machine.get("torch_threads")] += 1
         if machine not in machines:
             machines.append(machine)
+        # quality runs record the load at their start and end; dense steps in their machine, at the start
         loads += [record[key] for key in ("load_average_1min_start", "load_average_1min_end") if key in record]
+        loads += [machine["load_average_1min"]] if "load_average_1min" in machine else []
     where = preregistration.path
     if preregistration.clean and dirty:
         raise PreregistrationError(f"{where}: code.clean is true but {len(dirty)} runs had uncommitted changes or "

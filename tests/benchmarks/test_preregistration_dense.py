@@ -86,6 +86,7 @@ def test_a_dense_preregistration_reads_miou_and_checks_pretraining_against_rando
     assert checks["H2"]["differences"] == pytest.approx([0.0, 0.0, -1.0]) and checks["H2"]["passes"] is False
     assert result["benchmark"] == "dense" and result["manipulation_gate"] is True
     assert result["secondary_endpoints"]["pixels"]["by_hypothesis"]["H1"]["differences"] == pytest.approx([1, 2, 3])
+    assert result["runs"]["load_average_1min"] == {"min": 2.0, "max": 2.0}  # each step's, from its machine
 
 
 def test_the_gate_keeps_a_hypothesis_whose_manipulation_check_fails_from_being_confirmed(tmp_path, monkeypatch):
