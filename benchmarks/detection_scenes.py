@@ -148,16 +148,36 @@ def resmo(arguments: list[str]) -> None:
                          f"{done.returncode} (its message is above); finished steps are kept, start again to continue")
 
 
-def run_folder(budget: Budget, key: str, work: Path) -> Path:
-    """The pretraining run folder of step ``key`` (a ``random-init`` step: its seed's first arm's,
-    for the architecture), named by arm, seed and a fingerprint of the pretraining command. A
-    budget that changes the pretraining gets new folders: ``--resume auto`` in an old folder would
-    continue (or, finished, keep) a run made with other settings under the new record's command."""
+def pretraining_arm(key: str) -> tuple[str, str, float, int]:
+    """``(arm, method, λ, seed)`` of the pretraining step ``key`` uses: its own arm's, or for a
+    ``random-init`` step its seed's first arm's (whose run gives the architecture)."""
     arm, seed = parse_key(key)
     arm = next(iter(ARMS)) if arm == RANDOM else arm
     _, method, weight = ARMS[arm]
-    command = pretrain_arguments(budget, method, weight, seed, "SCENES", "RUN")
-    return work / "runs" / f"{arm}-s{seed}-{hashlib.sha256(json.dumps(command).encode()).hexdigest()[:10]}"
+    return arm, method, weight, seed
+
+
+def command_folder(work: Path, name: str, command: list[str]) -> Path:
+    """``work/runs/<name>-<fingerprint of command>``: a command that changes gets a new folder
+    (``--resume auto`` in an old one would continue, or keep, a run made with other settings)."""
+    return work / "runs" / f"{name}-{hashlib.sha256(json.dumps(command).encode()).hexdigest()[:10]}"
+
+
+def timed_pretraining(arguments: list[str], run: Path, data: Path, placeholder: str) -> tuple[dict, dict]:
+    """Run ``resmo pretrain arguments`` into ``run``; ``(record, run summary)``: the record holds the
+    command (``data`` and ``run`` written as ``placeholder`` and ``RUN``), its seconds and speed."""
+    start = time.perf_counter()
+    resmo(arguments)
+    summary = json.loads((run / "summary.json").read_text())
+    return {"command": "resmo " + shlex.join(arguments).replace(str(data), placeholder).replace(str(run), "RUN"),
+            "seconds": round(time.perf_counter() - start, 1), "images_per_second": summary["images_per_second"]}, summary
+
+
+def run_folder(budget: Budget, key: str, work: Path) -> Path:
+    """The pretraining run folder of step ``key`` (a ``random-init`` step: its seed's first arm's,
+    for the architecture), named by arm, seed and a fingerprint of the pretraining command."""
+    arm, method, weight, seed = pretraining_arm(key)
+    return command_folder(work, f"{arm}-s{seed}", pretrain_arguments(budget, method, weight, seed, "SCENES", "RUN"))
 
 
 def pretrain_step(budget: Budget, key: str, scenes: Path, work: Path, *, prog: str = "detection_scenes") -> tuple[Path, dict | None]:
@@ -173,11 +193,7 @@ def pretrain_step(budget: Budget, key: str, scenes: Path, work: Path, *, prog: s
         return run, None
     _, method, weight = ARMS[arm]
     arguments = pretrain_arguments(budget, method, weight, seed, str(scenes / "unlabelled"), str(run))
-    start = time.perf_counter()
-    resmo(arguments)
-    return run, {"command": "resmo " + shlex.join(arguments).replace(str(scenes), "SCENES").replace(str(run), "RUN"),
-                 "seconds": round(time.perf_counter() - start, 1),
-                 "images_per_second": json.loads((run / "summary.json").read_text())["images_per_second"]}
+    return run, timed_pretraining(arguments, run, scenes, "SCENES")[0]
 
 
 def run_step(budget: Budget, key: str, scenes: Path, work: Path) -> dict:

@@ -23,14 +23,10 @@ MoCo v3: projector and predictor, temperature 0.2) and otherwise the method's de
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shlex
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.detection_scenes import ARMS, RANDOM, parse_key, resmo
+from benchmarks.detection_scenes import command_folder, pretraining_arm, timed_pretraining
 
 
 @dataclass(frozen=True)
@@ -72,24 +68,16 @@ def pretrain_arguments(budget: ObjectsBudget, method: str, weight: float, seed: 
 def run_folder(budget: ObjectsBudget, key: str, work: Path) -> Path:
     """The run folder of step ``key`` (``random-init``: its seed's first arm's), named by arm, seed
     and a fingerprint of the pretraining command, as ``detection_scenes.run_folder``."""
-    arm, seed = parse_key(key)
-    arm = next(iter(ARMS)) if arm == RANDOM else arm
-    _, method, weight = ARMS[arm]
-    command = pretrain_arguments(budget, method, weight, seed, "CIFAR10_FOLDER", "RUN")
-    return work / "runs" / f"objects-{arm}-s{seed}-{hashlib.sha256(json.dumps(command).encode()).hexdigest()[:10]}"
+    arm, method, weight, seed = pretraining_arm(key)
+    return command_folder(work, f"objects-{arm}-s{seed}", pretrain_arguments(budget, method, weight, seed, "CIFAR10_FOLDER", "RUN"))
 
 
 def pretrain_step(budget: ObjectsBudget, key: str, cifar10: Path, work: Path) -> tuple[Path, dict]:
     """``(run folder, pretraining record)`` of arm step ``key`` (``--resume auto``: a finished run
     is kept as it is); the record holds the command, its time and the kNN monitor's end values."""
-    arm, seed = parse_key(key)
+    _, method, weight, seed = pretraining_arm(key)
     run = run_folder(budget, key, work)
-    _, method, weight = ARMS[arm]
     arguments = pretrain_arguments(budget, method, weight, seed, str(cifar10), str(run))
-    start = time.perf_counter()
-    resmo(arguments)
-    summary = json.loads((run / "summary.json").read_text())
-    return run, {"command": "resmo " + shlex.join(arguments).replace(str(cifar10), "CIFAR10_FOLDER").replace(str(run), "RUN"),
-                 "seconds": round(time.perf_counter() - start, 1), "images_per_second": summary["images_per_second"],
-                 "train_images": summary.get("train_images"), "monitor_split": summary.get("monitor_split"),
+    record, summary = timed_pretraining(arguments, run, cifar10, "CIFAR10_FOLDER")
+    return run, {**record, "train_images": summary.get("train_images"), "monitor_split": summary.get("monitor_split"),
                  "knn_top1": {name: summary.get(f"knn_top1_{name}") for name in ("student", "teacher", "random_init")}}

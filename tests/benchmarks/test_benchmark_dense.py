@@ -89,7 +89,7 @@ def test_an_object_step_pretrains_resnet_small_on_cifar10_and_probes_the_split_o
     calls: list[list[str]] = []
     fake_resmo = fake_commands(calls, {"images_per_second": 5.0, "train_images": 18000,
                                        "knn_top1_student": 30.0, "knn_top1_random_init": 20.0})
-    monkeypatch.setattr(object_pretraining, "resmo", fake_resmo)
+    monkeypatch.setattr(detection_scenes, "resmo", fake_resmo)
     monkeypatch.setattr(dense_scenes, "resmo", fake_resmo)
     monkeypatch.setattr("benchmarks.cifar10_folder.cifar10_folder", lambda: tmp_path / "cifar10")
     budget = dense_scenes.PROTOCOLS["objects-pilot"]
