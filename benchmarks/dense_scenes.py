@@ -93,6 +93,9 @@ class DenseBudget:
     #: scenes of an object-pretraining protocol (train, val, test); the scenes' pretraining takes
     #: detection_scenes.py's scenes (``pretrain``'s counts, no val scenes)
     scenes: tuple[int, int, int] | None = None
+    #: the pretrained arms (keys of ``detection_scenes.ARMS``) the protocol runs; random init is
+    #: taken from the first one's steps
+    arms: tuple[str, ...] = tuple(ARMS)
 
     @property
     def encoder(self) -> str:
@@ -101,12 +104,17 @@ class DenseBudget:
 
 #: fields added after the first results, at the values those had: left out of a budget's settings
 #: at these values, so that those results stay valid
-LATER_FIELDS = {"eval_split": "test", "scenes": None}
+LATER_FIELDS = {"eval_split": "test", "scenes": None, "arms": tuple(ARMS)}
+#: the same for the object pretraining's fields
+LATER_PRETRAIN_FIELDS = {"densecl_options": ()}
 
 
 def settings(budget: DenseBudget) -> dict:
     """The budget as saved with each step (and compared to reuse one)."""
-    return {name: value for name, value in asdict(budget).items() if LATER_FIELDS.get(name, object()) != value}
+    kept = {name: value for name, value in asdict(budget).items() if LATER_FIELDS.get(name, object()) != value}
+    kept["pretrain"] = {name: value for name, value in kept["pretrain"].items()
+                        if LATER_PRETRAIN_FIELDS.get(name, object()) != value}
+    return kept
 
 
 def _seeds(seeds: tuple[int, ...]) -> DenseBudget:
@@ -119,17 +127,32 @@ def _objects(seeds: tuple[int, ...], split: str) -> DenseBudget:
     return DenseBudget(ObjectsBudget(), seeds=seeds, eval_split=split, scenes=(500, 300, 300))
 
 
+#: DenseCL's longer object pretraining: 4 epochs of batch 128 (624 optimizer steps, 4 times the
+#: 2 x 256 budget's) with a 4,096-key queue (filled after 32 steps; the default 65,536 would hold
+#: more keys than the whole budget makes). At 2 x 256 no setting of its queue, learning rate,
+#: momentum, temperature or BatchNorm grouping brought plain DenseCL's kNN monitor beyond ~31 %
+#: (random init 25.6 %, MoCo v3 38 %); four times the steps is what moved it (docs/benchmarks.md).
+LONG_DENSECL = ObjectsBudget(epochs=4, batch_size=128, densecl_options=("queue_size=4096",))
+
+
+def _densecl(seeds: tuple[int, ...], split: str) -> DenseBudget:
+    """DenseCL with and without ResMo on :data:`LONG_DENSECL`, at ``seeds``, scored on ``split``."""
+    return replace(_objects(seeds, split), pretrain=LONG_DENSECL, arms=("densecl-w0", "densecl-w1"))
+
+
 PROTOCOLS = {
     "pilot": _seeds((0, 1, 2)),
     "objects-pilot": _objects((0, 1), "val"),
     "confirm": _objects(tuple(range(200, 205)), "test"),
+    "densecl-pilot": _densecl((0,), "val"),
+    "densecl-confirm": _densecl(tuple(range(300, 305)), "test"),
     "smoke": DenseBudget(detection_scenes.PROTOCOLS["smoke"], epochs=5, seeds=(0,)),
 }
 
 
 def keys(budget: DenseBudget) -> list[str]:
     """Every step, ``<arm>-s<seed>``, seed by seed (random init needs no step of its own)."""
-    return [f"{arm}-s{seed}" for seed in budget.seeds for arm in ARMS]
+    return [f"{arm}-s{seed}" for seed in budget.seeds for arm in budget.arms]
 
 
 def dense_arguments(budget: DenseBudget, run: str, scenes: str, seed: int, out: str) -> list[str]:
@@ -185,14 +208,15 @@ def paired_interval(differences: list[float], confidence: float = 0.95) -> dict:
 def arm_values(budget: DenseBudget, records: dict[str, dict], arm: str, metric: str) -> list[float]:
     """``metric`` per seed of ``arm`` (random init: from its seed's first arm's step)."""
     if arm == RANDOM:
-        return [records[f"{next(iter(ARMS))}-s{seed}"]["dense"]["random_init"][metric] for seed in budget.seeds]
+        return [records[f"{budget.arms[0]}-s{seed}"]["dense"]["random_init"][metric] for seed in budget.seeds]
     return [records[f"{arm}-s{seed}"]["dense"]["student"][metric] for seed in budget.seeds]
 
 
 def summarise(budget: DenseBudget, records: dict[str, dict], protocol: str) -> dict:
     """Per arm each seed, mean, std; paired intervals against random init and ResMo against plain."""
     arms, versus_random, resmo_effect = {}, {}, {}
-    for arm in (*ARMS, RANDOM):
+    methods = [method for method in ("densecl", "mocov3") if {f"{method}-w0", f"{method}-w1"} <= set(budget.arms)]
+    for arm in (*budget.arms, RANDOM):
         arms[arm] = {"label": ARMS[arm][0] if arm in ARMS else "random init"}
         for metric in METRICS:
             values = arm_values(budget, records, arm, metric)
@@ -201,20 +225,20 @@ def summarise(budget: DenseBudget, records: dict[str, dict], protocol: str) -> d
     for metric in METRICS:
         baseline = arm_values(budget, records, RANDOM, metric)
         versus_random[metric] = {arm: paired_interval([a - b for a, b in zip(
-            arm_values(budget, records, arm, metric), baseline, strict=True)]) for arm in ARMS}
+            arm_values(budget, records, arm, metric), baseline, strict=True)]) for arm in budget.arms}
         resmo_effect[metric] = {method: paired_interval([a - b for a, b in zip(
             arm_values(budget, records, f"{method}-w1", metric), arm_values(budget, records, f"{method}-w0", metric),
-            strict=True)]) for method in ("densecl", "mocov3")}
-    random_seen = {seed: {json.dumps(records[f"{arm}-s{seed}"]["dense"]["random_init"]) for arm in ARMS}
+            strict=True)]) for method in methods}
+    random_seen = {seed: {json.dumps(records[f"{arm}-s{seed}"]["dense"]["random_init"]) for arm in budget.arms}
                    for seed in budget.seeds}
-    first = f"{next(iter(ARMS))}-s{budget.seeds[0]}"
+    first = f"{budget.arms[0]}-s{budget.seeds[0]}"
     return {
         "command": "python -m benchmarks.dense_scenes" + ("" if protocol == "confirm" else f" --protocol {protocol}"),
         "protocol": protocol, "budget": settings(budget), "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
         "arms": arms, "pretrained_minus_random_init": versus_random, "resmo_minus_plain": resmo_effect,
         "random_init_same_in_every_step": all(len(seen) == 1 for seen in random_seen.values()),
         "code_commits": sorted({row["code"]["commit"] for row in records.values() if row["code"].get("commit")}),
-        "pretrain_commands": {arm: records[f"{arm}-s{budget.seeds[0]}"]["pretrain"]["command"] for arm in ARMS},
+        "pretrain_commands": {arm: records[f"{arm}-s{budget.seeds[0]}"]["pretrain"]["command"] for arm in budget.arms},
         "dense_command": records[first]["dense"]["command"],
     }
 

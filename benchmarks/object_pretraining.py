@@ -46,6 +46,9 @@ class ObjectsBudget:
     mocov3_temperature: float = 0.2
     val_fraction: float = 0.1
     encoder: str = "student"
+    #: ``key=value`` settings of ``method_options.densecl`` given to DenseCL's pretraining only
+    #: (none: the method's defaults beside the heads and momentum above)
+    densecl_options: tuple[str, ...] = ()
 
 
 def pretrain_arguments(budget: ObjectsBudget, method: str, weight: float, seed: int, data: str, out: str) -> list[str]:
@@ -55,6 +58,8 @@ def pretrain_arguments(budget: ObjectsBudget, method: str, weight: float, seed: 
     if method == "mocov3":
         heads += [f"method_options.mocov3.predictor_hidden_dim={budget.hidden_dim}",
                   f"method_options.mocov3.temperature={budget.mocov3_temperature:g}"]
+    if method == "densecl":
+        heads += [f"method_options.densecl.{option}" for option in budget.densecl_options]
     return ["pretrain", "--method", method, "--backbone", "resnet_small", "--data", data,
             "--epochs", str(budget.epochs), "--batch-size", str(budget.batch_size),
             "--resmo-weight", str(weight), "--seed", str(seed), "--out", out, "--resume", "auto",

@@ -94,13 +94,12 @@ class QualitySource(Source):
 
 
 class DenseSource(Source):
-    """``benchmarks/dense_scenes.py``'s steps (its ``PROTOCOLS``, the arms of ``detection_scenes.ARMS``)."""
+    """``benchmarks/dense_scenes.py``'s steps (its ``PROTOCOLS``, each with its arms)."""
 
     def protocols(self) -> dict[str, tuple[str, ...]]:
         from benchmarks.dense_scenes import PROTOCOLS
-        from benchmarks.detection_scenes import ARMS
 
-        return {name: tuple(ARMS) for name in PROTOCOLS}
+        return {name: tuple(budget.arms) for name, budget in PROTOCOLS.items()}
 
     def seeds(self, protocol: str, arm: str) -> tuple[int, ...]:
         from benchmarks.dense_scenes import PROTOCOLS

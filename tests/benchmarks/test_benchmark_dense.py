@@ -61,7 +61,37 @@ def test_the_steps_are_the_arms_seed_by_seed_and_the_protocols_pretrain_as_detec
     assert detection_scenes.run_folder(pilot.pretrain, "mocov3-w1-s2", Path("W")) == \
         detection_scenes.run_folder(detection_scenes.PROTOCOLS["full"], "mocov3-w1-s2", Path("W"))
     # fields added later are left out of the scenes pilot's saved budget, so its steps stay valid
-    assert dense_scenes.settings(pilot) == {k: v for k, v in asdict(pilot).items() if k not in ("eval_split", "scenes")}
+    assert dense_scenes.settings(pilot) == {k: v for k, v in asdict(pilot).items()
+                                            if k not in ("eval_split", "scenes", "arms")}
+
+
+def test_fields_added_later_are_left_out_of_the_saved_budget_at_their_old_values_only():
+    confirm = dense_scenes.PROTOCOLS["confirm"]
+    saved = dense_scenes.settings(confirm)
+    assert "arms" not in saved and "densecl_options" not in saved["pretrain"]
+    changed = dense_scenes.settings(replace(confirm, arms=("densecl-w0",),
+                                            pretrain=replace(confirm.pretrain, densecl_options=("queue_size=4096",))))
+    assert changed["arms"] == ("densecl-w0",) and changed["pretrain"]["densecl_options"] == ("queue_size=4096",)
+
+
+def test_densecl_options_reach_densecl_pretraining_only():
+    budget = replace(ObjectsBudget(), densecl_options=("queue_size=4096",))
+    densecl = object_pretraining.pretrain_arguments(budget, "densecl", 0.0, 3, "DATA", "OUT")
+    mocov3 = object_pretraining.pretrain_arguments(budget, "mocov3", 0.0, 3, "DATA", "OUT")
+    assert densecl[-1] == "method_options.densecl.queue_size=4096"
+    assert not any("queue_size" in argument for argument in mocov3)
+    assert mocov3 == object_pretraining.pretrain_arguments(ObjectsBudget(), "mocov3", 0.0, 3, "DATA", "OUT")
+
+
+def test_a_protocol_of_some_arms_steps_and_summarises_those_arms_only():
+    budget = replace(BUDGET, arms=("densecl-w0", "densecl-w1"))
+    assert dense_scenes.keys(budget)[:3] == ["densecl-w0-s0", "densecl-w1-s0", "densecl-w0-s1"]
+    summary = dense_scenes.summarise(budget, {key: record(key) for key in dense_scenes.keys(budget)}, "x")
+    assert list(summary["arms"]) == ["densecl-w0", "densecl-w1", "random-init"]
+    assert summary["arms"]["random-init"]["mIoU"]["per_seed"] == [10.0, 11.0, 12.0]
+    assert list(summary["resmo_minus_plain"]["mIoU"]) == ["densecl"]
+    assert summary["resmo_minus_plain"]["mIoU"]["densecl"]["per_seed"] == [1.0, 1.0, 2.0]
+    assert list(summary["pretrained_minus_random_init"]["mIoU"]) == ["densecl-w0", "densecl-w1"]
 
 
 def test_the_object_protocols_differ_only_in_seeds_and_split_and_the_pilot_leaves_the_test_scenes_unread():
@@ -175,3 +205,17 @@ def test_the_docs_say_when_no_arm_separates_from_random_init_and_name_the_object
     assert "### Object pretraining pilot (exploratory)" in text and "### Scenes pretraining pilot" not in text
     assert "scored on the val scenes" in text and "resnet_small on CIFAR-10's training images" in text
     assert "No pretrained arm is ahead of random init with an interval above 0" in text
+
+
+def test_the_densecl_protocols_run_densecl_longer_at_fresh_seeds_and_differ_only_in_seeds_and_split():
+    pilot, confirm = dense_scenes.PROTOCOLS["densecl-pilot"], dense_scenes.PROTOCOLS["densecl-confirm"]
+    assert confirm.arms == ("densecl-w0", "densecl-w1") and confirm.eval_split == "test" and pilot.eval_split == "val"
+    assert replace(pilot, seeds=(), eval_split="test") == replace(confirm, seeds=())
+    assert confirm.pretrain.epochs == 4 and confirm.pretrain.batch_size == 128
+    arguments = object_pretraining.pretrain_arguments(confirm.pretrain, "densecl", 0.0, 300, "D", "O")
+    assert "method_options.densecl.queue_size=4096" in arguments
+    used = {seed for name, budget in dense_scenes.PROTOCOLS.items() if name != "densecl-confirm" for seed in budget.seeds}
+    assert len(confirm.seeds) >= 5 and not used & set(confirm.seeds)
+    # the earlier object protocols keep their budgets (their saved steps stay valid)
+    assert dense_scenes.settings(dense_scenes.PROTOCOLS["confirm"])["pretrain"] == {
+        k: v for k, v in asdict(ObjectsBudget()).items() if k != "densecl_options"}
