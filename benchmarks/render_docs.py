@@ -644,16 +644,21 @@ def interval_text(interval: dict) -> str:
     return f"{interval['mean']:+.2f} [{interval['low']:+.2f}, {interval['high']:+.2f}]"
 
 
-def dense_section(pilot: dict | None, confirm: dict | None = None, objects_pilot: dict | None = None) -> list[str]:
-    """The dense probe on CIFAR-10 scenes (``dense_scenes.py``): the scenes pilot's, the object
-    pilot's and the confirmatory seeds' tables, each with mIoU per arm and paired intervals."""
+#: the dense protocols shown, newest design first: (protocol, its heading fragment, exploratory)
+DENSE_PROTOCOLS = (("densecl-confirm", "dense.densecl_confirm", False), ("densecl-pilot", "dense.densecl_pilot", True),
+                   ("confirm", "dense.confirm", False), ("objects-pilot", "dense.objects_pilot", True),
+                   ("pilot", "dense.pilot", True))
+
+
+def dense_section(summaries: dict[str, dict | None]) -> list[str]:
+    """The dense probe on CIFAR-10 scenes (``dense_scenes.py``): each protocol's table (its
+    heading fragment) with mIoU per arm and paired intervals, newest design first."""
     lines = block("dense")
-    if pilot is None and confirm is None and objects_pilot is None:
+    if not any(summaries.values()):
         return lines + block("dense.not_measured")
-    for fragment, summary, exploratory in (("dense.confirm", confirm, False), ("dense.objects_pilot", objects_pilot, True),
-                                           ("dense.pilot", pilot, True)):
-        if summary is not None:
-            lines += block(fragment) + dense_table(summary, exploratory)
+    for protocol, fragment, exploratory in DENSE_PROTOCOLS:
+        if summaries.get(protocol) is not None:
+            lines += block(fragment) + dense_table(summaries[protocol], exploratory)
     return lines
 
 
@@ -733,9 +738,8 @@ def render(results: Path = RESULTS) -> str:
                                 for path in sorted((results / "teacher_leads").glob("*.json"))]),
         *detection_section(load(results / "detection" / "full" / "summary.json"),
                            load(results / "detection" / "full" / "stems.json")),
-        *dense_section(load(results / "dense" / "pilot" / "summary.json"),
-                       load(results / "dense" / "confirm" / "summary.json"),
-                       load(results / "dense" / "objects-pilot" / "summary.json")),
+        *dense_section({protocol: load(results / "dense" / protocol / "summary.json")
+                        for protocol, _, _ in DENSE_PROTOCOLS}),
         *speed_section(load(results / "speed_cpu.json")),
         *views_section(load(results / "view_generation.json")),
         *gpu_section(load(results / "gpu_throughput.json"), load(results / "gpu_cifar10.json")),

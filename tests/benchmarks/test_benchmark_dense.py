@@ -182,7 +182,7 @@ def test_the_summary_pairs_by_seed_against_random_init_and_resmo_against_plain()
 
 def test_the_docs_section_shows_the_arms_and_the_intervals():
     summary = dense_scenes.summarise(BUDGET, {key: record(key) for key in dense_scenes.keys(BUDGET)}, "pilot")
-    text = "\n".join(render_docs.dense_section(summary))
+    text = "\n".join(render_docs.dense_section({"pilot": summary}))
     assert "### Scenes pretraining pilot (exploratory)" in text and "### Confirmatory seeds" not in text
     assert "| DenseCL | 21.00 ± 1.00 | 71.00 ± 1.00 |" in text and "| random init | 11.00 ± 1.00 | 60.00 ± 0.00 |" in text
     assert "scored on the test scenes" in text and "ResNet-18 on the unlabelled scenes" in text
@@ -191,7 +191,7 @@ def test_the_docs_section_shows_the_arms_and_the_intervals():
     assert "- MoCo v3: ResMo (λ=1) minus λ=0: +0.00 [-2.48, +2.48]; exploratory (the pilot)." in text
     assert "No pretrained arm is ahead of random init" not in text  # DenseCL's interval is above 0
     assert "Not measured yet: `python -m benchmarks.dense_scenes --protocol objects-pilot`" in \
-        "\n".join(render_docs.dense_section(None))
+        "\n".join(render_docs.dense_section({"pilot": None}))
 
 
 def test_the_docs_say_when_no_arm_separates_from_random_init_and_name_the_object_pretraining():
@@ -201,7 +201,7 @@ def test_the_docs_say_when_no_arm_separates_from_random_init_and_name_the_object
     summary = dense_scenes.summarise(BUDGET, records, "objects-pilot")
     summary["budget"] = dense_scenes.settings(replace(dense_scenes.PROTOCOLS["objects-pilot"], seeds=(0, 1, 2)))
     summary["pretrain_commands"] = {"densecl-w0": "resmo pretrain --method densecl --backbone resnet_small"}
-    text = "\n".join(render_docs.dense_section(None, None, summary))
+    text = "\n".join(render_docs.dense_section({"objects-pilot": summary}))
     assert "### Object pretraining pilot (exploratory)" in text and "### Scenes pretraining pilot" not in text
     assert "scored on the val scenes" in text and "resnet_small on CIFAR-10's training images" in text
     assert "No pretrained arm is ahead of random init with an interval above 0" in text
