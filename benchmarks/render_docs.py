@@ -676,8 +676,10 @@ def dense_table(summary: dict, exploratory: bool) -> list[str]:
     for arm in summary["arms"].values():
         lines.append(f"| {arm['label']} | {fmt(arm['mIoU'], 2)} | {fmt(arm['pixel_accuracy'], 2)} |")
     lines += [""]
-    if not any(interval["low"] is not None and interval["low"] > 0
-               for interval in summary["pretrained_minus_random_init"]["mIoU"].values()):
+    intervals = summary["pretrained_minus_random_init"]["mIoU"].values()
+    if all(interval["low"] is None for interval in intervals):
+        lines += block("dense.one_seed")
+    elif not any(interval["low"] is not None and interval["low"] > 0 for interval in intervals):
         lines += block("dense.no_separation")
     lines += block("dense.paired")
     for arm, interval in summary["pretrained_minus_random_init"]["mIoU"].items():

@@ -219,3 +219,12 @@ def test_the_densecl_protocols_run_densecl_longer_at_fresh_seeds_and_differ_only
     # the earlier object protocols keep their budgets (their saved steps stay valid)
     assert dense_scenes.settings(dense_scenes.PROTOCOLS["confirm"])["pretrain"] == {
         k: v for k, v in asdict(ObjectsBudget()).items() if k != "densecl_options"}
+
+
+def test_the_docs_of_a_one_seed_pilot_say_there_is_no_interval_rather_than_no_separation():
+    budget = replace(BUDGET, seeds=(0,), arms=("densecl-w0", "densecl-w1"))
+    summary = dense_scenes.summarise(budget, {key: record(key) for key in dense_scenes.keys(budget)}, "densecl-pilot")
+    text = "\n".join(render_docs.dense_section({"densecl-pilot": summary}))
+    assert "### DenseCL pretrained longer: pilot (exploratory)" in text
+    assert "One seed: no interval" in text and "No pretrained arm is ahead" not in text
+    assert "- DenseCL minus random init: +10.00" in text  # 20 - 10, no interval
