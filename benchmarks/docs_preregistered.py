@@ -44,12 +44,17 @@ def hypothesis_row(hypothesis: dict) -> str:
             f"| {'**confirmed**' if hypothesis['confirmed'] else 'not confirmed'} |")
 
 
+def hypotheses_count(count: int) -> str:
+    """``the 1 hypothesis`` / ``the 3 hypotheses`` (Holm's correction over them)."""
+    return f"the {count} {'hypothesis' if count == 1 else 'hypotheses'}"
+
+
 def analysed_part(analysis: dict) -> list[str]:
     runs, mde = analysis["runs"], analysis["minimal_detectable_effect"]
     load = runs.get("load_average_1min") or {}
     lines = block("confirmatory.analysed", name=analysis["name"], path=analysis["preregistration"],
                   commit=str(analysis.get("preregistration_commit") or "?")[:7], date=analysis["preregistration_date"],
-                  endpoint=analysis["primary_endpoint"], test=analysis["test"], family=len(analysis["hypotheses"]),
+                  endpoint=analysis["primary_endpoint"], test=analysis["test"], family=hypotheses_count(len(analysis["hypotheses"])),
                   alpha=analysis["alpha"], power=mde["power"], mde=f"{mde['value']:.2f}", mde_n=mde["n"],
                   runs=runs["count"], code=", ".join(f"`{c[:12]}`" for c in runs["commits"]),
                   threads=", ".join(f"{n} torch thread{'s' * (n != '1')}: {count} runs"
