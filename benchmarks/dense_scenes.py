@@ -137,8 +137,10 @@ def _objects(seeds: tuple[int, ...], split: str) -> DenseBudget:
 #: keys than the 2 x 256 budget makes). Chosen on the kNN monitor of held-out training images
 #: (never the scenes) after the ``confirm`` protocol's plain DenseCL stayed level with random init:
 #: at 2 x 256, single runs with another queue size, learning rate, momentum, temperature, shuffled
-#: BatchNorm groups or no dense loss left plain DenseCL's kNN within a point of where it was, and
-#: more optimizer steps (batch 64) moved it most (an exploratory screen, not a benchmark).
+#: BatchNorm groups, no dense loss or SGD at the reference's lr lifted plain DenseCL's kNN by about a
+#: point at most, more optimizer steps (batch 64) the most (an exploratory screen, not a
+#: benchmark). ``densecl-confirm`` showed that four times the steps did not get plain DenseCL
+#: ahead of random init either.
 LONG_DENSECL = ObjectsBudget(epochs=4, batch_size=128, densecl_options=("queue_size=4096",))
 
 
