@@ -224,7 +224,8 @@ def arm_values(budget: DenseBudget, records: dict[str, dict], arm: str, metric: 
 def summarise(budget: DenseBudget, records: dict[str, dict], protocol: str) -> dict:
     """Per arm each seed, mean, std; paired intervals against random init and ResMo against plain."""
     arms, versus_random, resmo_effect = {}, {}, {}
-    methods = [method for method in ("densecl", "mocov3") if {f"{method}-w0", f"{method}-w1"} <= set(budget.arms)]
+    methods = [method for method in dict.fromkeys(ARMS[arm][1] for arm in budget.arms)
+               if {f"{method}-w0", f"{method}-w1"} <= set(budget.arms)]
     for arm in (*budget.arms, RANDOM):
         arms[arm] = {"label": ARMS[arm][0] if arm in ARMS else "random init"}
         for metric in METRICS:
